@@ -1,0 +1,30 @@
+"""Fine-Tuning Lab: an offline stand-in for Gemini tuning, and the helpers the lessons use.
+
+This module stays import-light (standard library only) so that
+``python3 -m tunelab.bootstrap`` works before anything is installed.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+__all__ = ["connect", "data_path", "ROOT"]
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def data_path(name: str = "") -> Path:
+    """Absolute path of a course data file, wherever the notebook runs (override: TUNELAB_DATA)."""
+    base = Path(os.environ.get("TUNELAB_DATA", ROOT / "data"))
+    path = base / name
+    if name and not path.exists():
+        raise FileNotFoundError(f"course data file {name!r} not found in {base}")
+    return path
+
+
+def connect(*args, **kwargs):
+    """Start (or reuse) the local tuning emulator and point google.generativeai at it."""
+    from tunelab.emulator.server import connect as _connect
+
+    return _connect(*args, **kwargs)
