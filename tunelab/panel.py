@@ -1,0 +1,441 @@
+"""The interactive hyperparameter panel of lesson 2: move a slider, see both loss curves move.
+
+Why: the lesson's claims ("a multiplier of 4 makes the loss blow up", "small batches make a
+noisy curve", "tiny datasets want more epochs") stick far better when the student *causes*
+them. Like TensorFlow Playground, the panel puts the training loss and the validation loss on
+one set of axes and redraws them at once, from :mod:`tunelab.simulator` (a few milliseconds
+per run), so a student can try twenty settings in a minute.
+
+The module has three layers, each testable without a browser:
+
+* :func:`panel_data` -- the numbers to draw for given slider values (a :class:`PanelData`);
+* :func:`draw_panel` / :func:`compare_runs` -- matplotlib figures from those numbers;
+* :class:`HyperparameterPanel` -- the ipywidgets wiring: sliders -> ``panel_data`` -> PNG.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tunelab.simulator import DatasetProfile, Hyperparameters, SimulatedRun, simulate
+
+__all__ = [
+    "BATCH_SIZES",
+    "DATASET_SIZES",
+    "MULTIPLIERS",
+    "HyperparameterPanel",
+    "PanelData",
+    "PanelSettings",
+    "compare_runs",
+    "draw_panel",
+    "grid_runs",
+    "panel_data",
+    "show_panel",
+]
+
+#: Batch sizes offered by the slider (the service accepts any positive integer).
+BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64)
+#: Multipliers offered: gentle (0.1), standard (1.0), aggressive (2.0) and the ones that break.
+MULTIPLIERS = (0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0)
+#: Dataset sizes offered by the slider: a log scale from a tiny set to a large one.
+DATASET_SIZES = (50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000)
+#: Most points drawn per curve; longer runs are thinned by taking every k-th step, which keeps
+#: the step-to-step noise visible (averaging would hide exactly what batch size changes).
+MAX_POINTS = 1500
+#: Fixed loss axis, so that two settings can be compared by eye across redraws.
+Y_LIMIT = 3.0
+VALIDATION_NOTE = "validation loss (emulator only)"
+
+
+@dataclass(frozen=True)
+class PanelSettings:
+    """One position of the panel's sliders (names as in the tuning API)."""
+
+    epoch_count: int = 5
+    batch_size: int = 4
+    learning_rate_multiplier: float = 1.0
+    n_examples: int = 500
+    noise: float = 0.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        # Reuse the simulator's validation so the panel and the emulator reject the same things.
+        self.hyperparameters()
+        self.profile()
+
+    def hyperparameters(self) -> Hyperparameters:
+        return Hyperparameters(
+            epoch_count=self.epoch_count,
+            batch_size=self.batch_size,
+            learning_rate_multiplier=self.learning_rate_multiplier,
+        )
+
+    def profile(self) -> DatasetProfile:
+        return DatasetProfile(n_examples=self.n_examples, noise=self.noise)
+
+    def label(self) -> str:
+        return (
+            f"epochs {self.epoch_count}, batch {self.batch_size}, "
+            f"×{self.learning_rate_multiplier:g}, {self.n_examples} ex."
+            + (f", noise {self.noise:.0%}" if self.noise else "")
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class PanelData:
+    """Everything the panel draws for one setting.
+
+    ``train`` has one row per drawn step: ``step``, ``epoch``, ``mean_loss`` and ``progress``
+    (epochs completed at that step, e.g. 2.5 halfway through epoch 3), so runs with different
+    batch sizes or dataset sizes line up on the same x axis. ``validation`` has one row per
+    epoch (``progress`` = the epoch number).
+    """
+
+    settings: PanelSettings
+    run: SimulatedRun
+    train: pd.DataFrame
+    validation: pd.DataFrame
+
+    @property
+    def total_steps(self) -> int:
+        return self.run.total_steps
+
+    @property
+    def best_epoch(self) -> int | None:
+        """Epoch with the lowest validation loss (None if every epoch diverged)."""
+        val = self.validation["validation_loss"]
+        if not np.isfinite(val).any():
+            return None
+        return int(self.validation.loc[val.idxmin(), "epoch"])
+
+    @property
+    def summary(self) -> str:
+        """A one-line verdict for the student: what happened and what it means."""
+        run = self.run
+        if run.failure:
+            return f"FAILED — {run.failure}"
+        per_epoch = run.per_epoch()
+        last = per_epoch.iloc[-1]
+        best = self.best_epoch
+        parts = [
+            f"{run.total_steps} steps",
+            f"final training loss {last['train_loss']:.3f}",
+            f"validation loss {last['validation_loss']:.3f}",
+            f"best epoch {best}" if best is not None else "no finite validation loss",
+            f"held-out quality {run.final_quality:.0%}",
+        ]
+        return " · ".join(parts)
+
+
+def panel_data(settings: PanelSettings | None = None, /, **values: Any) -> PanelData:
+    """Simulate one setting and return what the panel draws (see :class:`PanelData`)."""
+    settings = replace(settings or PanelSettings(), **values)
+    with np.errstate(over="ignore"):  # a diverging run overflows on purpose: that is the lesson
+        run = simulate(settings.profile(), settings.hyperparameters(), seed=settings.seed)
+    n, batch = settings.n_examples, settings.batch_size
+    stride = max(1, math.ceil(run.total_steps / MAX_POINTS))
+    index = np.arange(0, run.total_steps, stride)
+    if index[-1] != run.total_steps - 1:
+        index = np.append(index, run.total_steps - 1)
+    step = run.step[index]
+    train = pd.DataFrame(
+        {
+            "step": step,
+            "epoch": run.epoch[index],
+            "mean_loss": run.mean_loss[index],
+            "progress": np.minimum(step * batch / n, settings.epoch_count),
+        }
+    )
+    epochs = np.arange(1, settings.epoch_count + 1)
+    validation = pd.DataFrame(
+        {"epoch": epochs, "validation_loss": run.validation_loss, "progress": epochs}
+    )
+    return PanelData(settings=settings, run=run, train=train, validation=validation)
+
+
+def _new_axes(figsize: tuple[float, float]) -> tuple[Any, Any]:
+    # A bare Figure (not pyplot): no global state, nothing shown twice by the inline backend.
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=figsize, layout="constrained")
+    return fig, fig.add_subplot()
+
+
+def _style_axes(ax: Any, epoch_count: int, title: str) -> None:
+    ax.set_xlim(0, max(1, epoch_count) + 0.2)
+    ax.set_ylim(0, Y_LIMIT)
+    ax.set_xlabel("epochs of training")
+    ax.set_ylabel("loss")
+    ax.set_title(title, fontsize="medium")
+    ax.grid(True, alpha=0.3)
+
+
+def _clip(values: np.ndarray) -> np.ndarray:
+    """Values above the axis are drawn at its top edge, so a blow-up stays visible."""
+    out = np.asarray(values, dtype=float).copy()
+    out[np.isfinite(out)] = np.minimum(out[np.isfinite(out)], Y_LIMIT * 0.995)
+    return out
+
+
+def draw_panel(data: PanelData, ax: Any = None, *, title: str | None = None) -> Any:
+    """Training loss (per step) and validation loss (per epoch) on one set of axes."""
+    if ax is None:
+        _, ax = _new_axes((7.5, 4.2))
+    ax.clear()
+    s = data.settings
+    train, val = data.train, data.validation
+    ax.plot(
+        train["progress"], _clip(train["mean_loss"]), color="tab:blue", lw=1, label="training loss"
+    )
+    ax.plot(
+        val["progress"],
+        _clip(val["validation_loss"]),
+        "s--",
+        color="tab:orange",
+        ms=5,
+        label=VALIDATION_NOTE,
+    )
+    best = data.best_epoch
+    if best is not None and data.run.failure is None:
+        ax.axvline(best, color="tab:green", ls=":", lw=1.5, label=f"best epoch ({best})")
+    if data.run.diverged_step is not None:
+        where = float(train.loc[train["step"] >= data.run.diverged_step, "progress"].iloc[0])
+        ax.axvline(where, color="red", lw=1.5, label="loss became NaN (job FAILED)")
+    _style_axes(ax, s.epoch_count, title or s.label())
+    ax.legend(loc="upper right", fontsize="small")
+    return ax
+
+
+def compare_runs(
+    variants: Sequence[Mapping[str, Any]],
+    base: PanelSettings | None = None,
+    *,
+    title: str = "",
+    ax: Any = None,
+    validation: bool = True,
+) -> Any:
+    """Several settings on one set of axes: training solid, validation dashed, one colour each.
+
+    Each variant is a dict of the slider values that differ from ``base``, e.g.
+    ``[{"learning_rate_multiplier": 1}, {"learning_rate_multiplier": 4}]``. Returns the axes.
+    """
+    if ax is None:
+        import matplotlib.pyplot as plt
+
+        _, ax = plt.subplots(figsize=(8, 4.2), layout="constrained")
+    base = base or PanelSettings()
+    colours = ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown"]
+    epochs = 1
+    for colour, variant in zip(colours, variants, strict=False):
+        data = panel_data(base, **variant)
+        epochs = max(epochs, data.settings.epoch_count)
+        name = ", ".join(f"{k}={v}" for k, v in variant.items()) or "base"
+        ax.plot(
+            data.train["progress"],
+            _clip(data.train["mean_loss"]),
+            color=colour,
+            lw=1,
+            alpha=0.85,
+            label=f"{name}: training",
+        )
+        if validation:
+            ax.plot(
+                data.validation["progress"],
+                _clip(data.validation["validation_loss"]),
+                "s--",
+                color=colour,
+                ms=4,
+                label=f"{name}: validation*",
+            )
+        if data.run.diverged_step is not None:
+            ax.annotate(
+                "NaN → FAILED",
+                (float(data.train["progress"].iloc[-1]), Y_LIMIT * 0.97),
+                color=colour,
+                ha="right",
+                va="top",
+                fontsize="small",
+            )
+    _style_axes(ax, epochs, title or base.label())
+    ax.legend(loc="upper right", fontsize="x-small", ncol=2 if len(variants) > 3 else 1)
+    if validation:
+        ax.text(
+            0.01,
+            0.01,
+            "* validation loss: emulator only — the Gemini API does not report it",
+            transform=ax.transAxes,
+            fontsize="x-small",
+            color="grey",
+        )
+    return ax
+
+
+def grid_runs(
+    variants: Sequence[Mapping[str, Any]],
+    base: PanelSettings | None = None,
+    *,
+    ncols: int = 3,
+    title: str = "",
+) -> Any:
+    """One small panel per setting, side by side, sharing the loss axis.
+
+    Use this rather than :func:`compare_runs` when the point is the *noise* of each curve
+    (batch size, dirty data): overlaid noisy curves hide each other. Returns the figure.
+    """
+    import matplotlib.pyplot as plt
+
+    base = base or PanelSettings()
+    ncols = max(1, min(ncols, len(variants)))
+    nrows = math.ceil(len(variants) / ncols)
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(4.2 * ncols, 3.2 * nrows), squeeze=False, layout="constrained"
+    )
+    for ax, variant in zip(axes.flat, variants, strict=False):
+        data = panel_data(base, **variant)
+        name = ", ".join(f"{k}={v}" for k, v in variant.items()) or "base"
+        draw_panel(data, ax, title=name)
+        ax.get_legend().remove()
+    for ax in list(axes.flat)[len(variants) :]:
+        ax.set_visible(False)
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles[:2], labels[:2], loc="outside lower center", ncol=2, fontsize="small")
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+class HyperparameterPanel:
+    """Sliders for the tuning hyperparameters and the dataset, wired to a live loss plot.
+
+    Every slider change re-simulates the run and replaces the PNG in an ``ipywidgets.Image``
+    (no flicker, no kernel-side display calls), and the summary line underneath. The time of
+    each redraw is kept in :attr:`redraw_ms` so lessons and tests can check it stays snappy.
+    """
+
+    def __init__(self, settings: PanelSettings | None = None, *, dpi: int = 80) -> None:
+        import ipywidgets as w
+
+        self.settings = settings or PanelSettings()
+        self.dpi = dpi
+        self.redraw_ms: list[float] = []
+        self._updating = False
+        self.data: PanelData | None = None
+        self.figure, self.ax = _new_axes((7.5, 4.2))
+        s = self.settings
+        common = {"continuous_update": False, "style": {"description_width": "190px"}}
+        layout = w.Layout(width="520px")
+        self.sliders: dict[str, Any] = {
+            "epoch_count": w.IntSlider(
+                value=s.epoch_count,
+                min=1,
+                max=20,
+                description="epoch_count",
+                layout=layout,
+                **common,
+            ),
+            "batch_size": w.SelectionSlider(
+                options=_with(BATCH_SIZES, s.batch_size),
+                value=s.batch_size,
+                description="batch_size",
+                layout=layout,
+                **common,
+            ),
+            "learning_rate_multiplier": w.SelectionSlider(
+                options=_with(MULTIPLIERS, s.learning_rate_multiplier),
+                value=s.learning_rate_multiplier,
+                description="learning_rate_multiplier",
+                layout=layout,
+                **common,
+            ),
+            "n_examples": w.SelectionSlider(
+                options=_with(DATASET_SIZES, s.n_examples),
+                value=s.n_examples,
+                description="dataset size (examples)",
+                layout=layout,
+                **common,
+            ),
+            "noise": w.FloatSlider(
+                value=s.noise,
+                min=0.0,
+                max=0.5,
+                step=0.05,
+                readout_format=".0%",
+                description="noisy examples",
+                layout=layout,
+                **common,
+            ),
+        }
+        self.image = w.Image(format="png", layout=w.Layout(width="600px"))
+        self.summary = w.HTML()
+        for name, slider in self.sliders.items():
+            slider.observe(self._on_change, names="value")
+            slider.add_class(f"tunelab-{name.replace('_', '-')}")
+        self.widget = w.VBox(
+            [w.HBox([w.VBox(list(self.sliders.values())), self.image]), self.summary],
+            layout=w.Layout(align_items="flex-start"),
+        )
+        self.widget.layout.flex_flow = "column"
+        self.redraw()
+
+    def _on_change(self, change: Mapping[str, Any]) -> None:
+        if self._updating:
+            return
+        values = {name: slider.value for name, slider in self.sliders.items()}
+        self.settings = replace(self.settings, **values)
+        self.redraw()
+
+    def set(self, **values: Any) -> None:
+        """Move sliders from code (e.g. ``panel.set(learning_rate_multiplier=4)``)."""
+        unknown = set(values) - set(self.sliders)
+        if unknown:
+            raise ValueError(
+                f"unknown panel setting(s) {sorted(unknown)}; use {list(self.sliders)}"
+            )
+        self.settings = replace(self.settings, **values)  # validates before any slider moves
+        self._updating = True  # one redraw for the whole change, not one per slider
+        try:
+            for name, value in values.items():
+                slider = self.sliders[name]
+                if hasattr(slider, "options") and value not in slider.options:
+                    slider.options = _with(slider.options, value)
+                slider.value = value
+        finally:
+            self._updating = False
+        self.redraw()
+
+    def redraw(self) -> PanelData:
+        """Simulate, draw and render the current setting; returns what was drawn."""
+        start = time.perf_counter()
+        self.data = panel_data(self.settings)
+        draw_panel(self.data, self.ax)
+        buffer = io.BytesIO()
+        self.figure.savefig(buffer, format="png", dpi=self.dpi)
+        self.image.value = buffer.getvalue()
+        verdict = self.data.summary
+        colour = "#b00020" if verdict.startswith("FAILED") else "#1b5e20"
+        self.summary.value = f"<b style='color:{colour}'>{verdict}</b>"
+        self.redraw_ms.append((time.perf_counter() - start) * 1000)
+        return self.data
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        display(self.widget)
+
+
+def _with(options: Sequence[Any], value: Any) -> tuple[Any, ...]:
+    """Slider options including ``value`` (so any valid setting can be shown)."""
+    return tuple(sorted({*options, value}))
+
+
+def show_panel(**values: Any) -> HyperparameterPanel:
+    """Build a panel at the given settings (defaults otherwise); the notebook displays it."""
+    return HyperparameterPanel(PanelSettings(**values))
