@@ -1,0 +1,86 @@
+"""``python -m tunelab.emulator --host 127.0.0.1 --port PORT [--state FILE] [--time-scale X]``
+
+Serves until stopped (Ctrl-C / SIGTERM). Prints exactly ``listening on http://HOST:PORT``
+(flushed) once the server accepts connections, so scripts can wait for that line. ``--port 0``
+picks a free port and prints it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+
+import uvicorn
+
+from tunelab.emulator.app import create_app
+from tunelab.emulator.server import bind_socket, uvicorn_config
+from tunelab.emulator.store import Store
+
+
+class _AnnouncingServer(uvicorn.Server):
+    """uvicorn.Server that prints the ready line after startup completes."""
+
+    announce = ""
+
+    async def startup(self, sockets=None) -> None:  # type: ignore[override]
+        await super().startup(sockets=sockets)
+        if not self.should_exit:
+            print(self.announce, flush=True)
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a positive number")
+    return value
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m tunelab.emulator",
+        description="Serve the Fine-Tuning Lab emulator of the Generative Language API.",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8765, help="port (0 = any free port)")
+    parser.add_argument("--state", default=None, help="SQLite file that keeps tuned models")
+    parser.add_argument(
+        "--time-scale",
+        type=_positive,
+        default=None,
+        help="simulated seconds per wall second (default: $TUNELAB_TIME_SCALE or 100)",
+    )
+    parser.add_argument(
+        "--poll-delay",
+        type=float,
+        default=0.02,
+        help="seconds each operation poll waits, like network latency (default 0.02)",
+    )
+    args = parser.parse_args(argv)
+    try:
+        store = Store(args.state, time_scale=args.time_scale)
+    except ValueError as exc:
+        parser.error(str(exc))
+    try:
+        sock = bind_socket(args.host, args.port)
+    except OSError as exc:
+        print(f"cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return 1
+    port = sock.getsockname()[1]
+    server = _AnnouncingServer(
+        uvicorn_config(create_app(store, poll_delay=args.poll_delay), args.host, port)
+    )
+    shown = f"[{args.host}]" if ":" in args.host else args.host
+    server.announce = f"listening on http://{shown}:{port}"
+    try:
+        server.run(sockets=[sock])
+    finally:
+        store.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,336 @@
+"""HTTP <-> store: the Generative Language REST API (v1beta, mirrored under v1) on FastAPI.
+
+One catch-all route dispatches on a regex table (moto's ``responses.py`` style). That keeps
+Google's URL shapes (``models/x:generateContent``) explicit, serves every path under both
+``/v1beta`` (google-generativeai) and ``/v1`` (google-genai's default API version), and makes
+every failure -- even an unknown URL -- a Google-style JSON error the SDKs can map to their
+exception classes.
+
+Served:
+
+=======  ==============================================  ======================================
+GET      /v1beta/models                                  ListModels (pageSize, pageToken)
+GET      /v1beta/models/{m}                              GetModel
+POST     /v1beta/models/{m}:generateContent              GenerateContent (base model)
+POST     /v1beta/models/{m}:streamGenerateContent        ... as a one-chunk stream (alt=sse too)
+POST     /v1beta/models/{m}:countTokens                  CountTokens
+POST     /v1beta/tunedModels?tunedModelId=ID             CreateTunedModel -> Operation
+GET      /v1beta/tunedModels                             ListTunedModels (pageSize, pageToken)
+GET      /v1beta/tunedModels/{id}                        GetTunedModel
+PATCH    /v1beta/tunedModels/{id}?updateMask=...         UpdateTunedModel
+DELETE   /v1beta/tunedModels/{id}                        DeleteTunedModel
+POST     /v1beta/tunedModels/{id}:generateContent        GenerateContent (tuned model)
+POST     /v1beta/tunedModels/{id}:streamGenerateContent  ... streamed
+POST     /v1beta/tunedModels/{id}:countTokens            CountTokens
+GET      /v1beta/tunedModels/{id}/operations             ListOperations of one model
+GET      /v1beta/tunedModels/{id}/operations/{op}        GetOperation
+GET      /v1beta/operations                              ListOperations (all tuning operations)
+=======  ==============================================  ======================================
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+
+from tunelab.emulator import catalog, generation
+from tunelab.emulator import errors as E
+from tunelab.emulator.store import Store, paginate
+
+JSON_TYPE = "application/json; charset=UTF-8"
+
+_SEG = r"([^/:]+)"
+Handler = Callable[..., Any]
+
+
+class Api:
+    """The request handlers, bound to one :class:`Store`."""
+
+    def __init__(self, store: Store, *, poll_delay: float = 0.0) -> None:
+        self.store = store
+        self.poll_delay = poll_delay
+        self.routes: list[tuple[str, re.Pattern[str], Handler]] = []
+        for method, pattern, handler in (
+            ("GET", "models", self.list_models),
+            ("GET", f"models/{_SEG}", self.get_model),
+            ("POST", f"models/{_SEG}:generateContent", self.generate_base),
+            ("POST", f"models/{_SEG}:streamGenerateContent", self.stream_base),
+            ("POST", f"models/{_SEG}:countTokens", self.count_tokens_base),
+            ("POST", "tunedModels", self.create_tuned_model),
+            ("GET", "tunedModels", self.list_tuned_models),
+            ("GET", f"tunedModels/{_SEG}", self.get_tuned_model),
+            ("PATCH", f"tunedModels/{_SEG}", self.update_tuned_model),
+            ("DELETE", f"tunedModels/{_SEG}", self.delete_tuned_model),
+            ("POST", f"tunedModels/{_SEG}:generateContent", self.generate_tuned),
+            ("POST", f"tunedModels/{_SEG}:streamGenerateContent", self.stream_tuned),
+            ("POST", f"tunedModels/{_SEG}:countTokens", self.count_tokens_tuned),
+            ("GET", f"tunedModels/{_SEG}/operations", self.list_model_operations),
+            ("GET", f"tunedModels/{_SEG}/operations/{_SEG}", self.get_operation),
+            ("POST", f"tunedModels/{_SEG}/operations/{_SEG}:cancel", self.cancel_operation),
+            ("GET", "operations", self.list_operations),
+        ):
+            self.routes.append((method, re.compile(rf"/(v1beta|v1)/{pattern}"), handler))
+
+    # --- dispatch --------------------------------------------------------------------------
+    def find(self, method: str, path: str) -> tuple[Handler, str, tuple[str, ...]]:
+        """The handler for a request, the API version it used and the path's ids."""
+        path_matched = False
+        for m, regex, handler in self.routes:
+            match = regex.fullmatch(path)
+            if match is None:
+                continue
+            if m == method:
+                return handler, match.group(1), match.groups()[1:]
+            path_matched = True
+        if path_matched:
+            raise E.NotFound(f"Method {method} is not supported for {path}.")
+        if not re.match(r"/(v1beta|v1)/", path):
+            raise E.NotFound(
+                f"{path} is not a Generative Language API path; the emulator serves /v1beta/... "
+                "and /v1/... (e.g. /v1beta/tunedModels)"
+            )
+        raise E.NotFound(f"The requested URL {path} was not found on this server.")
+
+    # --- models ----------------------------------------------------------------------------
+    def list_models(self, req: Call) -> str:
+        page, token = paginate(
+            list(catalog.BASE_MODELS),
+            req.query.get("pageSize"),
+            req.query.get("pageToken"),
+            default=50,
+            key=lambda m: m.name,
+        )
+        out: dict[str, Any] = {"models": [m.to_json() for m in page]}
+        if token:
+            out["nextPageToken"] = token
+        return json.dumps(out)
+
+    def _base(self, req: Call, model: str) -> catalog.BaseModel:
+        found = catalog.find(model)
+        if found is None:
+            raise E.NotFound(
+                f"models/{model} is not found for API version {req.version}, or is not "
+                "supported for this method. Call ListModels to see the list of available models "
+                "and their supported methods."
+            )
+        return found
+
+    def get_model(self, req: Call, model: str) -> str:
+        return json.dumps(self._base(req, model).to_json())
+
+    def generate_base(self, req: Call, model: str) -> str:
+        return json.dumps(self._generate_base(req, model))
+
+    def _generate_base(self, req: Call, model: str) -> dict:
+        base = self._base(req, model)
+        body = req.json()
+        prompt = generation.contents_text(body.get("contents"))
+        text = generation.answer(base.name, prompt)
+        return generation.generate_response(
+            text,
+            generation.count_tokens(generation.all_text(body.get("contents"))),
+            base.name.removeprefix("models/"),
+            (body.get("generationConfig") or body.get("generation_config") or {}).get(
+                "maxOutputTokens"
+            ),
+        )
+
+    def stream_base(self, req: Call, model: str) -> Response:
+        return _stream(req, self._generate_base(req, model))
+
+    def count_tokens_base(self, req: Call, model: str) -> str:
+        self._base(req, model)
+        return json.dumps({"totalTokens": _count_request(req.json())})
+
+    # --- tuned models ----------------------------------------------------------------------
+    def create_tuned_model(self, req: Call) -> str:
+        rec = self.store.create(req.json(), req.query.get("tunedModelId"))
+        return self.store.operation_json(rec)
+
+    def list_tuned_models(self, req: Call) -> str:
+        records, token = self.store.list(req.query.get("pageSize"), req.query.get("pageToken"))
+        parts = [self.store.tuned_model_json(r) for r in records]
+        out = '{"tunedModels":[' + ",".join(parts) + "]"
+        if token:
+            out += ',"nextPageToken":' + json.dumps(token)
+        return out + "}"
+
+    def get_tuned_model(self, req: Call, model_id: str) -> str:
+        return self.store.tuned_model_json(self.store.get(model_id))
+
+    def update_tuned_model(self, req: Call, model_id: str) -> str:
+        mask_raw = req.query.get("updateMask") or req.query.get("update_mask")
+        paths = [p for p in (mask_raw or "").split(",") if p.strip()]
+        paths += req.query_all("updateMask.paths") + req.query_all("update_mask.paths")
+        rec = self.store.update(model_id, req.json(), paths)
+        return self.store.tuned_model_json(rec)
+
+    def delete_tuned_model(self, req: Call, model_id: str) -> str:
+        self.store.delete(model_id)
+        return "{}"
+
+    def _tuned_ready(self, model_id: str) -> tuple[Any, Any]:
+        rec = self.store.get(model_id)
+        prog = self.store.progress(rec)
+        if prog.state != "ACTIVE":
+            extra = (
+                f"it is still being tuned ({prog.completed_steps}/{rec.total_steps} steps); "
+                "wait until its state is ACTIVE"
+                if prog.state == "CREATING"
+                else "its tuning job failed; create a new tuned model"
+            )
+            raise E.FailedPrecondition(f"Tuned model {rec.name} is not ready: {extra}.")
+        return rec, self.store.plan(rec)
+
+    def _generate_tuned(self, req: Call, model_id: str) -> dict:
+        rec, plan = self._tuned_ready(model_id)
+        body = req.json()
+        prompt = generation.contents_text(body.get("contents"))
+        if "domain" not in plan.extras:
+            plan.extras["domain"] = generation.trained_domain(rec.examples)
+        text = generation.answer(
+            rec.name,
+            prompt,
+            quality=float(plan.run.final_quality),
+            memory=plan.memory,
+            trained_domain=plan.extras["domain"],
+        )
+        return generation.generate_response(
+            text,
+            generation.count_tokens(generation.all_text(body.get("contents"))),
+            rec.name,
+            (body.get("generationConfig") or body.get("generation_config") or {}).get(
+                "maxOutputTokens"
+            ),
+        )
+
+    def generate_tuned(self, req: Call, model_id: str) -> str:
+        return json.dumps(self._generate_tuned(req, model_id))
+
+    def stream_tuned(self, req: Call, model_id: str) -> Response:
+        return _stream(req, self._generate_tuned(req, model_id))
+
+    def count_tokens_tuned(self, req: Call, model_id: str) -> str:
+        self.store.get(model_id)
+        return json.dumps({"totalTokens": _count_request(req.json())})
+
+    # --- operations ------------------------------------------------------------------------
+    def _operation_record(self, model_id: str, op_id: str) -> Any:
+        rec = self.store._models.get(model_id)
+        if rec is None or rec.operation_id != op_id:
+            raise E.NotFound(f"Operation tunedModels/{model_id}/operations/{op_id} does not exist.")
+        return rec
+
+    async def get_operation(self, req: Call, model_id: str, op_id: str) -> str:
+        rec = self._operation_record(model_id, op_id)
+        if self.poll_delay:
+            await asyncio.sleep(self.poll_delay)
+        return self.store.operation_json(rec)
+
+    def list_model_operations(self, req: Call, model_id: str) -> str:
+        rec = self.store.get(model_id)
+        return '{"operations":[' + self.store.operation_json(rec) + "]}"
+
+    def list_operations(self, req: Call) -> str:
+        records, token = self.store.list(req.query.get("pageSize"), req.query.get("pageToken"))
+        out = '{"operations":[' + ",".join(self.store.operation_json(r) for r in records) + "]"
+        if token:
+            out += ',"nextPageToken":' + json.dumps(token)
+        return out + "}"
+
+    def cancel_operation(self, req: Call, model_id: str, op_id: str) -> str:
+        self._operation_record(model_id, op_id)
+        raise E.Unimplemented("Operation cancellation is not supported for tuning operations.")
+
+
+class Call:
+    """The parts of an HTTP request a handler needs (query, JSON body)."""
+
+    def __init__(self, request: Request, body: bytes, version: str) -> None:
+        self.query = request.query_params
+        self.version = version
+        self._body = body
+
+    def query_all(self, key: str) -> list[str]:
+        return list(self.query.getlist(key))
+
+    def json(self) -> dict:
+        if not self._body.strip():
+            return {}
+        try:
+            data = json.loads(self._body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise E.InvalidArgument(
+                f"Invalid JSON payload received. {exc.__class__.__name__}: {exc}"
+            ) from None
+        if not isinstance(data, dict):
+            raise E.InvalidArgument(
+                "Invalid JSON payload received. Expected an object at the top level."
+            )
+        return data
+
+
+def _count_request(body: dict) -> int:
+    inner = body.get("generateContentRequest") or body.get("generate_content_request")
+    source = inner if isinstance(inner, dict) else body
+    parts = [source.get("contents"), source.get("systemInstruction")]
+    parts.append(source.get("system_instruction"))
+    return generation.count_tokens(generation.all_text(parts))
+
+
+def _stream(req: Call, payload: dict) -> Response:
+    if req.query.get("alt") == "sse":
+        return Response(
+            content="data: " + json.dumps(payload) + "\r\n\r\n", media_type="text/event-stream"
+        )
+    return Response(content="[" + json.dumps(payload) + "]", media_type=JSON_TYPE)
+
+
+_NO_KEY = (
+    "Method doesn't allow unregistered callers (callers without established identity). "
+    "Please use API Key or other form of API consumer identity to call this API. "
+    "(The emulator accepts any key, e.g. api_key='offline-emulator'.)"
+)
+
+
+def create_app(store: Store | None = None, *, poll_delay: float = 0.0) -> FastAPI:
+    """The FastAPI application serving ``store`` (a fresh in-memory store by default)."""
+    api = Api(store if store is not None else Store(), poll_delay=poll_delay)
+    app = FastAPI(
+        title="Fine-Tuning Lab emulator (Generative Language API v1beta)",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    app.state.api = api
+
+    @app.api_route(
+        "/{path:path}", methods=["GET", "POST", "PATCH", "DELETE", "PUT"], include_in_schema=False
+    )
+    async def dispatch(request: Request, path: str) -> Response:
+        try:
+            headers = request.headers
+            if not (
+                headers.get("x-goog-api-key")
+                or request.query_params.get("key")
+                or headers.get("authorization")
+            ):
+                raise E.PermissionDenied(_NO_KEY)
+            handler, version, args = api.find(request.method, request.url.path)
+            call = Call(request, await request.body(), version)
+            result = handler(call, *args)
+            if asyncio.iscoroutine(result):
+                result = await result
+        except E.ApiError as err:
+            return Response(content=err.to_json(), status_code=err.code, media_type=JSON_TYPE)
+        if isinstance(result, Response):
+            return result
+        return Response(content=result, media_type=JSON_TYPE)
+
+    return app

@@ -1,0 +1,156 @@
+"""Run the emulator on a loopback port and point the SDKs at it.
+
+``connect()`` is the one line a notebook runs: it starts the emulator in a daemon thread (its
+own asyncio loop, so it coexists with Jupyter's), configures google.generativeai to talk REST
+to it, and returns the endpoint. Running it twice reuses the same server. With
+``TUNELAB_ENDPOINT`` set (e.g. a shared emulator started with ``python -m tunelab.emulator``),
+nothing is started and the SDK is pointed there instead.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import uvicorn
+
+from tunelab.emulator.app import create_app
+from tunelab.emulator.store import Store
+
+API_KEY = "offline-emulator"
+
+
+@dataclass
+class EmulatorServer:
+    """A running emulator: its endpoint, store, and how to stop it."""
+
+    endpoint: str
+    store: Store
+    _server: uvicorn.Server
+    _thread: threading.Thread
+
+    @property
+    def port(self) -> int:
+        return int(self.endpoint.rsplit(":", 1)[1])
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Shut the server down and close its state file."""
+        self._server.should_exit = True
+        self._thread.join(timeout)
+        self.store.close()
+
+    def __enter__(self) -> EmulatorServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def bind_socket(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
+    """A listening socket; port 0 picks a free port, bound now so no other process takes it."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def uvicorn_config(app: Any, host: str, port: int) -> uvicorn.Config:
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+        timeout_keep_alive=30,
+    )
+
+
+def start(
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    state: str | os.PathLike | None = None,
+    time_scale: float | None = None,
+    poll_delay: float = 0.02,
+    store: Store | None = None,
+) -> EmulatorServer:
+    """Start an emulator in a background thread and wait until it accepts connections."""
+    store = store if store is not None else Store(state, time_scale=time_scale)
+    sock = bind_socket(host, port)
+    real_port = sock.getsockname()[1]
+    config = uvicorn_config(create_app(store, poll_delay=poll_delay), host, real_port)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(
+        target=server.run, kwargs={"sockets": [sock]}, name="tunelab-emulator", daemon=True
+    )
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive():
+            raise RuntimeError("the tuning emulator failed to start (see the log above)")
+        if time.monotonic() > deadline:
+            raise RuntimeError("the tuning emulator did not start within 30 s")
+        time.sleep(0.005)
+    shown = f"[{host}]" if ":" in host else host
+    return EmulatorServer(f"http://{shown}:{real_port}", store, server, thread)
+
+
+_lock = threading.Lock()
+_running: EmulatorServer | None = None
+_endpoint: str | None = None
+
+
+def configure_generativeai(endpoint: str) -> None:
+    """Point google.generativeai at ``endpoint`` over REST (the only transport that can)."""
+    import google.generativeai as genai
+
+    genai.configure(api_key=API_KEY, transport="rest", client_options={"api_endpoint": endpoint})
+
+
+def connect(endpoint: str | None = None, *, time_scale: float | None = None) -> str:
+    """Start (or reuse) the emulator and configure google.generativeai; returns the endpoint.
+
+    ``endpoint`` or ``TUNELAB_ENDPOINT`` selects an already running emulator. ``time_scale``
+    (simulated seconds per wall second) applies to jobs created from now on.
+    """
+    global _running, _endpoint
+    with _lock:
+        endpoint = endpoint or os.environ.get("TUNELAB_ENDPOINT") or None
+        if endpoint:
+            endpoint = endpoint.rstrip("/")
+        else:
+            if _running is None:
+                _running = start(time_scale=time_scale)
+            elif time_scale is not None:
+                _running.store.time_scale = float(time_scale)
+            endpoint = _running.endpoint
+        _endpoint = endpoint
+    configure_generativeai(endpoint)
+    return endpoint
+
+
+def running() -> EmulatorServer | None:
+    """The emulator ``connect()`` started in this process, if any."""
+    return _running
+
+
+def genai_client(endpoint: str | None = None, **kwargs: Any) -> Any:
+    """A google.genai.Client talking to the emulator (connects first if needed).
+
+    Extra keyword arguments go to ``genai.Client``; ``http_options`` entries are merged with
+    the emulator's ``base_url``.
+    """
+    from google import genai
+
+    if endpoint is None:
+        endpoint = _endpoint or connect()
+    http_options = dict(kwargs.pop("http_options", None) or {})
+    http_options.setdefault("base_url", endpoint.rstrip("/") + "/")
+    return genai.Client(api_key=API_KEY, http_options=http_options, **kwargs)

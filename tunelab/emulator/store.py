@@ -1,0 +1,876 @@
+"""Tuned models, their tuning jobs and SQLite persistence -- everything except HTTP.
+
+Why it looks like this
+----------------------
+* **Lazy progress.** A job never runs in the background. Its record stores when it started and
+  how many wall seconds one training step takes; every request computes "how far is it now"
+  from the wall clock. Hundreds of concurrent jobs cost nothing, and a job keeps "running"
+  while the server is down: after a restart with ``--state`` it is exactly where the clock says.
+* **Deterministic.** Losses come from :mod:`tunelab.simulator`, seeded from the model id and
+  the training data, so the same request always produces the same curve.
+* **Time compression.** The simulated job takes ``0.2 s + 0.25 s x batch_size`` per step (a
+  500-example, 5-epoch, batch-4 job: 625 steps, 12.5 simulated minutes). ``time_scale`` is
+  simulated seconds per wall second (default 100, env ``TUNELAB_TIME_SCALE``): that job then
+  finishes in 7.5 wall seconds. The scale is frozen into each job when it is created.
+* **Fast reads.** The snapshot JSON of a job is rendered once; a GET slices the prefix of the
+  steps completed so far, so polling a 10,000-step job stays cheap.
+
+JSON in and out follows proto3 JSON (camelCase names, default values omitted), the format the
+REST transport of both SDKs reads and writes.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import hashlib
+import json
+import math
+import os
+import re
+import sqlite3
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from tunelab.emulator import catalog
+from tunelab.emulator import errors as E
+
+TUNED_MODEL_TYPE = "type.googleapis.com/google.ai.generativelanguage.v1beta.TunedModel"
+METADATA_TYPE = "type.googleapis.com/google.ai.generativelanguage.v1beta.CreateTunedModelMetadata"
+
+ID_PATTERN = r"[a-z]([a-z0-9-]{0,38}[a-z0-9])?"
+_ID_RE = re.compile(ID_PATTERN)
+
+MIN_EXAMPLES = 20
+MAX_INPUT_CHARS = 40_000
+MAX_OUTPUT_CHARS = 5_000
+MAX_DATASET_BYTES = 4 * 1024 * 1024
+MAX_DISPLAY_NAME = 40
+EPOCH_RANGE = (1, 100)
+BATCH_RANGE = (1, 64)
+MAX_LEARNING_RATE = 1.0
+MAX_MULTIPLIER = 100.0
+
+#: Simulated seconds one step takes: fixed overhead + per example in the batch.
+SIM_STEP_OVERHEAD = 0.2
+SIM_SECONDS_PER_EXAMPLE = 0.25
+DEFAULT_TIME_SCALE = 100.0
+
+UPDATABLE_FIELDS = {
+    "displayName": "display_name",
+    "description": "description",
+    "temperature": "temperature",
+    "topP": "top_p",
+    "topK": "top_k",
+}
+
+
+def default_time_scale() -> float:
+    """``TUNELAB_TIME_SCALE`` (simulated seconds per wall second) or the default 100."""
+    raw = os.environ.get("TUNELAB_TIME_SCALE", "").strip()
+    if not raw:
+        return DEFAULT_TIME_SCALE
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"TUNELAB_TIME_SCALE must be a positive number, got {raw!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"TUNELAB_TIME_SCALE must be a positive number, got {raw!r}")
+    return value
+
+
+def sim_step_seconds(batch_size: int) -> float:
+    """Simulated duration of one training step."""
+    return SIM_STEP_OVERHEAD + SIM_SECONDS_PER_EXAMPLE * batch_size
+
+
+def rfc3339(ts: float) -> str:
+    """Wall-clock seconds -> the RFC 3339 UTC form Google APIs use (microsecond precision)."""
+    dt = _dt.datetime.fromtimestamp(ts, tz=_dt.UTC)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _dumps(obj: Any) -> str:
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def _num(x: float) -> float | int:
+    """A float for JSON: integral values print as ints (1 not 1.0), like Google's encoder."""
+    return int(x) if float(x).is_integer() and abs(x) < 2**53 else float(x)
+
+
+_SNAKE = re.compile(r"_([a-z0-9])")
+
+
+def camelize(obj: Any) -> Any:
+    """Proto3 JSON accepts snake_case and lowerCamelCase names; normalise to camelCase."""
+    if isinstance(obj, dict):
+        return {_SNAKE.sub(lambda m: m.group(1).upper(), k): camelize(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [camelize(v) for v in obj]
+    return obj
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"([A-Z])", lambda m: "_" + m.group(1).lower(), name)
+
+
+# --- request schema checks (the real front end rejects unknown names) ----------------------
+_SCHEMA: dict[str, dict[str, str | None]] = {
+    "TunedModel": {
+        "name": None,
+        "baseModel": None,
+        "tunedModelSource": "TunedModelSource",
+        "displayName": None,
+        "description": None,
+        "temperature": None,
+        "topP": None,
+        "topK": None,
+        "state": None,
+        "createTime": None,
+        "updateTime": None,
+        "tuningTask": "TuningTask",
+        "readerProjectNumbers": None,
+    },
+    "TunedModelSource": {"tunedModel": None, "baseModel": None},
+    "TuningTask": {
+        "startTime": None,
+        "completeTime": None,
+        "snapshots": None,
+        "trainingData": "Dataset",
+        "hyperparameters": "Hyperparameters",
+    },
+    "Dataset": {"examples": "TuningExamples"},
+    "TuningExamples": {"examples": "TuningExample[]"},
+    "TuningExample": {"textInput": None, "output": None},
+    "Hyperparameters": {
+        "learningRate": None,
+        "learningRateMultiplier": None,
+        "epochCount": None,
+        "batchSize": None,
+    },
+}
+
+
+def _check_names(obj: Any, message: str, path: str) -> None:
+    """Reject unknown JSON names with the front end's wording ("Unknown name ... at ...")."""
+    if obj is None:
+        return
+    if not isinstance(obj, dict):
+        raise E.InvalidArgument(
+            f"Invalid JSON payload received. Invalid value at '{path}' ({message}), "
+            f"{_dumps(obj)[:80]}"
+        )
+    schema = _SCHEMA[message]
+    for key, value in obj.items():
+        if key not in schema:
+            raise E.InvalidArgument(
+                f"Invalid JSON payload received. Unknown name \"{_snake(key)}\" at '{path}': "
+                "Cannot find field."
+            )
+        sub = schema[key]
+        if sub is None:
+            continue
+        if sub.endswith("[]"):
+            if not isinstance(value, list):
+                raise E.InvalidArgument(
+                    f"Invalid JSON payload received. Invalid value at '{path}.{_snake(key)}' "
+                    f"(repeated {sub[:-2]}), expected a list"
+                )
+            for i, item in enumerate(value):
+                _check_names(item, sub[:-2], f"{path}.{_snake(key)}[{i}]")
+        else:
+            _check_names(value, sub, f"{path}.{_snake(key)}")
+
+
+def _typed(value: Any, kind: str, path: str) -> Any:
+    """Coerce a JSON scalar like the proto parser does (ints may arrive as "5" strings)."""
+    bad = E.InvalidArgument(
+        f"Invalid value at '{path}' ({'TYPE_INT32' if kind == 'int' else 'TYPE_FLOAT'}), "
+        f"{_dumps(value)}"
+    )
+    if isinstance(value, bool) or value is None:
+        raise bad
+    if kind == "int":
+        if isinstance(value, str):
+            try:
+                value = int(value)
+            except ValueError:
+                raise bad from None
+        if isinstance(value, float):
+            if not value.is_integer():
+                raise bad
+            value = int(value)
+        if not isinstance(value, int):
+            raise bad
+        return value
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            raise bad from None
+    if not isinstance(value, int | float) or not math.isfinite(value):
+        raise bad
+    return float(value)
+
+
+@dataclass
+class TunedModelRecord:
+    """What the store keeps about one tuned model (all times are wall-clock epoch seconds)."""
+
+    model_id: str
+    base_model: str
+    display_name: str
+    description: str
+    temperature: float
+    top_p: float
+    top_k: int
+    hyperparameters: dict[str, Any]  # camelCase, defaults filled, one learning-rate option
+    examples: list[list[str]]  # [text_input, output]
+    create_time: float
+    step_seconds: float  # wall seconds per training step (time scale frozen in)
+    total_steps: int
+    seed: int
+    operation_id: str
+    source_tuned_model: str | None = None
+    patch_time: float | None = None
+    reader_project_numbers: list[int] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return f"tunedModels/{self.model_id}"
+
+    @property
+    def operation_name(self) -> str:
+        return f"{self.name}/operations/{self.operation_id}"
+
+
+@dataclass
+class Plan:
+    """The simulated run of one record, rendered once (cached by the store)."""
+
+    run: Any
+    stop_step: int  # the step at which the job ends (total_steps, or the divergence step)
+    failure: str | None
+    visible: int  # snapshots that can ever be shown (finite losses up to stop_step)
+    blob: str  # all visible snapshot objects, comma-joined
+    ends: list[int]  # ends[k]: length of blob holding the first k snapshots
+    memory: dict[str, str]  # normalised training prompt -> training output
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def snapshots_json(self, k: int) -> str:
+        return "[" + self.blob[: self.ends[min(k, self.visible)]] + "]"
+
+
+@dataclass
+class Progress:
+    """Where a job is at one instant."""
+
+    state: str  # CREATING | ACTIVE | FAILED
+    completed_steps: int
+    shown: int  # snapshots visible now
+    complete_time: float | None
+    update_time: float
+
+
+def _default_simulate(examples: list[list[str]], hp: dict[str, Any], seed: int) -> Any:
+    from tunelab import simulator as sim
+
+    profile = sim.DatasetProfile.from_examples(
+        [{"text_input": i, "output": o} for i, o in examples]
+    )
+    hparams = sim.Hyperparameters(
+        epoch_count=hp["epochCount"],
+        batch_size=hp["batchSize"],
+        learning_rate=hp.get("learningRate"),
+        learning_rate_multiplier=hp.get("learningRateMultiplier"),
+    )
+    return sim.simulate(profile, hparams, seed=seed)
+
+
+def _default_hparams(n_examples: int) -> dict[str, Any]:
+    from tunelab import simulator as sim
+
+    d = sim.default_hyperparameters(n_examples)
+    return {"epochCount": d.epoch_count, "batchSize": d.batch_size, "learningRate": d.learning_rate}
+
+
+def _total_steps(n: int, epochs: int, batch: int) -> int:
+    from tunelab import simulator as sim
+
+    return int(sim.total_steps(n, epochs, batch))
+
+
+def normalise_prompt(text: str) -> str:
+    """Whitespace-insensitive key for "was this prompt in the training set?"."""
+    return " ".join(text.split())
+
+
+class Store:
+    """All tuned models of one emulator, optionally persisted to a SQLite file."""
+
+    def __init__(
+        self,
+        state_path: str | os.PathLike | None = None,
+        *,
+        time_scale: float | None = None,
+        clock: Callable[[], float] = time.time,
+        simulate: Callable[[list[list[str]], dict[str, Any], int], Any] | None = None,
+        cache_size: int = 256,
+    ) -> None:
+        self.time_scale = float(time_scale) if time_scale is not None else default_time_scale()
+        if not (math.isfinite(self.time_scale) and self.time_scale > 0):
+            raise ValueError(f"time_scale must be a positive number, got {time_scale!r}")
+        self.clock = clock
+        self._simulate = simulate or _default_simulate
+        self._lock = threading.RLock()
+        self._models: dict[str, TunedModelRecord] = {}
+        self._plans: OrderedDict[str, Plan] = OrderedDict()
+        self._cache_size = cache_size
+        self._db: sqlite3.Connection | None = None
+        if state_path is not None:
+            self._db = sqlite3.connect(os.fspath(state_path), check_same_thread=False)
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS tuned_models "
+                "(id TEXT PRIMARY KEY, create_time REAL NOT NULL, doc TEXT NOT NULL)"
+            )
+            self._db.commit()
+            for (doc,) in self._db.execute("SELECT doc FROM tuned_models ORDER BY create_time, id"):
+                rec = TunedModelRecord(**json.loads(doc))
+                self._models[rec.model_id] = rec
+
+    # --- persistence -----------------------------------------------------------------------
+    def _save(self, rec: TunedModelRecord) -> None:
+        if self._db is None:
+            return
+        self._db.execute(
+            "INSERT OR REPLACE INTO tuned_models (id, create_time, doc) VALUES (?, ?, ?)",
+            (rec.model_id, rec.create_time, json.dumps(asdict(rec))),
+        )
+        self._db.commit()
+
+    def _forget(self, model_id: str) -> None:
+        if self._db is None:
+            return
+        self._db.execute("DELETE FROM tuned_models WHERE id = ?", (model_id,))
+        self._db.commit()
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    # --- create ----------------------------------------------------------------------------
+    def create(
+        self, body: Mapping[str, Any], tuned_model_id: str | None = None
+    ) -> TunedModelRecord:
+        """Validate a CreateTunedModel request and start the (simulated) job."""
+        body = camelize(dict(body or {}))
+        _check_names(body, "TunedModel", "tuned_model")
+        if tuned_model_id is not None and tuned_model_id != "":
+            if not isinstance(tuned_model_id, str) or not _ID_RE.fullmatch(tuned_model_id):
+                raise E.InvalidArgument(
+                    f"tuned_model_id: {tuned_model_id!r} is not a valid id; it must match "
+                    f"{ID_PATTERN} (1-40 characters: lowercase letters, digits and hyphens, "
+                    "starting with a letter and ending with a letter or digit)"
+                )
+        else:
+            tuned_model_id = None
+
+        base, source = self._resolve_source(body)
+        display_name = body.get("displayName") or ""
+        if not isinstance(display_name, str):
+            raise E.InvalidArgument(
+                f"Invalid value at 'tuned_model.display_name' (TYPE_STRING), {_dumps(display_name)}"
+            )
+        if len(display_name) > MAX_DISPLAY_NAME:
+            raise E.InvalidArgument(
+                f"tuned_model.display_name: display name is {len(display_name)} characters; "
+                f"the limit is {MAX_DISPLAY_NAME}"
+            )
+        description = body.get("description") or ""
+        sampling = self._sampling(body, base)
+
+        task = body.get("tuningTask")
+        if not task:
+            raise E.InvalidArgument("tuned_model.tuning_task: a tuning task is required")
+        examples = self._examples(task)
+        hp = self._hyperparameters(task.get("hyperparameters") or {}, len(examples))
+
+        with self._lock:
+            now = self.clock()
+            if tuned_model_id is None:
+                tuned_model_id = self._generated_id(display_name, examples)
+            elif tuned_model_id in self._models:
+                raise E.AlreadyExists(
+                    f"tuned_model_id: tunedModels/{tuned_model_id} already exists; "
+                    "choose another id or delete the existing model first"
+                )
+            seed = _seed(tuned_model_id, examples, hp)
+            total = _total_steps(len(examples), hp["epochCount"], hp["batchSize"])
+            op_id = hashlib.sha256(f"{tuned_model_id}|{now!r}".encode()).hexdigest()
+            op_id = _base36(int(op_id[:16], 16))[:12]
+            rec = TunedModelRecord(
+                model_id=tuned_model_id,
+                base_model=base,
+                source_tuned_model=source,
+                display_name=display_name,
+                description=description,
+                temperature=sampling["temperature"],
+                top_p=sampling["topP"],
+                top_k=sampling["topK"],
+                hyperparameters=hp,
+                examples=examples,
+                create_time=now,
+                step_seconds=sim_step_seconds(hp["batchSize"]) / self.time_scale,
+                total_steps=total,
+                seed=seed,
+                operation_id=op_id,
+                reader_project_numbers=[int(x) for x in body.get("readerProjectNumbers") or []],
+            )
+            self.plan(rec)  # simulate now: a simulator error surfaces on create, not on poll
+            self._models[rec.model_id] = rec
+            self._save(rec)
+        return rec
+
+    def _resolve_source(self, body: Mapping[str, Any]) -> tuple[str, str | None]:
+        base = body.get("baseModel")
+        src = body.get("tunedModelSource")
+        if base and src:
+            raise E.InvalidArgument(
+                "tuned_model: base_model and tuned_model_source are both set; they are one "
+                "oneof (source_model), set only one"
+            )
+        if src:
+            name = src.get("tunedModel") or ""
+            parent = self._models.get(name.removeprefix("tunedModels/"))
+            if not name.startswith("tunedModels/") or parent is None:
+                raise E.NotFound(
+                    f"tuned_model.tuned_model_source.tuned_model: {name or '(empty)'} is not found"
+                )
+            return parent.base_model, name
+        if not base:
+            raise E.InvalidArgument(
+                "tuned_model.base_model: a base model is required, e.g. "
+                f"{catalog.DEFAULT_TUNING_BASE}"
+            )
+        if not isinstance(base, str):
+            raise E.InvalidArgument(
+                f"Invalid value at 'tuned_model.base_model' (TYPE_STRING), {_dumps(base)}"
+            )
+        model = catalog.find(base) if base.startswith("models/") else None
+        if model is None:
+            raise E.NotFound(
+                f"tuned_model.base_model: {base} is not found for API version v1beta. Call "
+                "ListModels to see the available models and their supported methods."
+            )
+        if not model.tunable:
+            tunable = ", ".join(m.name for m in catalog.BASE_MODELS if m.tunable)
+            raise E.InvalidArgument(
+                f"tuned_model.base_model: {model.name} does not support createTunedModel; "
+                f"models that can be tuned: {tunable}"
+            )
+        return model.name, None
+
+    def _sampling(self, body: Mapping[str, Any], base: str) -> dict[str, Any]:
+        model = catalog.find(base)
+        assert model is not None
+        out = {"temperature": model.temperature, "topP": model.top_p, "topK": model.top_k}
+        if body.get("temperature") is not None:
+            t = _typed(body["temperature"], "float", "tuned_model.temperature")
+            if not 0.0 <= t <= model.max_temperature:
+                raise E.InvalidArgument(
+                    f"tuned_model.temperature: {t:g} is out of range; it must be between 0 and "
+                    f"{model.max_temperature:g}"
+                )
+            out["temperature"] = t
+        if body.get("topP") is not None:
+            p = _typed(body["topP"], "float", "tuned_model.top_p")
+            if not 0.0 <= p <= 1.0:
+                raise E.InvalidArgument(
+                    f"tuned_model.top_p: {p:g} is out of range; it must be between 0 and 1"
+                )
+            out["topP"] = p
+        if body.get("topK") is not None:
+            k = _typed(body["topK"], "int", "tuned_model.top_k")
+            if k < 1:
+                raise E.InvalidArgument(f"tuned_model.top_k: {k} is out of range; it must be >= 1")
+            out["topK"] = k
+        return out
+
+    def _examples(self, task: Mapping[str, Any]) -> list[list[str]]:
+        path = "tuned_model.tuning_task.training_data"
+        data = task.get("trainingData")
+        if not data:
+            raise E.InvalidArgument(
+                f"{path}: training data is required; the request carried no examples "
+                "(google-genai 3.6.1 drops TuningDataset.examples for the Gemini API: pass them "
+                "with http_options extra_body, see tunelab.emulator docs)"
+            )
+        listed = (data.get("examples") or {}).get("examples") or []
+        path += ".examples.examples"
+        if len(listed) < MIN_EXAMPLES:
+            raise E.InvalidArgument(
+                f"{path}: {len(listed)} examples were given; at least {MIN_EXAMPLES} are required"
+            )
+        examples: list[list[str]] = []
+        size = 0
+        for i, ex in enumerate(listed):
+            text_input, output = ex.get("textInput"), ex.get("output")
+            for fname, value, limit in (
+                ("text_input", text_input, MAX_INPUT_CHARS),
+                ("output", output, MAX_OUTPUT_CHARS),
+            ):
+                where = f"{path}[{i}].{fname}"
+                if value is None or value == "":
+                    raise E.InvalidArgument(f"{where}: {fname} is required and must not be empty")
+                if not isinstance(value, str):
+                    raise E.InvalidArgument(
+                        f"Invalid value at '{where}' (TYPE_STRING), {_dumps(value)[:80]}"
+                    )
+                if len(value) > limit:
+                    raise E.InvalidArgument(
+                        f"{where}: {fname} is {len(value)} characters; the limit is {limit:,}"
+                    )
+            size += len(text_input.encode()) + len(output.encode())
+            examples.append([text_input, output])
+        if size > MAX_DATASET_BYTES:
+            raise E.InvalidArgument(
+                f"tuned_model.tuning_task.training_data: the examples hold {size / 2**20:.2f} MB "
+                f"of text; the limit is {MAX_DATASET_BYTES // 2**20} MB"
+            )
+        return examples
+
+    def _hyperparameters(self, raw: Mapping[str, Any], n_examples: int) -> dict[str, Any]:
+        path = "tuned_model.tuning_task.hyperparameters"
+        defaults = _default_hparams(n_examples)
+        hp: dict[str, Any] = {}
+        for key, fname, (lo, hi) in (
+            ("epochCount", "epoch_count", EPOCH_RANGE),
+            ("batchSize", "batch_size", BATCH_RANGE),
+        ):
+            if raw.get(key) is None:
+                hp[key] = defaults[key]
+                continue
+            value = _typed(raw[key], "int", f"{path}.{fname}")
+            if not lo <= value <= hi:
+                raise E.InvalidArgument(
+                    f"{path}.{fname}: {value} is out of range; it must be between {lo} and {hi}"
+                )
+            hp[key] = value
+        lr, mult = raw.get("learningRate"), raw.get("learningRateMultiplier")
+        if lr is not None and mult is not None:
+            raise E.InvalidArgument(
+                f"{path}: learning_rate and learning_rate_multiplier are both set; they are one "
+                "oneof (learning_rate_option), set only one"
+            )
+        if mult is not None:
+            m = _typed(mult, "float", f"{path}.learning_rate_multiplier")
+            if not 0.0 < m <= MAX_MULTIPLIER:
+                raise E.InvalidArgument(
+                    f"{path}.learning_rate_multiplier: {m:g} is out of range; it must be greater "
+                    f"than 0 and at most {MAX_MULTIPLIER:g}"
+                )
+            hp["learningRateMultiplier"] = m
+        elif lr is not None:
+            v = _typed(lr, "float", f"{path}.learning_rate")
+            if not 0.0 < v <= MAX_LEARNING_RATE:
+                raise E.InvalidArgument(
+                    f"{path}.learning_rate: {v:g} is out of range; it must be greater than 0 and "
+                    f"at most {MAX_LEARNING_RATE:g}"
+                )
+            hp["learningRate"] = v
+        else:
+            hp["learningRate"] = defaults["learningRate"]
+        return hp
+
+    def _generated_id(self, display_name: str, examples: list[list[str]]) -> str:
+        """``<display-name-slug>-<4 digits>``, the style the service used, deterministic."""
+        slug = re.sub(r"[^a-z0-9]+", "-", display_name.lower()).strip("-")
+        slug = re.sub(r"^[^a-z]+", "", slug)[:34].rstrip("-") or "tuned-model"
+        digest = hashlib.sha256(_dumps([display_name, examples[:50]]).encode()).digest()
+        for attempt in range(10_000):
+            n = int.from_bytes(hashlib.sha256(digest + attempt.to_bytes(4, "big")).digest()[:4])
+            candidate = f"{slug}-{n % 10_000:04d}"
+            if candidate not in self._models:
+                return candidate
+        raise E.Internal("could not find a free tuned model id")  # pragma: no cover
+
+    # --- read ------------------------------------------------------------------------------
+    def get(self, model_id: str) -> TunedModelRecord:
+        rec = self._models.get(model_id)
+        if rec is None:
+            raise E.NotFound(f"Tuned model tunedModels/{model_id} does not exist.")
+        return rec
+
+    def records(self) -> list[TunedModelRecord]:
+        with self._lock:
+            return sorted(self._models.values(), key=lambda r: (r.create_time, r.model_id))
+
+    def list(
+        self, page_size: int | None, page_token: str | None
+    ) -> tuple[list[TunedModelRecord], str | None]:
+        return paginate(self.records(), page_size, page_token, default=10, key=_record_key)
+
+    def plan(self, rec: TunedModelRecord) -> Plan:
+        """The rendered simulated run of a record (cached; cheap after the first call)."""
+        key = f"{rec.model_id}|{rec.create_time!r}"
+        plan = self._plans.get(key)
+        if plan is not None:
+            self._plans.move_to_end(key)
+            return plan
+        run = self._simulate(rec.examples, rec.hyperparameters, rec.seed)
+        plan = _render_plan(rec, run)
+        with self._lock:
+            self._plans[key] = plan
+            while len(self._plans) > self._cache_size:
+                self._plans.popitem(last=False)
+        return plan
+
+    def progress(self, rec: TunedModelRecord, now: float | None = None) -> Progress:
+        plan = self.plan(rec)
+        now = self.clock() if now is None else now
+        elapsed = max(0.0, now - rec.create_time)
+        done = min(plan.stop_step, int(elapsed / rec.step_seconds + 1e-9))
+        end = rec.create_time + plan.stop_step * rec.step_seconds
+        if done >= plan.stop_step:
+            state = "FAILED" if plan.failure else "ACTIVE"
+            complete: float | None = end
+            updated = end
+        else:
+            state, complete = "CREATING", None
+            updated = rec.create_time + done * rec.step_seconds
+        if rec.patch_time is not None:
+            updated = max(updated, rec.patch_time)
+        return Progress(state, done, min(done, plan.visible), complete, updated)
+
+    # --- JSON rendering --------------------------------------------------------------------
+    def tuned_model_json(self, rec: TunedModelRecord, now: float | None = None) -> str:
+        plan = self.plan(rec)
+        prog = self.progress(rec, now)
+        return _tuned_model_json(rec, plan, prog)
+
+    def operation_json(self, rec: TunedModelRecord, now: float | None = None) -> str:
+        plan = self.plan(rec)
+        prog = self.progress(rec, now)
+        snaps = plan.snapshots_json(prog.shown)
+        meta = {"@type": METADATA_TYPE, "tunedModel": rec.name, "totalSteps": rec.total_steps}
+        if prog.completed_steps:
+            meta["completedSteps"] = prog.completed_steps
+            meta["completedPercent"] = _num(
+                round(100.0 * prog.completed_steps / rec.total_steps, 4)
+            )
+        meta_json = _dumps(meta)
+        if prog.shown:
+            meta_json = meta_json[:-1] + ',"snapshots":' + snaps + "}"
+        out = '{"name":' + _dumps(rec.operation_name) + ',"metadata":' + meta_json
+        if prog.state == "CREATING":
+            return out + "}"
+        out += ',"done":true'
+        if prog.state == "FAILED":
+            err = {"code": E.Internal.grpc_code, "message": plan.failure}
+            return out + ',"error":' + _dumps(err) + "}"
+        model = _tuned_model_json(rec, plan, prog, type_url=True)
+        return out + ',"response":' + model + "}"
+
+    # --- update / delete -------------------------------------------------------------------
+    def update(
+        self, model_id: str, body: Mapping[str, Any], update_mask: list[str] | None
+    ) -> TunedModelRecord:
+        body = camelize(dict(body or {}))
+        _check_names(body, "TunedModel", "tuned_model")
+        with self._lock:
+            rec = self.get(model_id)
+            if update_mask:
+                paths = [camelize({p.strip(): None}).popitem()[0] for p in update_mask]
+            else:
+                paths = [k for k in UPDATABLE_FIELDS if k in body]
+            if not paths:
+                raise E.InvalidArgument(
+                    "update_mask: no field to update; list the fields to change, e.g. "
+                    "updateMask=displayName,description"
+                )
+            base = catalog.find(rec.base_model)
+            changes: dict[str, Any] = {}
+            for path in paths:
+                if path not in UPDATABLE_FIELDS:
+                    allowed = ", ".join(_snake(k) for k in UPDATABLE_FIELDS)
+                    raise E.InvalidArgument(
+                        f"update_mask: field {_snake(path)!r} cannot be updated; updatable "
+                        f"fields: {allowed}"
+                    )
+                value = body.get(path)
+                if path in ("displayName", "description"):
+                    value = value or ""
+                    if not isinstance(value, str):
+                        raise E.InvalidArgument(
+                            f"Invalid value at 'tuned_model.{_snake(path)}' (TYPE_STRING), "
+                            f"{_dumps(value)[:80]}"
+                        )
+                    if path == "displayName" and len(value) > MAX_DISPLAY_NAME:
+                        raise E.InvalidArgument(
+                            f"tuned_model.display_name: display name is {len(value)} "
+                            f"characters; the limit is {MAX_DISPLAY_NAME}"
+                        )
+                elif value is None:
+                    continue
+                else:
+                    assert base is not None
+                    value = self._sampling({path: value}, base.name)[path]
+                changes[UPDATABLE_FIELDS[path]] = value
+            for attr, value in changes.items():
+                setattr(rec, attr, value)
+            rec.patch_time = self.clock()
+            self._save(rec)
+            return rec
+
+    def delete(self, model_id: str) -> None:
+        with self._lock:
+            self.get(model_id)
+            del self._models[model_id]
+            self._forget(model_id)
+
+
+def _record_key(rec: TunedModelRecord) -> str:
+    return f"{rec.create_time!r}|{rec.model_id}"
+
+
+def paginate(
+    items: list[Any], page_size: Any, page_token: Any, *, default: int, key: Callable[[Any], str]
+) -> tuple[list[Any], str | None]:
+    """One page of ``items`` after the (opaque) token; the next token, or None at the end."""
+    if page_size in (None, ""):
+        size = default
+    else:
+        try:
+            size = int(page_size)
+        except (TypeError, ValueError):
+            raise E.InvalidArgument(
+                f"Invalid value at 'page_size' (TYPE_INT32), {_dumps(page_size)}"
+            ) from None
+        if size < 0:
+            raise E.InvalidArgument(f"page_size: {size} is negative; it must be >= 0")
+        size = min(size or default, 1000)
+    start = 0
+    if page_token:
+        try:
+            after = base64.urlsafe_b64decode(page_token.encode() + b"==").decode()
+            if not after.startswith("after:"):
+                raise ValueError
+        except (ValueError, UnicodeDecodeError):
+            raise E.InvalidArgument(
+                f"page_token: {page_token!r} is not a valid page token; pass the nextPageToken "
+                "of a previous list response"
+            ) from None
+        marker = after[len("after:") :]
+        keys = [key(x) for x in items]
+        start = next((i for i, k in enumerate(keys) if k > marker), len(items))
+    page = items[start : start + size]
+    if start + size >= len(items) or not page:
+        return page, None
+    token = base64.urlsafe_b64encode(f"after:{key(page[-1])}".encode()).decode().rstrip("=")
+    return page, token
+
+
+def _base36(n: int) -> str:
+    chars = "0123456789abcdefghijklmnopqrstuvwxyz"
+    out = ""
+    while n:
+        n, r = divmod(n, 36)
+        out = chars[r] + out
+    return out or "0"
+
+
+def _seed(model_id: str, examples: list[list[str]], hp: Mapping[str, Any]) -> int:
+    digest = hashlib.sha256(_dumps([model_id, examples, dict(sorted(hp.items()))]).encode())
+    return int.from_bytes(digest.digest()[:4], "big")
+
+
+_F32_MAX = 3.4028234663852886e38
+
+
+def _render_plan(rec: TunedModelRecord, run: Any) -> Plan:
+    total = int(run.total_steps)
+    if total != rec.total_steps:
+        raise E.Internal(
+            f"simulator disagrees on total steps ({total} != {rec.total_steps}) for {rec.name}"
+        )
+    diverged = getattr(run, "diverged_step", None)
+    failure = getattr(run, "failure", None)
+    if diverged is not None:
+        stop = max(1, min(int(diverged), total))
+        failure = failure or f"training diverged at step {stop}"
+    else:
+        stop, failure = total, None
+    steps = [int(s) for s in run.step[:stop]]
+    epochs = [int(e) for e in run.epoch[:stop]]
+    losses = [float(x) for x in run.mean_loss[:stop]]
+    parts: list[str] = []
+    ends = [0]
+    length = 0
+    for i, (s, e, loss) in enumerate(zip(steps, epochs, losses, strict=True)):
+        if not (math.isfinite(loss) and abs(loss) <= _F32_MAX):
+            break
+        t = rfc3339(rec.create_time + (i + 1) * rec.step_seconds)
+        frag = f'{{"step":{s},"epoch":{e},"meanLoss":{loss:.7g},"computeTime":"{t}"}}'
+        if parts:
+            length += 1
+        parts.append(frag)
+        length += len(frag)
+        ends.append(length)
+    memory: dict[str, str] = {}
+    for text_input, output in rec.examples:
+        memory.setdefault(normalise_prompt(text_input), output)
+    return Plan(
+        run=run,
+        stop_step=stop,
+        failure=failure,
+        visible=len(parts),
+        blob=",".join(parts),
+        ends=ends,
+        memory=memory,
+    )
+
+
+def _tuned_model_json(
+    rec: TunedModelRecord, plan: Plan, prog: Progress, *, type_url: bool = False
+) -> str:
+    head: dict[str, Any] = {}
+    if type_url:
+        head["@type"] = TUNED_MODEL_TYPE
+    if rec.source_tuned_model:
+        head["tunedModelSource"] = {
+            "tunedModel": rec.source_tuned_model,
+            "baseModel": rec.base_model,
+        }
+    else:
+        head["baseModel"] = rec.base_model
+    head["name"] = rec.name
+    if rec.display_name:
+        head["displayName"] = rec.display_name
+    if rec.description:
+        head["description"] = rec.description
+    head["temperature"] = _num(rec.temperature)
+    head["topP"] = _num(rec.top_p)
+    head["topK"] = rec.top_k
+    head["state"] = prog.state
+    head["createTime"] = rfc3339(rec.create_time)
+    head["updateTime"] = rfc3339(prog.update_time)
+    task: dict[str, Any] = {"startTime": rfc3339(rec.create_time)}
+    if prog.complete_time is not None:
+        task["completeTime"] = rfc3339(prog.complete_time)
+    hp = {k: _num(v) if isinstance(v, float) else v for k, v in rec.hyperparameters.items()}
+    task["hyperparameters"] = hp
+    head["tuningTask"] = task
+    if rec.reader_project_numbers:
+        head["readerProjectNumbers"] = [str(x) for x in rec.reader_project_numbers]
+    text = _dumps(head)
+    if prog.shown:
+        marker = '"hyperparameters":'
+        i = text.rindex(marker)
+        text = text[:i] + '"snapshots":' + plan.snapshots_json(prog.shown) + "," + text[i:]
+    return text
