@@ -197,9 +197,18 @@ class Grammar:
         return template.answer.format(**values)
 
     # -------------------------------------------------------------- generation
-    def sample(self, template: Template, rng, split: str, reserved_share: float = 0.5) -> Pair:
+    def sample(
+        self,
+        template: Template,
+        rng,
+        split: str,
+        reserved_share: float = 0.5,
+        *,
+        phrasing: str | None = None,
+    ) -> Pair:
         """One random question of a template (slot values drawn from the split's pools)."""
-        phrasing = template.phrasings[int(rng.integers(len(template.phrasings)))]
+        if phrasing is None:
+            phrasing = template.phrasings[int(rng.integers(len(template.phrasings)))]
         for _ in range(100):
             values: dict[str, SlotValue] = {}
             for name, slot_type in template.placeholders(phrasing):
