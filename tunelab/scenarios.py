@@ -35,11 +35,13 @@ import numpy as np
 
 from tunelab.simulator import (
     LOSS_OVERFLOW,
+    X_G,
     DatasetProfile,
     Hyperparameters,
     SimulatedRun,
     critical_multiplier,
     expected_curves,
+    per_example_push,
     simulate,
 )
 
@@ -128,8 +130,8 @@ def _profile(rng: np.random.Generator, n: int, noise: float, format_ok: bool = T
 
 def _multiplier_for(g_end: float, n: int, epochs: int, batch: int) -> float:
     """Multiplier whose task clock reaches ``g_end`` e-folds by the end (see simulator)."""
-    push = g_end * 400.0 / (n * epochs)
-    return round(push * math.sqrt(batch / 4.0), 4)
+    push = g_end * X_G / (n * epochs)
+    return round(push / per_example_push(1.0, batch), 4)
 
 
 # --- per-label samplers: draw(rng) -> (profile, hparams) | None; accept(train, val, rng) ---
@@ -143,14 +145,19 @@ def _draw_healthy(rng):
     if not 0.05 <= m <= 0.6 * critical_multiplier(batch):
         return None
     hp = Hyperparameters(epochs, batch, learning_rate_multiplier=m)
-    return _profile(rng, n, rng.uniform(0.0, 0.06)), hp
+    return _profile(rng, n, rng.uniform(0.0, 0.05)), hp
+
+
+def _late_slope(train: np.ndarray) -> float:
+    """Slope of log(train) per epoch over the second half of the run (at least 3 epochs)."""
+    tail = np.log(train[-max(3, len(train) // 2) :])
+    return float(np.polyfit(np.arange(tail.size), tail, 1)[0])
 
 
 def _accept_healthy(train, val, rng):
     drop = 1.0 - train[-1] / train[0]
-    flat_end = abs(train[-1] - train[-2]) / train[-2] < 0.04
     rise = val[-1] - val.min()
-    return drop > 0.35 and flat_end and train[-1] > 0.15 and rise < 0.1
+    return drop > 0.35 and _late_slope(train) > -0.025 and train[-1] > 0.15 and rise < 0.1
 
 
 def _draw_underfitting(rng):
@@ -161,12 +168,12 @@ def _draw_underfitting(rng):
     if not 0.02 <= m <= 2.0:
         return None
     hp = Hyperparameters(epochs, batch, learning_rate_multiplier=m)
-    return _profile(rng, n, rng.uniform(0.0, 0.08)), hp
+    return _profile(rng, n, rng.uniform(0.0, 0.05)), hp
 
 
 def _accept_underfitting(train, val, rng):
-    last_drop = (train[-2] - train[-1]) / train[-2]
-    return last_drop > 0.06 and train[-1] > 0.5 and 1.0 - train[-1] / train[0] > 0.15
+    drop = 1.0 - train[-1] / train[0]
+    return _late_slope(train) < -0.08 and train[-1] > 0.5 and drop > 0.15
 
 
 def _draw_no_convergence(rng):
@@ -183,7 +190,7 @@ def _draw_no_convergence(rng):
 
 
 def _accept_no_convergence(train, val, rng):
-    return 1.0 - train[-1] / train[0] < 0.3
+    return 1.0 - train[-1] / train[0] < 0.2
 
 
 def _draw_overfitting(rng):
@@ -205,7 +212,7 @@ def _accept_overfitting(train, val, rng):
 def _draw_divergence(rng):
     n = int(_log_uniform(rng, 100, 5000))
     epochs = int(rng.integers(4, 13))
-    batch = int(rng.choice([1, 2, 4, 8, 16]))
+    batch = int(rng.choice([2, 4, 8, 16]))
     rho = rng.uniform(1.02, 1.8)
     m = round(rho * critical_multiplier(batch), 3)
     hp = Hyperparameters(epochs, batch, learning_rate_multiplier=m)
@@ -222,7 +229,8 @@ def _accept_divergence(train, val, rng):
         return False
     k = int(np.argmin(t))
     rising = np.all(np.diff(t[k:]) > 0)
-    return 1 <= k <= t.size - 3 and rising and t[-1] > 2.0 * t[k] and t[-1] > 1.0
+    fell = k >= 1 and t[k] < 0.75 * t[0]
+    return fell and k <= t.size - 3 and rising and t[-1] > 2.0 * t[k] and t[-1] > 1.0
 
 
 _SAMPLERS = {

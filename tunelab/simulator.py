@@ -92,6 +92,7 @@ __all__ = [
     "critical_multiplier",
     "default_hyperparameters",
     "expected_curves",
+    "per_example_push",
     "simulate",
     "total_steps",
 ]
@@ -109,13 +110,14 @@ L0 = 2.0  # base model's loss on the task, nats/token
 BAD_FORMAT_L0 = 2.6  # a mis-formatted target is even less predictable
 FLOOR = 0.28  # train-loss plateau for clean data (before memorisation)
 VAL_GAP = 0.35  # validation floor excess at 100 unique examples (scales 1/sqrt(n))
+BATCH_EXP = 0.25  # per-example push ~ (4/B)^BATCH_EXP, see per_example_push
 X_G = 400.0  # examples per e-fold of task learning at the default push
-P_MEM = 12.2  # passes per "unit" of memorisation at the default push
-MU_POWER = 4.0  # how abruptly memorisation takes over once the pattern is learned
+P_MEM = 13.4  # passes per "unit" of memorisation at the default push
+MU_POWER = 5.0  # how abruptly memorisation takes over once the pattern is learned
 MU_MAX = 10.0  # memorisation saturates (train loss bottoms at ~FLOOR * e^-10)
 LAMBDA = 0.2  # validation cost of memorisation
-DRIFT = 0.5  # maximum validation cost of drifting from the base model
-G_D = 40.0  # task-clock scale of that drift
+DRIFT = 0.3  # maximum validation cost of drifting from the base model
+G_D = 300.0  # task-clock scale of that drift
 V50, W = 0.85, 0.15  # held-out quality sigmoid: 50% at V50, width W
 Q_MAX = 0.97
 M_CRIT_B4 = 3.0  # critical multiplier at batch 4
@@ -296,6 +298,16 @@ def critical_multiplier(batch_size: int) -> float:
     return M_CRIT_B4 * math.sqrt(batch_size / 4.0)
 
 
+def per_example_push(multiplier: float, batch_size: int) -> float:
+    """How hard one example pulls on the weights, 1.0 at the default (multiplier 1, batch 4).
+
+    A step moves the weights by ~multiplier whatever the batch (the loss is a batch mean), and
+    a batch of B examples makes a step almost as useful as B small ones (the linear-scaling
+    regime, slightly sub-linear): per example that is ``multiplier * (4 / B) ** 0.25``.
+    """
+    return multiplier * (4.0 / batch_size) ** BATCH_EXP
+
+
 def _frozen(a: np.ndarray) -> np.ndarray:
     a.setflags(write=False)
     return a
@@ -420,7 +432,7 @@ def _trends(profile: DatasetProfile, hp: Hyperparameters, jitter=(1.0, 1.0, 1.0)
     last = np.searchsorted(epoch, np.arange(1, E + 1), side="right") - 1
 
     tok = profile.mean_tokens / 60.0
-    push = m * math.sqrt(4.0 / B)
+    push = per_example_push(m, B)
     clean = (1.0 - nu) ** 3 * (1.0 if profile.format_ok else 0.05)
     g_raw = push * seen / (X_G * tok**-0.2) * jit_g
     g = g_raw * clean
@@ -491,7 +503,9 @@ def simulate(profile: DatasetProfile, hparams: Hyperparameters, seed: int = 0) -
         * (1.0 + 1.5 * nu + (0.0 if profile.format_ok else 1.0) + 1.5 * max(0.0, rho - 0.5))
         / math.sqrt(B)
     )
-    sigma_s = 0.015 + 0.9 * nu + (0.0 if profile.format_ok else 0.45) + 0.1 * max(0.0, rho - 0.5)
+    sigma_s = (
+        0.001 + 0.5 * nu**1.5 + (0.0 if profile.format_ok else 0.3) + 0.1 * max(0.0, rho - 0.5)
+    )
 
     spe = n / B  # steps per epoch
     knot_gap = max(1.0, spe / 2.0)
@@ -503,7 +517,7 @@ def simulate(profile: DatasetProfile, hparams: Hyperparameters, seed: int = 0) -
     mean_loss = np.exp(log_loss)
 
     # Per-epoch evaluation at each epoch's last step.
-    v_noise = 0.01 + 0.05 * nu
+    v_noise = 0.0005 + 0.05 * nu
     val = val_trend[last] * np.exp(
         sigma_s * wander[last] + v_noise * rng.standard_normal(E) - 0.5 * v_noise**2
     )
