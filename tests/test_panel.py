@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import statistics
 
 import matplotlib
@@ -99,7 +100,7 @@ def test_compare_and_grid_helpers_draw_every_variant():
     assert labels == [
         f"learning_rate_multiplier={m}: {kind}"
         for m in (0.1, 1.0, 4.0)
-        for kind in ("training", "validation*")
+        for kind in ("training (smoothed)", "validation*")
     ]
     fig = P.grid_runs([{"batch_size": b} for b in (1, 4, 32, 64)], ncols=3)
     visible = [a for a in fig.axes if a.get_visible()]
@@ -154,3 +155,10 @@ def test_redraw_is_well_under_a_second():
         panel.set(batch_size=b, n_examples=20000, epoch_count=20)
     # Generous bound for a shared CI machine; typical is ~100-200 ms (see the report).
     assert statistics.median(panel.redraw_ms) < 800, panel.redraw_ms
+
+
+def test_display_bundle_has_the_widget_and_a_png_fallback():
+    panel = P.HyperparameterPanel()
+    bundle = panel._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle
+    assert base64.b64decode(bundle["image/png"]).startswith(PNG)

@@ -15,6 +15,7 @@ The module has three layers, each testable without a browser:
 
 from __future__ import annotations
 
+import base64
 import io
 import math
 import time
@@ -221,8 +222,11 @@ def compare_runs(
     title: str = "",
     ax: Any = None,
     validation: bool = True,
+    smooth: bool = True,
 ) -> Any:
     """Several settings on one set of axes: training solid, validation dashed, one colour each.
+
+    The training loss is smoothed (rolling mean over a quarter epoch) unless ``smooth=False``.
 
     Each variant is a dict of the slider values that differ from ``base``, e.g.
     ``[{"learning_rate_multiplier": 1}, {"learning_rate_multiplier": 4}]``. Returns the axes.
@@ -238,13 +242,19 @@ def compare_runs(
         data = panel_data(base, **variant)
         epochs = max(epochs, data.settings.epoch_count)
         name = ", ".join(f"{k}={v}" for k, v in variant.items()) or "base"
+        train = data.train["mean_loss"]
+        if smooth:
+            # Overlaid raw step losses hide each other; a quarter-epoch rolling mean keeps the
+            # trend (and still shows a blow-up). grid_runs shows the raw noise.
+            window = max(1, round(len(train) / data.settings.epoch_count / 4))
+            train = train.rolling(window, min_periods=1).mean()
         ax.plot(
             data.train["progress"],
-            _clip(data.train["mean_loss"]),
+            _clip(train),
             color=colour,
-            lw=1,
-            alpha=0.85,
-            label=f"{name}: training",
+            lw=1.5 if smooth else 1,
+            alpha=0.9,
+            label=f"{name}: training" + (" (smoothed)" if smooth else ""),
         )
         if validation:
             ax.plot(
@@ -425,10 +435,15 @@ class HyperparameterPanel:
         self.redraw_ms.append((time.perf_counter() - start) * 1000)
         return self.data
 
-    def _ipython_display_(self) -> None:
-        from IPython.display import display
-
-        display(self.widget)
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any] | None:
+        """The live widget, plus a PNG of the current plot for viewers without a kernel
+        (nbconvert, a static HTML copy, a saved notebook opened later)."""
+        bundle = self.widget._repr_mimebundle_(**kwargs)
+        if bundle is None:  # widget closed
+            return None
+        bundle = dict(bundle)
+        bundle["image/png"] = base64.b64encode(bytes(self.image.value)).decode("ascii")
+        return bundle
 
 
 def _with(options: Sequence[Any], value: Any) -> tuple[Any, ...]:
