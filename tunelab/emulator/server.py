@@ -32,10 +32,24 @@ class EmulatorServer:
     store: Store
     _server: uvicorn.Server
     _thread: threading.Thread
+    _api: Any = None
 
     @property
     def port(self) -> int:
         return int(self.endpoint.rsplit(":", 1)[1])
+
+    def reset(self, *, time_scale: float | None = None, poll_delay: float | None = None) -> Store:
+        """Swap in a fresh in-memory store (forgetting every tuned model); keeps the port.
+
+        Test suites use this to share one server between tests without sharing state.
+        """
+        old = self.store
+        self.store = Store(time_scale=time_scale)
+        self._api.store = self.store
+        if poll_delay is not None:
+            self._api.poll_delay = poll_delay
+        old.close()
+        return self.store
 
     def stop(self, timeout: float = 10.0) -> None:
         """Shut the server down and close its state file."""
@@ -85,7 +99,8 @@ def start(
     store = store if store is not None else Store(state, time_scale=time_scale)
     sock = bind_socket(host, port)
     real_port = sock.getsockname()[1]
-    config = uvicorn_config(create_app(store, poll_delay=poll_delay), host, real_port)
+    app = create_app(store, poll_delay=poll_delay)
+    config = uvicorn_config(app, host, real_port)
     server = uvicorn.Server(config)
     thread = threading.Thread(
         target=server.run, kwargs={"sockets": [sock]}, name="tunelab-emulator", daemon=True
@@ -99,7 +114,7 @@ def start(
             raise RuntimeError("the tuning emulator did not start within 30 s")
         time.sleep(0.005)
     shown = f"[{host}]" if ":" in host else host
-    return EmulatorServer(f"http://{shown}:{real_port}", store, server, thread)
+    return EmulatorServer(f"http://{shown}:{real_port}", store, server, thread, app.state.api)
 
 
 _lock = threading.Lock()
