@@ -1,0 +1,374 @@
+"""Every notebook master runs offline, is stored clean, and matches its released copy.
+
+Why: the masters in ``solutions/`` are the course. A lesson that raises half-way, draws an
+empty figure, needs the internet, or whose student copy in ``notebooks/`` is stale, is a broken
+lesson even when every library test passes. So this module
+
+* executes every master top to bottom with nbclient, in a kernel that cannot reach anything
+  but loopback, and checks that no cell errors and that every plotting cell draws an image;
+* checks that masters are stored without outputs and with the ``python3`` kernel;
+* regenerates the student copies with ``nbgrader generate_assignment`` in a scratch copy of
+  the course and compares them with the committed ``notebooks/``;
+* lints the masters with ruff.
+
+Masters are discovered by glob, so a new lesson or assignment is covered as soon as it lands.
+Notebooks execute in parallel (a thread pool drives one kernel per notebook) and each is run
+once per session; the per-notebook tests then read the cached results.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlparse
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
+
+ROOT = Path(__file__).resolve().parents[1]
+VENV_BIN = Path(sys.executable).parent
+MASTERS = sorted(ROOT.glob("solutions/*/*.ipynb"))
+NAMES = [path.parent.name for path in MASTERS]
+
+#: Seconds one cell may take before the test calls it hung.
+CELL_TIMEOUT = 120
+#: Simulated seconds per wall second for the emulator the notebooks start: fast, still ordered.
+TIME_SCALE = "2000"
+#: A proxy nobody listens on (TCP port 9, "discard"): any request that is not for loopback
+#: goes there and fails at once, so a notebook that needs the internet errors instead of
+#: silently downloading something.
+DEAD_PROXY = "http://127.0.0.1:9"
+PROXY_VARS = ("http_proxy", "https_proxy", "all_proxy", "ftp_proxy", "grpc_proxy")
+
+# Lines that call a plotting function: seaborn/pyplot calls, ``*plot*(...)`` helpers such as
+# ``plot_loss`` or ``sns.lineplot``, ``LivePlot`` and ``monitor.watch`` (which draws live).
+_PLOT_CALL = re.compile(
+    r"\bsns\.(?!set\b|set_\w+|color_palette|despine)\w+\s*\("
+    r"|\bplt\.(?!close|rcParams|style|rc\b|ioff|ion)\w+\s*\("
+    r"|\b\w*plot\w*\s*\("
+    r"|\bwatch\s*\(",
+    re.IGNORECASE,
+)
+_IGNORED_LINE = re.compile(r"^\s*(#|import\s|from\s+\S+\s+import\s|def\s|class\s|@)")
+
+# Probe appended to every executed notebook: where did the emulator the notebook used live?
+_PROBE = """\
+import sys as _sys
+_server = _sys.modules.get("tunelab.emulator.server")
+print("TUNELAB-ENDPOINT:", getattr(_server, "_endpoint", None) if _server else None)
+"""
+
+
+def offline_env() -> dict[str, str]:
+    """Environment for the kernels: loopback only, a fast emulator, no shared endpoint."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k.lower() not in PROXY_VARS and k.lower() != "no_proxy" and k != "TUNELAB_ENDPOINT"
+    }
+    for var in PROXY_VARS:
+        env[var] = env[var.upper()] = DEAD_PROXY
+    env["no_proxy"] = env["NO_PROXY"] = "127.0.0.1,localhost,::1"
+    env["TUNELAB_TIME_SCALE"] = TIME_SCALE
+    env["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
+    env["PYTHONHASHSEED"] = "0"
+    env["PYDEVD_DISABLE_FILE_VALIDATION"] = "1"
+    return env
+
+
+def is_plot_cell(cell: nbformat.NotebookNode) -> bool:
+    """A code cell that must draw a figure: tagged "plot", or calling a plotting function.
+
+    Imports, definitions and comments do not count (``def plot_curve(...)`` draws nothing);
+    tag a cell "no-plot" to opt out when a plotting call there is deliberately not drawn.
+    """
+    if cell.cell_type != "code":
+        return False
+    tags = set(cell.metadata.get("tags", []))
+    if "plot" in tags:
+        return True
+    if "no-plot" in tags:
+        return False
+    code = [line for line in cell.source.splitlines() if not _IGNORED_LINE.match(line)]
+    return any(_PLOT_CALL.search(line) for line in code)
+
+
+def has_image(cell: nbformat.NotebookNode) -> bool:
+    return any("image/png" in out.get("data", {}) for out in cell.get("outputs", []))
+
+
+def cell_errors(cell: nbformat.NotebookNode) -> list[str]:
+    """Error outputs of a cell, and tracebacks printed to stderr (swallowed exceptions)."""
+    found = []
+    for out in cell.get("outputs", []):
+        if out.output_type == "error":
+            found.append(f"{out.ename}: {out.evalue}")
+        elif out.output_type == "stream" and out.name == "stderr" and "Traceback" in out.text:
+            found.append(out.text.strip().splitlines()[-1])
+    return found
+
+
+@dataclass
+class Execution:
+    """One master executed top to bottom: the notebook with outputs, and timings."""
+
+    path: Path
+    notebook: nbformat.NotebookNode | None = None
+    error: str | None = None
+    seconds: float = 0.0
+    cell_seconds: list[float] = field(default_factory=list)
+    endpoint: str | None = None
+
+    def label(self, index: int) -> str:
+        return f"{self.path.relative_to(ROOT)}, cell {index}"
+
+
+def _cell_duration(cell: nbformat.NotebookNode) -> float:
+    timing = cell.metadata.get("execution", {})
+    start, end = timing.get("iopub.execute_input"), timing.get("shell.execute_reply")
+    if not (start and end):
+        return 0.0
+    from datetime import datetime
+
+    def parse(stamp: str) -> datetime:
+        return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+
+    return (parse(end) - parse(start)).total_seconds()
+
+
+def execute(path: Path, workdir: Path, timeout: int = CELL_TIMEOUT) -> Execution:
+    """Run one master in a copy of its folder (so nothing it writes lands in solutions/)."""
+    result = Execution(path)
+    run_dir = workdir / path.parent.name
+    shutil.copytree(path.parent, run_dir, dirs_exist_ok=True)
+    notebook = nbformat.read(path, as_version=4)
+    notebook.cells.append(nbformat.v4.new_code_cell(_PROBE))
+    client = NotebookClient(
+        notebook,
+        timeout=timeout,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(run_dir)}},
+        record_timing=True,
+        allow_errors=False,
+    )
+    started = time.perf_counter()
+    try:
+        client.execute(env=offline_env(), cwd=str(run_dir))
+    except CellExecutionError as exc:
+        result.error = str(exc)
+    except Exception as exc:  # a kernel that died or timed out
+        result.error = f"{type(exc).__name__}: {exc}"
+    result.seconds = time.perf_counter() - started
+    probe = notebook.cells.pop()
+    for out in probe.get("outputs", []):
+        if out.output_type == "stream" and "TUNELAB-ENDPOINT:" in out.text:
+            value = out.text.split("TUNELAB-ENDPOINT:", 1)[1].strip()
+            result.endpoint = None if value == "None" else value
+    result.notebook = notebook
+    result.cell_seconds = [_cell_duration(c) for c in notebook.cells]
+    return result
+
+
+def execute_all(paths: list[Path], workdir: Path, workers: int | None = None) -> dict:
+    """Execute notebooks in parallel; kernels are separate processes, threads just wait."""
+    workers = workers or max(2, os.cpu_count() or 2)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = {p: pool.submit(execute, p, workdir) for p in paths}
+        return {p: f.result() for p, f in futures.items()}
+
+
+@pytest.fixture(scope="session")
+def executions(tmp_path_factory: pytest.TempPathFactory) -> dict[Path, Execution]:
+    return execute_all(MASTERS, tmp_path_factory.mktemp("executed"))
+
+
+def _ids(paths: list[Path]) -> list[str]:
+    return [p.parent.name for p in paths]
+
+
+def test_masters_exist() -> None:
+    assert MASTERS, "no notebook masters found under solutions/*/*.ipynb"
+    for path in MASTERS:
+        assert path.stem == path.parent.name, (
+            f"{path.relative_to(ROOT)}: nbgrader expects solutions/<assignment>/<assignment>.ipynb"
+        )
+
+
+@pytest.mark.parametrize("path", MASTERS, ids=_ids(MASTERS))
+def test_master_stored_clean(path: Path) -> None:
+    """No outputs or execution counts in git, and the standard python3 kernel."""
+    nb = nbformat.read(path, as_version=4)
+    nbformat.validate(nb)
+    spec = nb.metadata.get("kernelspec", {})
+    assert spec.get("name") == "python3", f"{path.name}: kernelspec name {spec.get('name')!r}"
+    assert spec.get("display_name") == "Python 3", f"{path.name}: kernelspec display_name"
+    assert spec.get("language") == "python", f"{path.name}: kernelspec language"
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        assert not cell.outputs, f"{path.name}, cell {index}: stored with outputs; clear them"
+        assert cell.execution_count is None, f"{path.name}, cell {index}: has an execution count"
+
+
+@pytest.mark.parametrize("path", MASTERS, ids=_ids(MASTERS))
+def test_master_executes_offline(path: Path, executions: dict[Path, Execution]) -> None:
+    """Top to bottom without an error, against a loopback emulator only."""
+    run = executions[path]
+    assert run.error is None, f"{path.relative_to(ROOT)} failed to execute:\n{run.error}"
+    assert run.notebook is not None
+    problems = [
+        f"{run.label(i)}: {err}" for i, c in enumerate(run.notebook.cells) for err in cell_errors(c)
+    ]
+    assert not problems, "errors in outputs:\n" + "\n".join(problems)
+    if run.endpoint is not None:
+        host = urlparse(run.endpoint).hostname
+        assert host in ("127.0.0.1", "localhost", "::1"), (
+            f"{path.name} talked to the emulator at {run.endpoint}, which is not loopback"
+        )
+
+
+@pytest.mark.parametrize("path", MASTERS, ids=_ids(MASTERS))
+def test_plot_cells_draw_an_image(path: Path, executions: dict[Path, Execution]) -> None:
+    run = executions[path]
+    if run.notebook is None or run.error is not None:
+        pytest.skip("the notebook did not execute (see test_master_executes_offline)")
+    blank = [
+        run.label(i)
+        for i, cell in enumerate(run.notebook.cells)
+        if is_plot_cell(cell) and not has_image(cell)
+    ]
+    assert not blank, (
+        "plotting cells without an image/png output (call plt.show() or return the figure; "
+        "tag a cell 'no-plot' if it deliberately draws nothing):\n" + "\n".join(blank)
+    )
+
+
+def test_plot_cell_detection() -> None:
+    """The heuristic itself: imports and definitions are not plots, calls are."""
+    code = nbformat.v4.new_code_cell
+    assert not is_plot_cell(code("import matplotlib.pyplot as plt\nimport seaborn as sns"))
+    assert not is_plot_cell(code("sns.set_theme(style='whitegrid')"))
+    assert not is_plot_cell(code("def plot_curve(df):\n    return df"))
+    assert is_plot_cell(code("monitor.plot_loss(df)\nplt.show()"))
+    assert is_plot_cell(code("ax = sns.lineplot(data=df, x='step', y='mean_loss')"))
+    assert is_plot_cell(code("model = monitor.watch(operation)"))
+    assert is_plot_cell(code("x = 1", metadata={"tags": ["plot"]}))
+    assert not is_plot_cell(code("plt.plot([1])", metadata={"tags": ["no-plot"]}))
+
+
+# --- released copies -------------------------------------------------------------------------
+
+
+def _scratch_course(tmp: Path) -> Path:
+    """A copy of what nbgrader reads: its config, the masters, and the package they import."""
+    course = tmp / "course"
+    (course / "grader").mkdir(parents=True)
+    shutil.copy(ROOT / "grader" / "nbgrader_config.py", course / "grader")
+    shutil.copytree(ROOT / "solutions", course / "solutions")
+    return course
+
+
+# Generates every assignment in one Python process: nbgrader's start-up (about 2 s) is paid
+# once instead of once per assignment.
+_RELEASE_ALL = """\
+import json, sys
+from traitlets.config.loader import PyFileConfigLoader
+from nbgrader.apps import NbGraderAPI
+from nbgrader.coursedir import CourseDirectory
+
+config = PyFileConfigLoader("nbgrader_config.py", path=".").load_config()
+api = NbGraderAPI(coursedir=CourseDirectory(config=config), config=config)
+failed = {}
+for name in sys.argv[1:]:
+    result = api.generate_assignment(name, force=True, create=True)
+    if not result["success"]:
+        failed[name] = result.get("log", "")[-3000:] + result.get("error", "")[-2000:]
+print(json.dumps(failed))
+"""
+
+
+@pytest.fixture(scope="session")
+def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Run nbgrader generate_assignment for every master in a scratch copy of the course."""
+    course = _scratch_course(tmp_path_factory.mktemp("release"))
+    env = {**os.environ, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    result = subprocess.run(
+        [sys.executable, "-c", _RELEASE_ALL, *NAMES],
+        cwd=course / "grader",
+        env=env,  # nbgrader's gradebook runs the `alembic` script from the venv
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, f"nbgrader generate_assignment crashed:\n{result.stderr[-3000:]}"
+    failed = json.loads(result.stdout.strip().splitlines()[-1])
+    assert not failed, "nbgrader generate_assignment failed:\n" + "\n".join(
+        f"--- {name}\n{log}" for name, log in failed.items()
+    )
+    return course / "notebooks"
+
+
+def _release_view(nb: nbformat.NotebookNode) -> list[tuple]:
+    """What must agree between two released copies: cell types, sources, nbgrader metadata."""
+    return [
+        (c.cell_type, c.source, json.dumps(c.metadata.get("nbgrader"), sort_keys=True))
+        for c in nb.cells
+    ]
+
+
+def _files(folder: Path) -> Iterator[Path]:
+    for path in sorted(folder.rglob("*")):
+        if path.is_file() and ".ipynb_checkpoints" not in path.parts:
+            yield path.relative_to(folder)
+
+
+@pytest.mark.parametrize("path", MASTERS, ids=_ids(MASTERS))
+def test_released_copy_is_up_to_date(path: Path, generated: Path) -> None:
+    name = path.parent.name
+    committed_dir, fresh_dir = ROOT / "notebooks" / name, generated / name
+    regenerate = (
+        f"regenerate it: cd grader && ../.venv/bin/nbgrader generate_assignment {name} --force"
+    )
+    assert committed_dir.is_dir(), f"notebooks/{name}/ is missing; {regenerate}"
+    assert list(_files(committed_dir)) == list(_files(fresh_dir)), (
+        f"notebooks/{name}/ holds other files than nbgrader produces; {regenerate}"
+    )
+    committed = nbformat.read(committed_dir / f"{name}.ipynb", as_version=4)
+    fresh = nbformat.read(fresh_dir / f"{name}.ipynb", as_version=4)
+    old, new = _release_view(committed), _release_view(fresh)
+    assert len(old) == len(new), f"notebooks/{name}: {len(old)} cells, expected {len(new)}"
+    for index, (a, b) in enumerate(zip(old, new, strict=True)):
+        assert a == b, f"notebooks/{name}, cell {index} differs from the master; {regenerate}"
+    assert committed.metadata.get("kernelspec") == fresh.metadata.get("kernelspec")
+
+
+@pytest.mark.parametrize("path", MASTERS, ids=_ids(MASTERS))
+def test_released_copy_hides_solutions(path: Path) -> None:
+    """A student copy must not contain solution or hidden-test markers."""
+    released = ROOT / "notebooks" / path.parent.name / path.name
+    if not released.exists():
+        pytest.skip("no released copy (see test_released_copy_is_up_to_date)")
+    text = released.read_text(encoding="utf-8")
+    for marker in ("### BEGIN SOLUTION", "### END SOLUTION", "### BEGIN HIDDEN TESTS"):
+        assert marker not in text, f"{released.relative_to(ROOT)} still contains {marker!r}"
+
+
+def test_masters_pass_ruff() -> None:
+    result = subprocess.run(
+        [str(VENV_BIN / "ruff"), "check", "--no-cache", "solutions"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, f"ruff check solutions:\n{result.stdout}{result.stderr}"
