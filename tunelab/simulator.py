@@ -112,9 +112,9 @@ FLOOR = 0.28  # train-loss plateau for clean data (before memorisation)
 VAL_GAP = 0.35  # validation floor excess at 100 unique examples (scales 1/sqrt(n))
 BATCH_EXP = 0.25  # per-example push ~ (4/B)^BATCH_EXP, see per_example_push
 X_G = 400.0  # examples per e-fold of task learning at the default push
-P_MEM = 13.4  # passes per "unit" of memorisation at the default push
+P_MEM = 13.2  # passes per "unit" of memorisation at the default push
 MU_POWER = 5.0  # how abruptly memorisation takes over once the pattern is learned
-MU_MAX = 10.0  # memorisation saturates (train loss bottoms at ~FLOOR * e^-10)
+MU_MAX = 8.0  # memorisation saturates (train loss bottoms at ~FLOOR * e^-10)
 LAMBDA = 0.2  # validation cost of memorisation
 DRIFT = 0.3  # maximum validation cost of drifting from the base model
 G_D = 300.0  # task-clock scale of that drift
@@ -442,9 +442,10 @@ def _trends(profile: DatasetProfile, hp: Hyperparameters, jitter=(1.0, 1.0, 1.0)
     mu_raw = (passes / p_mem) ** MU_POWER
     mu = MU_MAX * np.tanh(mu_raw / MU_MAX) * (1.0 - nu) * (1.0 if profile.format_ok else 0.2)
 
-    l0 = (L0 if profile.format_ok else BAD_FORMAT_L0) * jit_l0
+    l0 = (L0 if profile.format_ok else BAD_FORMAT_L0) * tok**0.1 * jit_l0
+    floor = min(max(FLOOR * math.sqrt(tok), 0.05), 1.2)
     consistent = (1.0 - nu) ** 2 * (1.0 if profile.format_ok else 0.15)
-    f_train = l0 - (l0 - FLOOR) * consistent
+    f_train = l0 - (l0 - floor) * consistent
     f_val = f_train + VAL_GAP * math.sqrt(100.0 / n_u)
     decay = np.exp(-g)
     train = (f_train + (l0 - f_train) * decay) * np.exp(-mu)
@@ -454,7 +455,7 @@ def _trends(profile: DatasetProfile, hp: Hyperparameters, jitter=(1.0, 1.0, 1.0)
     if rho > 1.0:
         # Additive: blown-up weights destroy what was learned *and* what was memorised.
         with np.errstate(over="ignore"):
-            blow = l0 * np.expm1(K_DIV * (rho - 1.0) * np.maximum(0.0, g_raw - G_ON) ** 1.5)
+            blow = l0 * np.expm1(K_DIV * (rho - 1.0) * rho * np.maximum(0.0, g_raw - G_ON) ** 2)
         train = train + blow
         val = val + blow
     return _Trends(step, epoch, train, val, last, l0, rho)
@@ -465,6 +466,12 @@ def _check_inputs(profile: object, hparams: object) -> None:
         raise TypeError(f"simulate: profile must be a DatasetProfile, got {type(profile).__name__}")
     if not isinstance(hparams, Hyperparameters):
         raise TypeError(f"simulate: hparams must be Hyperparameters, got {type(hparams).__name__}")
+    if hparams.batch_size > profile.n_examples:
+        # Every epoch must contain at least one step; the service refuses such jobs too.
+        raise ValueError(
+            f"simulate: batch_size {hparams.batch_size} is larger than the dataset "
+            f"({profile.n_examples} examples); use batch_size <= {profile.n_examples}"
+        )
 
 
 def expected_curves(profile: DatasetProfile, hparams: Hyperparameters) -> pd.DataFrame:
@@ -493,7 +500,7 @@ def simulate(profile: DatasetProfile, hparams: Hyperparameters, seed: int = 0) -
     nu = profile.noise
     rng = _rng(profile, hp, seed)
     # Small per-run variation: no two real jobs have exactly the same curve.
-    tr = _trends(profile, hp, tuple(np.exp(rng.normal(0.0, [0.03, 0.05, 0.03]))))
+    tr = _trends(profile, hp, tuple(np.exp(rng.normal(0.0, [0.03, 0.05, 0.02]))))
     step, epoch, last, rho = tr.step, tr.epoch, tr.last, tr.rho
     T = step.size
     train_trend, val_trend = tr.train, tr.val
@@ -513,13 +520,14 @@ def simulate(profile: DatasetProfile, hparams: Hyperparameters, seed: int = 0) -
     knots = rng.standard_normal(n_knots)
     wander = np.interp(step / knot_gap, np.arange(n_knots), knots)
     eps = rng.standard_normal(T)
-    log_loss = np.log(train_trend) + sigma_f * eps - 0.5 * sigma_f**2 + sigma_s * wander
-    mean_loss = np.exp(log_loss)
+    with np.errstate(over="ignore", invalid="ignore"):  # past an overflow the values become NaN
+        log_loss = np.log(train_trend) + sigma_f * eps - 0.5 * sigma_f**2 + sigma_s * wander
+        mean_loss = np.exp(log_loss)
 
     # Per-epoch evaluation at each epoch's last step.
     v_noise = 0.0005 + 0.05 * nu
     val = val_trend[last] * np.exp(
-        sigma_s * wander[last] + v_noise * rng.standard_normal(E) - 0.5 * v_noise**2
+        0.5 * sigma_s * wander[last] + v_noise * rng.standard_normal(E) - 0.5 * v_noise**2
     )
 
     diverged_step = None
