@@ -65,7 +65,7 @@ def test_list_of_dicts_wait_bar_and_result(emulator) -> None:
 
 
 def test_snapshots_grow_while_the_job_runs(emulator) -> None:
-    emulator.store.time_scale = 25.0  # 18 steps x 1.2 simulated s -> ~0.9 wall s
+    emulator.store.time_scale = 15.0  # 18 steps x 1.2 simulated s -> ~1.4 wall s
     create(id="growing")
     counts, states = [], []
     deadline = time.monotonic() + 30

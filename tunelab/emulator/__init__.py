@@ -5,11 +5,18 @@ Gemini API tuning was retired in May 2025; this emulator lets the unmodified SDK
 their loss curves and query them, offline. Training is SIMULATED (:mod:`tunelab.simulator`)
 and answers come from :mod:`tunelab.emulator.generation`; no model runs.
 
+google-genai notes (3.6.1, Gemini API mode): it talks to ``/v1`` (the emulator serves every
+path under ``/v1`` and ``/v1beta``); ``tunings.tune`` drops the training examples and
+``learning_rate_multiplier`` from the request, so the service answers 400 -- pass them with
+``http_options=types.HttpOptions(extra_body=server.tuning_extra_body(...))``; ``tunings.list``
+raises ValueError before sending anything (Vertex only); ``tunings.get`` maps state
+CREATING/ACTIVE/FAILED to JOB_STATE_RUNNING/SUCCEEDED/FAILED and exposes no snapshots.
+
 Layout (moto style): ``store`` (resources, lazy job progress, SQLite), ``app`` (HTTP),
 ``errors`` (Google error JSON), ``catalog`` (base models), ``generation`` (answers, tokens),
 ``server`` (background server, ``connect()``, ``genai_client()``), ``__main__`` (CLI).
 """
 
-from tunelab.emulator.server import connect, genai_client, start
+from tunelab.emulator.server import connect, genai_client, start, tuning_extra_body
 
-__all__ = ["connect", "genai_client", "start"]
+__all__ = ["connect", "genai_client", "start", "tuning_extra_body"]

@@ -8,8 +8,12 @@ picks a free port and prints it.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
+import signal
 import sys
+import threading
+from collections.abc import Iterator
 
 import uvicorn
 
@@ -19,9 +23,26 @@ from tunelab.emulator.store import Store
 
 
 class _AnnouncingServer(uvicorn.Server):
-    """uvicorn.Server that prints the ready line after startup completes."""
+    """uvicorn.Server that prints the ready line after startup and exits 0 on SIGINT/SIGTERM.
+
+    (Stock uvicorn re-raises the signal after shutting down, so the process would die by
+    signal and skip closing the state file.)
+    """
 
     announce = ""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        sigs = (signal.SIGINT, signal.SIGTERM)
+        original = {sig: signal.signal(sig, self.handle_exit) for sig in sigs}
+        try:
+            yield
+        finally:
+            for sig, handler in original.items():
+                signal.signal(sig, handler)
 
     async def startup(self, sockets=None) -> None:  # type: ignore[override]
         await super().startup(sockets=sockets)

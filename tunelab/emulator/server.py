@@ -13,6 +13,7 @@ import os
 import socket
 import threading
 import time
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,8 +67,12 @@ class EmulatorServer:
 
 def bind_socket(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
     """A listening socket; port 0 picks a free port, bound now so no other process takes it."""
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    # proto=IPPROTO_TCP matters: asyncio only sets TCP_NODELAY on accepted sockets whose proto
+    # says TCP, and without it every response waits ~40 ms for a delayed ACK (Nagle).
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.bind((host, port))
     sock.listen(2048)
     sock.set_inheritable(True)
@@ -123,8 +128,14 @@ _endpoint: str | None = None
 
 
 def configure_generativeai(endpoint: str) -> None:
-    """Point google.generativeai at ``endpoint`` over REST (the only transport that can)."""
-    import google.generativeai as genai
+    """Point google.generativeai at ``endpoint`` over REST (the only transport that can).
+
+    The import's "support has ended" FutureWarning is silenced: the course uses the retired
+    SDK on purpose (the lessons say so), and connect() should print nothing.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        import google.generativeai as genai
 
     genai.configure(api_key=API_KEY, transport="rest", client_options={"api_endpoint": endpoint})
 
@@ -169,3 +180,33 @@ def genai_client(endpoint: str | None = None, **kwargs: Any) -> Any:
     http_options = dict(kwargs.pop("http_options", None) or {})
     http_options.setdefault("base_url", endpoint.rstrip("/") + "/")
     return genai.Client(api_key=API_KEY, http_options=http_options, **kwargs)
+
+
+def tuning_extra_body(
+    examples: Any, *, learning_rate_multiplier: float | None = None
+) -> dict[str, Any]:
+    """The request fields google-genai 3.6.1 silently drops for the Gemini API.
+
+    Its ``tunings.tune`` converter builds ``tuningTask.trainingData`` and
+    ``hyperparameters.learningRateMultiplier`` into a dict it then discards, so the service
+    receives no examples (and answers 400). Pass the result as
+    ``config=types.CreateTuningJobConfig(..., http_options=types.HttpOptions(extra_body=...))``;
+    google-genai deep-merges it into the request body. ``examples`` may be
+    ``types.TuningExample`` objects, ``{"text_input", "output"}`` dicts or ``(input, output)``
+    pairs.
+    """
+    rows = []
+    for i, ex in enumerate(examples):
+        if isinstance(ex, dict):
+            text_input, output = ex.get("text_input", ex.get("textInput")), ex.get("output")
+        elif isinstance(ex, (tuple, list)) and len(ex) == 2:
+            text_input, output = ex
+        else:
+            text_input, output = getattr(ex, "text_input", None), getattr(ex, "output", None)
+        if text_input is None or output is None:
+            raise ValueError(f"example {i} has no text_input/output: {ex!r}")
+        rows.append({"textInput": text_input, "output": output})
+    task: dict[str, Any] = {"trainingData": {"examples": {"examples": rows}}}
+    if learning_rate_multiplier is not None:
+        task["hyperparameters"] = {"learningRateMultiplier": float(learning_rate_multiplier)}
+    return {"tuningTask": task}
