@@ -1,0 +1,164 @@
+"""Where a course lives, and the nbgrader configuration that points at it.
+
+Why a class: the same grading code runs on the real course (this repository, gradebook in
+``.instructor/``), on the demo class (``.instructor/demo/``) and on tiny fixture courses the
+tests build in temporary directories. Every command takes a :class:`Course` and builds its
+nbgrader ``Config`` from ``grader/nbgrader_config.py`` plus the course's own paths, so plain
+``nbgrader`` and ``python -m grader`` always agree on settings.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+from traitlets.config import Config
+from traitlets.config.loader import PyFileConfigLoader
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIG_FILE = Path(__file__).resolve().parent / "nbgrader_config.py"
+ENV_INSTRUCTOR = "TUNELAB_INSTRUCTOR_ROOT"
+ENV_COURSE = "TUNELAB_COURSE_DIR"
+
+
+def _tools_on_path() -> None:
+    """nbgrader shells out to ``alembic`` when it creates a gradebook: make the venv's copy
+    findable even when the venv is not activated (``.venv/bin/python -m grader``)."""
+    bindir = str(Path(sys.executable).parent)
+    parts = os.environ.get("PATH", "").split(os.pathsep)
+    if bindir not in parts:
+        os.environ["PATH"] = os.pathsep.join([bindir, *[p for p in parts if p]])
+
+
+_tools_on_path()
+
+
+class CourseError(Exception):
+    """A problem with the course layout that the instructor has to fix (message says how)."""
+
+
+@dataclass(frozen=True)
+class Course:
+    """A course directory (``solutions/``, ``notebooks/``, ``data/``) and its instructor root."""
+
+    root: Path = REPO
+    instructor: Path = field(default=REPO / ".instructor")
+    release_dir: Path | None = None  # default: root / "notebooks"
+
+    @classmethod
+    def from_env(
+        cls,
+        course_dir: str | os.PathLike | None = None,
+        instructor_root: str | os.PathLike | None = None,
+    ) -> Course:
+        """The course named by arguments, else by $TUNELAB_COURSE_DIR / $TUNELAB_INSTRUCTOR_ROOT."""
+        root = Path(course_dir or os.environ.get(ENV_COURSE) or REPO).resolve()
+        instructor = instructor_root or os.environ.get(ENV_INSTRUCTOR) or root / ".instructor"
+        return cls(root=root, instructor=Path(instructor).resolve())
+
+    def with_instructor(self, instructor: Path) -> Course:
+        return Course(
+            root=self.root, instructor=Path(instructor).resolve(), release_dir=self.release_dir
+        )
+
+    # -- paths -------------------------------------------------------------------------
+    @property
+    def source(self) -> Path:
+        return self.root / "solutions"
+
+    @property
+    def release(self) -> Path:
+        return self.release_dir or self.root / "notebooks"
+
+    @property
+    def gradebook(self) -> Path:
+        return self.instructor / "gradebook.db"
+
+    @property
+    def db_url(self) -> str:
+        return f"sqlite:///{self.gradebook}"
+
+    @property
+    def submitted(self) -> Path:
+        return self.instructor / "submitted"
+
+    @property
+    def autograded(self) -> Path:
+        return self.instructor / "autograded"
+
+    @property
+    def feedback(self) -> Path:
+        return self.instructor / "feedback"
+
+    @property
+    def exports(self) -> Path:
+        return self.instructor / "exports"
+
+    @property
+    def reports(self) -> Path:
+        return self.instructor / "reports"
+
+    @property
+    def runs(self) -> Path:
+        """Per-assignment JSON records of the last autograde run (messages per student)."""
+        return self.instructor / "runs"
+
+    # -- assignments -------------------------------------------------------------------
+    def assignments(self) -> list[str]:
+        """Assignment ids: every folder of ``solutions/`` holding a notebook."""
+        if not self.source.is_dir():
+            raise CourseError(f"no solutions/ folder in {self.root}: is this the course directory?")
+        return sorted(
+            p.name for p in self.source.iterdir() if p.is_dir() and any(p.glob("*.ipynb"))
+        )
+
+    def notebooks(self, assignment: str) -> list[str]:
+        """Notebook names (without .ipynb) of an assignment's master."""
+        folder = self.source / assignment
+        if not folder.is_dir():
+            known = ", ".join(self.assignments()) or "none"
+            raise CourseError(f"unknown assignment {assignment!r} (known: {known})")
+        return sorted(p.stem for p in folder.glob("*.ipynb"))
+
+    def is_graded(self, assignment: str) -> bool:
+        """True when the master has at least one autograded test cell worth points."""
+        for name in self.notebooks(assignment):
+            nb = nbformat.read(self.source / assignment / f"{name}.ipynb", as_version=4)
+            for cell in nb.cells:
+                meta = cell.metadata.get("nbgrader", {})
+                if meta.get("grade") and cell.cell_type == "code" and meta.get("points", 0) > 0:
+                    return True
+        return False
+
+    def graded_assignments(self) -> list[str]:
+        return [a for a in self.assignments() if self.is_graded(a)]
+
+    # -- nbgrader configuration -------------------------------------------------------------
+    def config(self, extra: Config | None = None) -> Config:
+        """grader/nbgrader_config.py, re-pointed at this course and instructor root."""
+        cfg = PyFileConfigLoader(CONFIG_FILE.name, path=str(CONFIG_FILE.parent)).load_config()
+        cd = cfg.CourseDirectory
+        cd.root = str(self.root)
+        cd.release_directory = str(self.release)
+        cd.submitted_directory = str(self.submitted)
+        cd.autograded_directory = str(self.autograded)
+        cd.feedback_directory = str(self.feedback)
+        cd.db_url = self.db_url
+        if extra is not None:
+            cfg.merge(extra)
+        return cfg
+
+    def coursedir(self, config: Config | None = None, **traits):
+        """An nbgrader CourseDirectory for this course (one per thread: it is mutable)."""
+        from nbgrader.coursedir import CourseDirectory
+
+        cd = CourseDirectory(config=config or self.config())
+        for name, value in traits.items():
+            setattr(cd, name, value)
+        return cd
+
+    def ensure_instructor(self) -> None:
+        self.instructor.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,5 @@
+"""The grader's own nbgrader steps (one per file, as nbgrader's own preprocessors are)."""
+
+from grader.preprocessors.sandboxedexecute import SandboxedExecute, SandboxError
+
+__all__ = ["SandboxedExecute", "SandboxError"]

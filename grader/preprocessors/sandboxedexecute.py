@@ -1,0 +1,266 @@
+"""nbgrader's Execute step with a sandboxed kernel, and a grade for every cell whatever happens.
+
+Stock ``Execute`` gives up on the whole submission when the kernel dies (``os._exit``, a
+crash, a CPU limit) or ignores an interrupt, and the student gets no grade at all. This
+step keeps going:
+
+* a cell that times out is interrupted and gets nbgrader's ``CellTimeoutError`` output;
+* a cell that kills the kernel, or cannot be interrupted, gets an error output saying so;
+  the kernel is restarted and the cells that had run cleanly before it are replayed
+  silently, so later, independent parts are still graded (at most ``max_kernel_restarts``);
+* a cell that never ran (the kernel could not be brought back) gets an error output too,
+  so a test cell can never pass by not running (nbgrader scores a test cell without an
+  error output as passed);
+* what a cell prints is capped (``max_output_chars``) but error outputs are always kept,
+  since they decide the grade.
+
+The kernel itself is started by ``kernel_manager_class``: :class:`grader.sandbox.
+SandboxedKernelManager` by default, the stock manager with ``python -m grader autograde
+--no-sandbox``. What happened is recorded in ``resources['grader']['events']`` for the
+per-student message.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+from typing import Any
+
+from nbclient.client import NotebookClient
+from nbclient.exceptions import CellTimeoutError, DeadKernelError
+from nbformat import NotebookNode
+from nbformat.v4 import new_output
+from nbgrader.preprocessors import Execute
+from traitlets import Bool, Integer, Unicode, default
+
+KERNEL_DIED = "KernelDied"
+KERNEL_STUCK = "KernelUnresponsive"
+NOT_RUN = "CellNotRun"
+
+
+class SandboxError(RuntimeError):
+    """The sandbox could not start a kernel at all: a grading-machine problem, not the student's."""
+
+
+class SandboxedExecute(Execute):
+    """Execute every code cell in a sandboxed kernel, recovering from dead or stuck kernels."""
+
+    max_kernel_restarts = Integer(
+        3, help="Kernel restarts allowed per notebook before the remaining cells are given up."
+    ).tag(config=True)
+    replay_after_restart = Bool(
+        True,
+        help="After a restart, silently re-run the cells that had succeeded, to restore state.",
+    ).tag(config=True)
+    max_output_chars = Integer(
+        2_000_000,
+        help="Characters of output kept per cell (error outputs are always kept).",
+    ).tag(config=True)
+    sandbox = Bool(
+        True,
+        help="Run kernels in a bubblewrap sandbox (False: nbgrader's own, unconfined kernels).",
+    ).tag(config=True)
+    shutdown_kernel = Unicode("immediate").tag(config=True)
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)  # nbgrader pins kernel_manager_class in its __init__
+        if self.sandbox:
+            from grader.sandbox import SandboxedKernelManager
+
+            self.kernel_manager_class = SandboxedKernelManager
+
+    @default("extra_arguments")
+    def _extra_arguments_default(self) -> list[str]:
+        return ["--InteractiveShellApp.extensions=grader.kernel_guard"]
+
+    @default("startup_timeout")
+    def _startup_timeout_default(self) -> int:
+        return 60
+
+    # -- the step --------------------------------------------------------------------
+    def preprocess(self, nb: NotebookNode, resources: dict, km=None):
+        NotebookClient.__init__(self, nb, km)
+        self.reset_execution_trackers()
+        self._check_assign_resources(resources)
+        grader_res = resources.setdefault("grader", {})
+        self.events: list[dict[str, Any]] = grader_res.setdefault("events", [])
+        self._chars: dict[int, int] = {}
+        self._truncated: set[int] = set()
+        unlocked = grader_res.get("unlocked") or contextlib.nullcontext
+        with unlocked():  # other submissions may use the gradebook while this one runs
+            self._run_all(nb, resources)
+        self.set_widgets_metadata()
+        return self.nb, self.resources
+
+    def _run_all(self, nb: NotebookNode, resources: dict) -> None:
+        code = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and c.source.strip()]
+        self._start_kernel(first=True)
+        given_up: str | None = None
+        restarts = 0
+        clean: list[int] = []  # cells that ran without an error: replayed after a restart
+        try:
+            for index in code:
+                cell = nb.cells[index]
+                if given_up:
+                    self._mark(cell, NOT_RUN, f"This cell was not run: {given_up}.")
+                    continue
+                problem = self._run_cell(cell, resources, index)
+                if problem is None:
+                    if self._timed_out(cell):
+                        self._event("timeout", index, f"stopped after {self.timeout} s")
+                    elif not _has_error(cell):
+                        clean.append(index)
+                    continue
+                ename, text = problem
+                self._mark(cell, ename, text)
+                self._event("kernel_died" if ename == KERNEL_DIED else "kernel_stuck", index, text)
+                restarts += 1
+                if restarts > self.max_kernel_restarts:
+                    given_up = f"the kernel failed {restarts} times"
+                    continue
+                try:
+                    self._restart_kernel()
+                    if self.replay_after_restart:
+                        self._replay(nb, clean)
+                except Exception as err:  # noqa: BLE001 (any failure: give up the rest)
+                    given_up = f"the kernel could not be restarted ({_short(err)})"
+        finally:
+            self._stop_kernel()
+
+    def _run_cell(self, cell, resources, index) -> tuple[str, str] | None:
+        """Run one cell; return (error name, message) when the kernel failed under it."""
+        self._chars[index] = 0
+        try:
+            self.preprocess_cell(cell, resources, index)
+        except DeadKernelError:
+            return KERNEL_DIED, (
+                "The kernel stopped while running this cell (it crashed, called os._exit(), "
+                "or hit a resource limit). Later cells ran in a fresh kernel."
+            )
+        except CellTimeoutError:
+            return KERNEL_STUCK, (
+                f"This cell was still running after {self.timeout} s and did not stop when "
+                "interrupted, so the kernel was restarted. Later cells ran in a fresh kernel."
+            )
+        except Exception as err:  # noqa: BLE001 (a broken kernel connection, bad messages...)
+            return (
+                KERNEL_DIED,
+                f"Running this cell failed: {_short(err)}. The kernel was restarted.",
+            )
+        return None
+
+    # -- kernel lifecycle --------------------------------------------------------------------
+    def _start_kernel(self, first: bool = False) -> None:
+        self.km = self.create_kernel_manager()
+        cwd = self.resources.get("metadata", {}).get("path") or None
+        try:
+            self.start_new_kernel(cwd=cwd)
+            self.start_new_kernel_client()
+            assert self.kc is not None
+            info = self.wait_for_reply(self.kc.kernel_info())
+            if info is not None and "language_info" in info["content"]:
+                self.nb.metadata["language_info"] = info["content"]["language_info"]
+        except Exception as err:
+            detail = getattr(self.km, "stderr_tail", lambda: "")() if self.km else ""
+            self._stop_kernel()
+            if first:
+                raise SandboxError(
+                    f"could not start a kernel: {_short(err)}" + (f" [{detail}]" if detail else "")
+                ) from err
+            raise
+
+    def _stop_kernel(self) -> None:
+        km = self.km
+        try:
+            if km is not None:
+                self._cleanup_kernel()
+        except Exception as err:  # noqa: BLE001 (the kernel is going away regardless)
+            self.log.debug("kernel cleanup: %s", err)
+        finally:
+            remove_scratch = getattr(km, "_remove_scratch", None)
+            if remove_scratch is not None:
+                remove_scratch()
+            self.km = None
+            self.kc = None
+
+    def _restart_kernel(self) -> None:
+        self._stop_kernel()
+        self._start_kernel()
+
+    def _replay(self, nb: NotebookNode, indices: list[int]) -> None:
+        """Re-run earlier successful cells on copies, discarding what they print."""
+        for index in indices:
+            original = nb.cells[index]
+            self._chars[index] = 0
+            try:
+                self.execute_cell(copy.deepcopy(original), index, store_history=False)
+            finally:
+                nb.cells[index] = original  # nbclient stores the executed copy in its place
+        if indices:
+            self._event("replayed", None, f"re-ran {len(indices)} earlier cell(s) after a restart")
+
+    # -- outputs ---------------------------------------------------------------------------
+    def output(self, outs, msg, display_id, cell_index):
+        if self.clear_before_next_output:
+            self._chars[cell_index] = 0
+        if msg["msg_type"] == "error":  # always kept: errors decide the grade
+            return super().output(outs, msg, display_id, cell_index)
+        size = _size(msg.get("content", {}))
+        used = self._chars.get(cell_index, 0)
+        if used + size > self.max_output_chars:
+            if cell_index not in self._truncated:
+                self._truncated.add(cell_index)
+                outs.append(
+                    new_output(
+                        "stream",
+                        name="stderr",
+                        text=f"\n... output truncated: more than {self.max_output_chars} "
+                        "characters ...\n",
+                    )
+                )
+                self._event("output_truncated", cell_index, f"over {self.max_output_chars} chars")
+            return None
+        self._chars[cell_index] = used + size
+        return super().output(outs, msg, display_id, cell_index)
+
+    def clear_output(self, outs, msg, cell_index):
+        super().clear_output(outs, msg, cell_index)
+        if not outs:
+            self._chars[cell_index] = 0
+
+    # -- helpers ---------------------------------------------------------------------------
+    def _timed_out(self, cell) -> bool:
+        ename = self.error_on_timeout.get("ename") if self.error_on_timeout else None
+        return any(
+            o.get("output_type") == "error" and o.get("ename") == ename for o in cell.outputs
+        )
+
+    def _mark(self, cell, ename: str, text: str) -> None:
+        cell.outputs = [o for o in cell.outputs if o.get("output_type") != "error"]
+        cell.outputs.append(
+            new_output("error", ename=ename, evalue=text, traceback=[f"{ename}: {text}"])
+        )
+
+    def _event(self, kind: str, cell_index: int | None, detail: str) -> None:
+        grade_id = None
+        if cell_index is not None:
+            grade_id = self.nb.cells[cell_index].metadata.get("nbgrader", {}).get("grade_id")
+        self.events.append(
+            {"kind": kind, "cell": cell_index, "grade_id": grade_id, "detail": detail}
+        )
+
+
+def _has_error(cell) -> bool:
+    return any(o.get("output_type") == "error" for o in cell.get("outputs", []))
+
+
+def _size(content: dict) -> int:
+    if "text" in content:
+        return len(content["text"])
+    data = content.get("data") or {}
+    return sum(len(v) if isinstance(v, str) else len(str(v)) for v in data.values())
+
+
+def _short(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0]}" if text else type(err).__name__
