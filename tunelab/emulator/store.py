@@ -618,7 +618,7 @@ class Store:
 
     def plan(self, rec: TunedModelRecord) -> Plan:
         """The rendered simulated run of a record (cached; cheap after the first call)."""
-        key = f"{rec.model_id}|{rec.create_time!r}"
+        key = _plan_key(rec)
         plan = self._plans.get(key)
         if plan is not None:
             self._plans.move_to_end(key)
@@ -652,11 +652,27 @@ class Store:
     def tuned_model_json(self, rec: TunedModelRecord, now: float | None = None) -> str:
         plan = self.plan(rec)
         prog = self.progress(rec, now)
-        return _tuned_model_json(rec, plan, prog)
+        # Polls between two training steps get the same bytes: keep the last rendering.
+        key = (prog.shown, prog.state, prog.update_time, rec.patch_time)
+        cached = plan.extras.get("model_json")
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        text = _tuned_model_json(rec, plan, prog)
+        plan.extras["model_json"] = (key, text)
+        return text
 
     def operation_json(self, rec: TunedModelRecord, now: float | None = None) -> str:
         plan = self.plan(rec)
         prog = self.progress(rec, now)
+        key = (prog.completed_steps, prog.state, prog.update_time, rec.patch_time)
+        cached = plan.extras.get("operation_json")
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        text = self._operation_json(rec, plan, prog)
+        plan.extras["operation_json"] = (key, text)
+        return text
+
+    def _operation_json(self, rec: TunedModelRecord, plan: Plan, prog: Progress) -> str:
         snaps = plan.snapshots_json(prog.shown)
         meta = {"@type": METADATA_TYPE, "tunedModel": rec.name, "totalSteps": rec.total_steps}
         if prog.completed_steps:
@@ -730,9 +746,14 @@ class Store:
 
     def delete(self, model_id: str) -> None:
         with self._lock:
-            self.get(model_id)
+            rec = self.get(model_id)
             del self._models[model_id]
+            self._plans.pop(_plan_key(rec), None)
             self._forget(model_id)
+
+
+def _plan_key(rec: TunedModelRecord) -> str:
+    return f"{rec.model_id}|{rec.create_time!r}|{rec.seed}"
 
 
 def _record_key(rec: TunedModelRecord) -> str:
