@@ -238,6 +238,7 @@ class TunedModelRecord:
     operation_id: str
     source_tuned_model: str | None = None
     patch_time: float | None = None
+    revision: int = 0  # bumped by every update; part of the rendering cache key
     reader_project_numbers: list[int] = field(default_factory=list)
 
     @property
@@ -653,7 +654,7 @@ class Store:
         plan = self.plan(rec)
         prog = self.progress(rec, now)
         # Polls between two training steps get the same bytes: keep the last rendering.
-        key = (prog.shown, prog.state, prog.update_time, rec.patch_time)
+        key = (prog.shown, prog.state, prog.update_time, rec.revision)
         cached = plan.extras.get("model_json")
         if cached is not None and cached[0] == key:
             return cached[1]
@@ -664,7 +665,7 @@ class Store:
     def operation_json(self, rec: TunedModelRecord, now: float | None = None) -> str:
         plan = self.plan(rec)
         prog = self.progress(rec, now)
-        key = (prog.completed_steps, prog.state, prog.update_time, rec.patch_time)
+        key = (prog.completed_steps, prog.state, prog.update_time, rec.revision)
         cached = plan.extras.get("operation_json")
         if cached is not None and cached[0] == key:
             return cached[1]
@@ -741,6 +742,7 @@ class Store:
             for attr, value in changes.items():
                 setattr(rec, attr, value)
             rec.patch_time = self.clock()
+            rec.revision += 1
             self._save(rec)
             return rec
 
