@@ -9,67 +9,77 @@ curve costs a few milliseconds and the same inputs always give the same curve.
 Notation (one run)
 ------------------
 ``n`` examples (``n_u = n * (1 - duplicates)`` of them unique), ``E`` epochs, batch ``B``,
-learning-rate multiplier ``m`` (``learning_rate / 0.001``), label-noise share ``nu``.
-Step ``s = 1..T`` with ``T = ceil(n * E / B)``; after step ``s`` the job has read ``X = s * B``
-examples and is in epoch ``min(ceil(X / n), E)``.
+learning-rate multiplier ``m`` (``learning_rate / 0.001``), noise share ``nu`` (malformed or
+contradictory examples), ``tok = mean_tokens / 60``. Step ``s = 1..T`` with
+``T = ceil(n * E / B)``; after step ``s`` the job has read ``X = s * B`` examples and is in
+epoch ``min(ceil(X / n), E)``.
 
-Two clocks
-----------
-* Per-example push ``pi = m * sqrt(4 / B)``. The service averages the loss over a batch, so a
-  step moves the weights by ~``m`` whatever ``B`` is, but a larger batch points it better
-  (square-root gain); per example read that is ``m * sqrt(B/4) / B``, normalised to 1 at the
-  service default (``m = 1``, ``B = 4``).
-* Task clock ``g = pi * X / X_G * clean``: how much of the *general* input->output pattern has
-  been learned. ``X_G`` (~400 examples) is one e-fold of learning at the default push.
-  ``clean = (1 - nu)^3`` (``0.05`` if the format is wrong): contradictory or malformed examples
-  pull the gradient in different directions, so the consistent part of the signal shrinks fast.
-* Memorisation clock ``mu = MU_MAX * tanh(((pi * X / n_u) / P)^3 / MU_MAX)``: example-specific
-  fitting depends on how often each unique example has been pushed on (``X / n_u`` passes).
-  It is cubic because early passes are spent on the shared pattern; only once that is learned
-  does the remaining gradient go to each example's idiosyncrasies, and then quickly. ``P``
-  (~11 passes) is a bit shorter for tiny datasets (the adapter has fewer examples to store).
-  ``tanh`` saturates it: a fully memorised set cannot get "more memorised".
+Clocks
+------
+* Per-example push ``pi = m * (4 / B)^0.25`` (:func:`per_example_push`). The loss is a batch
+  mean, so a step moves the weights by ~``m`` whatever ``B`` is, and a batch of ``B`` examples
+  makes one step almost as useful as ``B`` small ones (linear-scaling regime, slightly
+  sub-linear). Normalised to 1 at the service default (``m = 1``, ``B = 4``).
+* Task clock ``g = pi * X * tok^0.2 / X_G * clean``: how much of the *general* input->output
+  pattern has been learned; ``X_G = 400`` examples per e-fold at the default push (longer
+  examples carry a little more signal each). ``clean = (1 - nu)^3`` (x0.05 if the format is
+  wrong): contradictory examples pull the gradient different ways, so the consistent part of
+  the signal shrinks fast. ``g_raw`` is the same clock without ``clean`` (how far the weights
+  have moved, which drives drift and instability).
+* Memorisation ``mu = MU_MAX * tanh((passes / P)^5 / MU_MAX) * (1 - nu)`` with
+  ``passes = pi * X / n_u`` (how often each unique example has been pushed on; duplicates
+  count as extra passes) and ``P ~ 13 * (n_u / 500)^0.1`` passes. The steep power:
+  early passes are spent on the shared pattern; once it is learned the remaining gradient goes
+  to each example's idiosyncrasies, so memorisation takes over abruptly -- the lesson's
+  "sudden drop to ~0". ``tanh`` saturates it (train loss bottoms out near ``floor * e^-8``).
+  Tiny datasets are memorised a little sooner (fewer examples to store).
 
 Losses
 ------
 * Generalisable loss ``Lg(g) = F + (L0 - F) * exp(-g)``: exponential approach from the base
-  model's loss ``L0`` (~2.0 nats/token) to a floor ``F``. The train floor is
-  ``F_t = 0.25 + (L0 - 0.25) * (1 - (1 - nu)^2)`` (contradictions are irreducible); the
-  validation floor adds ``0.35 * sqrt(100 / n_u)``: fewer examples -> a worse estimate of the
-  pattern.
+  model's loss ``L0 = 2.0 * tok^0.1`` (2.6 for a wrong format) to a floor. The clean floor is
+  ``0.28 * sqrt(tok)`` for answers longer than 60 tokens (0.28 below, at most 1.12): long
+  free-form answers keep more per-token uncertainty than short, structured ones such as SQL.
+  Contradictions are irreducible, so the train floor is
+  ``F_t = L0 - (L0 - floor) * (1 - nu)^2``; the validation floor adds
+  ``0.35 * sqrt(100 / n_u)``: fewer examples give a worse estimate of the pattern.
 * Train loss ``Lg_t(g) * exp(-mu)``: memorised examples are predicted perfectly, so the train
-  loss falls towards ~0 once ``mu`` grows -- the "sudden drop to ~0" of overfitting.
-* Validation loss ``Lg_v(g) + LAMBDA * mu + DRIFT * (1 - exp(-g_raw / G_D))``: memorised
-  answers are confidently wrong on new prompts (``LAMBDA * mu``), and every update drifts the
-  model away from the base model's broad skills (the drift term, which saturates). The drift
-  is why even a huge dataset has a validation minimum after 1-3 epochs, while the memorisation
-  term produces the U shape on small datasets. The validation minimum therefore arrives after
-  fewer *steps* as the dataset shrinks, but after 5-10 *epochs* under 500 examples and 1-3
-  epochs over 10,000.
-* Held-out quality ``0.97 * sigmoid((V50 - V) / W)``: the share of new prompts answered
-  correctly falls smoothly as validation loss rises (~0.9 at a validation loss of 0.45, ~0.1
-  above 1.2).
+  loss falls to ~0 once ``mu`` grows.
+* Validation loss ``Lg_v(g) + 0.2 * mu + 0.3 * (1 - exp(-g_raw / 300))``: memorised answers are
+  confidently wrong on new prompts (the ``mu`` term gives small datasets their U shape), and
+  every update drifts the model away from the base model's broad skills (the saturating drift
+  term: it is why a huge dataset still has a validation minimum after 1-3 epochs). The
+  minimum therefore sits at 5-10 epochs for 100-500 examples (4-6 for the graded 500), at 1-3
+  epochs above 10,000, and it comes after fewer *steps* as the dataset shrinks.
+* Held-out quality ``0.97 * sigmoid((0.85 - V) / 0.15)``: the share of new prompts answered
+  correctly falls smoothly as validation loss rises (~0.9 at 0.45, below 0.3 above 1.0);
+  0 once the run diverged.
 
 Instability (divergence)
 ------------------------
-``rho = m / (3 * sqrt(B / 4))``: bigger batches tolerate bigger steps (less gradient noise),
-smaller batches diverge earlier. For ``rho > 1`` the loss first falls (the start of training is
-flat enough), then the landscape sharpens and the loss is multiplied by
-``exp(K_DIV * (rho - 1) * max(0, g_raw - G_ON)^1.5)``: fall, then an accelerating rise. When the
-trend passes ``LOSS_OVERFLOW`` the real trainer produces NaN; from that step on the loss is NaN,
-``diverged_step`` is set and ``failure`` explains what to change. ``rho`` between 0.5 and 1 only
-makes the curve jumpier.
+``rho = m / (3 * sqrt(B / 4))`` (:func:`critical_multiplier`): bigger batches average away
+gradient noise and tolerate bigger steps; small batches diverge first. For ``rho > 1`` the loss
+first falls (the start of training is flat enough), then the landscape sharpens and
+``L0 * expm1(0.057 * rho^2 * (rho - 1) * max(0, g_raw - 2.5)^1.5)`` is *added* to both losses
+(blown-up weights destroy what was learned and what was memorised): fall, then an
+accelerating rise, faster the further ``rho`` is above 1. When the trend passes 1000 the real
+trainer produces NaN; from that step on the loss is NaN, ``diverged_step`` is set and
+``failure`` explains what to change. ``rho`` between 0.5 and 1 only makes steps jumpier.
 
 Noise
 -----
 ``log(loss_step) = log(trend) + sigma_f * eps - sigma_f^2 / 2 + sigma_s * w(s)``.
-``eps`` is white: a step's mean_loss is the mean over ``B`` examples, so ``sigma_f`` is a
-per-example spread (0.6, more with noise / bad format / instability) over ``sqrt(B)``.
-``w`` is slow wander (random knots two per epoch, linearly interpolated): dirty or mis-formatted
-data makes the model lurch between contradictory answers for many steps, which is what makes
-per-epoch curves chaotic; for clean data ``sigma_s`` is tiny. ``-sigma_f^2/2`` keeps the
-per-epoch mean unbiased. The same wander (plus a small measurement error) applies to the
-per-epoch validation loss.
+``eps`` is white: a step's mean_loss is a mean over ``B`` examples, so ``sigma_f`` is a
+per-example spread (0.6, more with noise, a bad format or instability) over ``sqrt(B)``,
+capped at 1.0.
+``w`` is slow wander (random knots two per epoch, linearly interpolated), with
+``sigma_s = 0.5 * nu^1.5`` (+0.3 for a wrong format): dirty data makes the model lurch between
+contradictory answers for many steps, which is what makes *per-epoch* curves chaotic; clean
+data barely wanders. ``-sigma_f^2/2`` keeps epoch means unbiased. Per-epoch validation loss
+gets half the wander (a fixed validation set sees the same lurches, diluted) and a small
+measurement error. Each run also jitters ``L0`` (3%), the task speed (5%) and ``P`` (2%) so
+no two seeds give the same curve; all randomness comes from one ``numpy`` Generator keyed by
+a BLAKE2 hash of every input (never Python's per-process salted ``hash()``).
 """
 
 from __future__ import annotations
@@ -114,16 +124,17 @@ BATCH_EXP = 0.25  # per-example push ~ (4/B)^BATCH_EXP, see per_example_push
 X_G = 400.0  # examples per e-fold of task learning at the default push
 P_MEM = 13.2  # passes per "unit" of memorisation at the default push
 MU_POWER = 5.0  # how abruptly memorisation takes over once the pattern is learned
-MU_MAX = 8.0  # memorisation saturates (train loss bottoms at ~FLOOR * e^-10)
+MU_MAX = 8.0  # memorisation saturates (train loss bottoms at ~floor * e^-8)
 LAMBDA = 0.2  # validation cost of memorisation
 DRIFT = 0.3  # maximum validation cost of drifting from the base model
 G_D = 300.0  # task-clock scale of that drift
 V50, W = 0.85, 0.15  # held-out quality sigmoid: 50% at V50, width W
 Q_MAX = 0.97
 M_CRIT_B4 = 3.0  # critical multiplier at batch 4
-K_DIV, G_ON = 0.12, 2.5  # divergence growth rate and onset on the task clock
+K_DIV, G_ON = 0.057, 2.5  # divergence growth rate and onset on the task clock
 LOSS_OVERFLOW = 1e3  # trend above this -> NaN, as in a real overflowing trainer
 SIGMA_EXAMPLE = 0.6  # per-example spread of the loss (log scale)
+SIGMA_F_MAX = 1.0  # cap on the per-step spread (log scale)
 
 
 def total_steps(n_examples: int, epoch_count: int, batch_size: int) -> int:
@@ -437,13 +448,13 @@ def _trends(profile: DatasetProfile, hp: Hyperparameters, jitter=(1.0, 1.0, 1.0)
     g_raw = push * seen / (X_G * tok**-0.2) * jit_g
     g = g_raw * clean
     n_u = profile.n_unique
-    p_mem = P_MEM * (n_u / 500.0) ** 0.1 * tok**0.2 * jit_p
+    p_mem = P_MEM * (n_u / 500.0) ** 0.1 * jit_p
     passes = push * seen / n_u
     mu_raw = (passes / p_mem) ** MU_POWER
     mu = MU_MAX * np.tanh(mu_raw / MU_MAX) * (1.0 - nu) * (1.0 if profile.format_ok else 0.2)
 
     l0 = (L0 if profile.format_ok else BAD_FORMAT_L0) * tok**0.1 * jit_l0
-    floor = min(max(FLOOR * math.sqrt(tok), 0.05), 1.2)
+    floor = FLOOR * math.sqrt(min(max(tok, 1.0), 16.0))
     consistent = (1.0 - nu) ** 2 * (1.0 if profile.format_ok else 0.15)
     f_train = l0 - (l0 - floor) * consistent
     f_val = f_train + VAL_GAP * math.sqrt(100.0 / n_u)
@@ -455,7 +466,9 @@ def _trends(profile: DatasetProfile, hp: Hyperparameters, jitter=(1.0, 1.0, 1.0)
     if rho > 1.0:
         # Additive: blown-up weights destroy what was learned *and* what was memorised.
         with np.errstate(over="ignore"):
-            blow = l0 * np.expm1(K_DIV * (rho - 1.0) * rho * np.maximum(0.0, g_raw - G_ON) ** 2)
+            blow = l0 * np.expm1(
+                K_DIV * (rho - 1.0) * rho**2 * np.maximum(0.0, g_raw - G_ON) ** 1.5
+            )
         train = train + blow
         val = val + blow
     return _Trends(step, epoch, train, val, last, l0, rho)
@@ -505,14 +518,11 @@ def simulate(profile: DatasetProfile, hparams: Hyperparameters, seed: int = 0) -
     T = step.size
     train_trend, val_trend = tr.train, tr.val
 
-    sigma_f = (
-        SIGMA_EXAMPLE
-        * (1.0 + 1.5 * nu + (0.0 if profile.format_ok else 1.0) + 1.5 * max(0.0, rho - 0.5))
-        / math.sqrt(B)
-    )
-    sigma_s = (
-        0.001 + 0.5 * nu**1.5 + (0.0 if profile.format_ok else 0.3) + 0.1 * max(0.0, rho - 0.5)
-    )
+    unstable = min(max(0.0, rho - 0.5), 1.0)
+    spread = 1.0 + 1.5 * nu + (0.0 if profile.format_ok else 1.0) + 1.5 * unstable
+    # Capped: beyond ~1 the lognormal's median collapses and single steps look absurd.
+    sigma_f = min(SIGMA_EXAMPLE * spread / math.sqrt(B), SIGMA_F_MAX)
+    sigma_s = 0.001 + 0.5 * nu**1.5 + (0.0 if profile.format_ok else 0.3) + 0.1 * unstable
 
     spe = n / B  # steps per epoch
     knot_gap = max(1.0, spe / 2.0)
