@@ -279,15 +279,15 @@ def test_multiplier_is_a_type_error_in_the_old_sdk_but_accepted_by_rest(emulator
     got = httpx.get(
         f"{emulator.endpoint}/v1beta/tunedModels/mult", params={"key": "offline-emulator"}
     ).json()
+    # Reported as the learning rate it resolves to (0.5 x the default 0.001), which also keeps
+    # google-generativeai able to decode the model: its Hyperparameters has no multiplier.
     assert got["tuningTask"]["hyperparameters"] == {
         "epochCount": 2,
         "batchSize": 4,
-        "learningRateMultiplier": 0.5,
+        "learningRate": 0.0005,
     }
-    # A quirk of google-generativeai 0.8.6: its Hyperparameters dataclass has no multiplier
-    # field, so decoding such a model raises inside the SDK.
-    with pytest.raises(TypeError, match="unexpected keyword argument 'learning_rate_multiplier'"):
-        genai.get_tuned_model("tunedModels/mult")
+    model = genai.get_tuned_model("tunedModels/mult")
+    assert model.tuning_task.hyperparameters.learning_rate == pytest.approx(0.0005)
 
 
 def test_aggressive_learning_rate_ends_failed(emulator) -> None:

@@ -85,10 +85,26 @@ def test_defaults_are_filled_and_echoed(store: Store) -> None:
     assert hp == {"epochCount": 5, "batchSize": 16, "learningRate": 0.0002}
 
 
-def test_learning_rate_multiplier_is_echoed(store: Store) -> None:
-    store.create(body(25, learningRateMultiplier=0.5, epochCount=2), "mult")
-    hp = model(store, "mult")["tuningTask"]["hyperparameters"]
-    assert hp == {"epochCount": 2, "batchSize": 4, "learningRateMultiplier": 0.5}
+def test_learning_rate_multiplier_is_reported_as_the_actual_learning_rate(store: Store) -> None:
+    rec = store.create(body(25, learningRateMultiplier=0.5, epochCount=2), "mult")
+    assert rec.hyperparameters["learningRateMultiplier"] == 0.5
+    assert model(store, "mult")["tuningTask"]["hyperparameters"] == {
+        "epochCount": 2,
+        "batchSize": 4,
+        "learningRate": 0.0005,  # 0.5 x the default 0.001
+    }
+    store.create(body(2000, learningRateMultiplier=2.0, epochCount=1), "mult-large")
+    hp = model(store, "mult-large")["tuningTask"]["hyperparameters"]
+    assert hp == {"epochCount": 1, "batchSize": 16, "learningRate": 0.0004}  # 2 x 0.0002
+
+
+def test_multiplier_and_learning_rate_mean_the_same_step_size(store: Store) -> None:
+    a = store.create(body(25, learningRateMultiplier=3.0), "by-mult")
+    b = store.create(body(25, learningRate=0.003), "by-rate")
+    assert store.plan(a).run.hparams.multiplier == pytest.approx(3.0)
+    assert store.plan(b).run.hparams.multiplier == pytest.approx(3.0)
+    large = store.create(body(2000, learningRateMultiplier=5.0, epochCount=1), "by-mult-large")
+    assert store.plan(large).run.hparams.learning_rate == pytest.approx(0.001)  # 5 x 0.0002
 
 
 def test_snake_case_json_names_are_accepted(store: Store) -> None:

@@ -15,6 +15,10 @@ Why it looks like this
 * **Fast reads.** The snapshot JSON of a job is rendered once; a GET slices the prefix of the
   steps completed so far, so polling a 10,000-step job stays cheap.
 
+* **Hyperparameters** are echoed with defaults filled (5 epochs; batch 4 / lr 0.001, or 16 /
+  0.0002 from 2,000 examples on). A ``learningRateMultiplier`` is accepted and reported as the
+  learning rate it resolves to (see :func:`resolved_learning_rate` for why).
+
 JSON in and out follows proto3 JSON (camelCase names, default values omitted), the format the
 REST transport of both SDKs reads and writes.
 """
@@ -229,7 +233,7 @@ class TunedModelRecord:
     temperature: float
     top_p: float
     top_k: int
-    hyperparameters: dict[str, Any]  # camelCase, defaults filled, one learning-rate option
+    hyperparameters: dict[str, Any]  # as requested (camelCase), defaults filled
     examples: list[list[str]]  # [text_input, output]
     create_time: float
     step_seconds: float  # wall seconds per training step (time scale frozen in)
@@ -284,13 +288,38 @@ def _default_simulate(examples: list[list[str]], hp: dict[str, Any], seed: int) 
     profile = sim.DatasetProfile.from_examples(
         [{"text_input": i, "output": o} for i, o in examples]
     )
+    lr, mult = hp.get("learningRate"), hp.get("learningRateMultiplier")
+    if mult is not None:
+        # The API's multiplier scales the size-dependent default learning rate; the simulator's
+        # multiplier is relative to 0.001. Same number below LARGE_DATASET_THRESHOLD (then keep
+        # the student's own terms in failure messages), otherwise hand over the real rate.
+        actual = resolved_learning_rate(hp, len(examples))
+        if not math.isclose(actual, mult * sim.DEFAULT_LEARNING_RATE, rel_tol=1e-12):
+            lr, mult = actual, None
     hparams = sim.Hyperparameters(
         epoch_count=hp["epochCount"],
         batch_size=hp["batchSize"],
-        learning_rate=hp.get("learningRate"),
-        learning_rate_multiplier=hp.get("learningRateMultiplier"),
+        learning_rate=lr,
+        learning_rate_multiplier=mult,
     )
     return sim.simulate(profile, hparams, seed=seed)
+
+
+def resolved_learning_rate(hp: Mapping[str, Any], n_examples: int) -> float:
+    """The learning rate a job trains with: ``learningRate``, or multiplier x the default.
+
+    Responses report this value as ``learningRate`` even when the request gave
+    ``learningRateMultiplier`` (proto: "Actual learning rate := learning_rate_multiplier *
+    default learning rate"). Echoing the multiplier instead would break google-generativeai
+    0.8.6: its ``Hyperparameters`` dataclass has no such field, so ``get_tuned_model`` and
+    ``list_tuned_models`` would raise TypeError for that model.
+    """
+    if hp.get("learningRateMultiplier") is not None:
+        from tunelab import simulator as sim
+
+        default = sim.default_learning_rate(n_examples)
+        return float(hp["learningRateMultiplier"]) * default
+    return float(hp["learningRate"])
 
 
 def _default_hparams(n_examples: int) -> dict[str, Any]:
@@ -886,8 +915,13 @@ def _tuned_model_json(
     task: dict[str, Any] = {"startTime": rfc3339(rec.create_time)}
     if prog.complete_time is not None:
         task["completeTime"] = rfc3339(prog.complete_time)
-    hp = {k: _num(v) if isinstance(v, float) else v for k, v in rec.hyperparameters.items()}
-    task["hyperparameters"] = hp
+    task["hyperparameters"] = {
+        "epochCount": rec.hyperparameters["epochCount"],
+        "batchSize": rec.hyperparameters["batchSize"],
+        "learningRate": _num(
+            float(f"{resolved_learning_rate(rec.hyperparameters, len(rec.examples)):.6g}")
+        ),
+    }
     head["tuningTask"] = task
     if rec.reader_project_numbers:
         head["readerProjectNumbers"] = [str(x) for x in rec.reader_project_numbers]
