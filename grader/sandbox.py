@@ -176,6 +176,7 @@ class Sandbox(LoggingConfigurable):
                 cmd += ["--symlink", os.readlink(path), path]
             elif os.path.isdir(path):
                 cmd += ["--ro-bind", path, path]
+        cmd += ["--perms", "0755", "--dir", "/etc"]  # bwrap's own would be 0700 under root
         for name in ETC_FILES:
             cmd += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
         cmd += ["--proc", "/proc", "--dev", "/dev"]
@@ -216,19 +217,27 @@ def _parents(path: str, made: set[str]) -> list[str]:
 
 
 class _UidPool:
-    """Hands out one uid per running sandbox (used only when the grader runs as root)."""
+    """Hands out one uid per running sandbox (used only when the grader runs as root).
 
-    def __init__(self) -> None:
+    Round-robin over ``size`` uids: a sandbox just torn down after a fork bomb may still
+    have dying processes counted against its uid, so the next sandbox gets a fresh one.
+    """
+
+    def __init__(self, size: int = 64) -> None:
         self._lock = threading.Lock()
         self._busy: set[int] = set()
+        self._next = 0
+        self.size = size
 
     def acquire(self, base: int) -> int:
         with self._lock:
-            uid = base
-            while uid in self._busy:
-                uid += 1
-            self._busy.add(uid)
-            return uid
+            for step in range(self.size):
+                uid = base + (self._next + step) % self.size
+                if uid not in self._busy:
+                    self._next = (uid - base + 1) % self.size
+                    self._busy.add(uid)
+                    return uid
+            raise RuntimeError(f"more than {self.size} sandboxes at once")
 
     def release(self, uid: int) -> None:
         with self._lock:

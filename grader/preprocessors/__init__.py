@@ -1,5 +1,6 @@
 """The grader's own nbgrader steps (one per file, as nbgrader's own preprocessors are)."""
 
+from grader.preprocessors.overwritecells import OverwriteCells
 from grader.preprocessors.sandboxedexecute import SandboxedExecute, SandboxError
 
-__all__ = ["SandboxedExecute", "SandboxError"]
+__all__ = ["OverwriteCells", "SandboxedExecute", "SandboxError"]

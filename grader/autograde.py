@@ -1,0 +1,530 @@
+"""Autograde every submission of an assignment: nbgrader's pipeline, sandboxed and in parallel.
+
+Each submission goes through nbgrader's own ``Autograde`` converter (one converter per
+student and notebook), configured rather than rewritten:
+
+1. the grader's checks (:mod:`grader.checks`): a missing, empty or corrupted notebook gets 0
+   points and a message instead of a traceback;
+2. nbgrader's sanitize steps: ``ClearOutput``, ``DeduplicateIds``, ``OverwriteKernelspec``,
+   ``OverwriteCells`` (edited or deleted test cells come back from the gradebook),
+   ``CheckCellMetadata``;
+3. nbgrader's autograde steps with ``Execute`` swapped for :class:`~grader.preprocessors.
+   SandboxedExecute` (see :data:`GRADING_STEPS`).
+
+Only this trusted process touches the gradebook, and only one submission at a time: a lock
+is held for everything except running the student's kernel, which happens in the sandbox
+while other submissions are saved. Grades therefore do not depend on the number of
+workers, and re-running replaces a student's grades instead of adding rows.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import threading
+import time
+import warnings
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import nbformat
+from nbconvert.preprocessors import ClearMetadataPreprocessor
+from nbgrader.converters import Autograde, BaseConverter, NbGraderException
+from nbgrader.preprocessors import (
+    AssignLatePenalties,
+    CheckCellMetadata,
+    ClearOutput,
+    DeduplicateIds,
+    IgnorePattern,
+    LimitOutput,
+    OverwriteKernelspec,
+    SaveAutoGrades,
+)
+from sqlalchemy.exc import SAWarning
+from traitlets.config import Config
+
+from grader.checks import NotebookCheck, check_submission, edited_locked_cells
+from grader.course import Course, CourseError
+from grader.logs import captured, message_of
+from grader.preprocessors import OverwriteCells, SandboxedExecute
+from grader.sandbox import TUNELAB_DIR, check_sandbox
+
+log = logging.getLogger("grader.autograde")
+# nbgrader's gradebook code trips this SQLAlchemy warning on every new submission; harmless.
+warnings.filterwarnings("ignore", message="Object of type <Submitted", category=SAWarning)
+
+#: nbgrader's ``Autograde.sanitize_preprocessors`` with ``OverwriteCells`` hardened.
+SANITIZING_STEPS = [
+    ClearOutput,
+    DeduplicateIds,
+    OverwriteKernelspec,
+    OverwriteCells,
+    CheckCellMetadata,
+]
+
+#: nbgrader's ``Autograde.autograde_preprocessors`` with ``Execute`` replaced.
+GRADING_STEPS = [
+    SandboxedExecute,
+    IgnorePattern,
+    ClearMetadataPreprocessor,
+    LimitOutput,
+    SaveAutoGrades,
+    AssignLatePenalties,
+    CheckCellMetadata,
+]
+
+
+@dataclass
+class StudentResult:
+    """What autograding one submission produced, in words an instructor can act on."""
+
+    student: str
+    assignment: str
+    status: str = "graded"  # "graded" or "failed" (no grade could be computed)
+    score: float = 0.0
+    max_score: float = 0.0
+    parts: dict[str, list[float]] = field(default_factory=dict)  # grade id -> [score, max]
+    failed_parts: dict[str, str] = field(default_factory=dict)  # grade id -> first error line
+    notes: list[str] = field(default_factory=list)  # what went wrong besides failed tests
+    error: str | None = None
+    seconds: float = 0.0
+
+    @property
+    def message(self) -> str:
+        if self.status == "failed":
+            return f"not graded: {self.error}"
+        text = f"{self.score:g}/{self.max_score:g}"
+        details = list(self.notes)
+        if self.failed_parts:
+            failed = ", ".join(f"{k} ({v})" for k, v in self.failed_parts.items())
+            details.append(f"failed: {failed}")
+        return text + (" - " + "; ".join(details) if details else "")
+
+
+@dataclass
+class AutogradeRun:
+    assignment: str
+    results: list[StudentResult]
+    seconds: float
+    workers: int
+    sandboxed: bool
+    record: Path | None = None
+
+    @property
+    def graded(self) -> list[StudentResult]:
+        return [r for r in self.results if r.status == "graded"]
+
+    @property
+    def failed(self) -> list[StudentResult]:
+        return [r for r in self.results if r.status == "failed"]
+
+
+class Shared(dict):
+    """Run-wide objects handed to the steps in ``resources['grader']``.
+
+    nbconvert deep-copies resources before every step; these must stay the same objects
+    (the events list the step appends to, the lock it releases), so copying returns self.
+    """
+
+    def __deepcopy__(self, memo: dict) -> Shared:
+        return self
+
+
+class GraderAutograde(Autograde):
+    """nbgrader's Autograde converter, telling its steps about the shared gradebook lock."""
+
+    def __init__(self, *, events: list, unlocked, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self._grader_resources = Shared(events=events, unlocked=unlocked)
+
+    def init_single_notebook_resources(self, notebook_filename: str) -> dict:
+        resources = super().init_single_notebook_resources(notebook_filename)
+        resources["grader"] = self._grader_resources
+        return resources
+
+    def convert_single_notebook(self, notebook_filename: str) -> None:
+        """Autograde.convert_single_notebook without its ``utils.setenv`` wrapper.
+
+        nbgrader 0.9.6's ``setenv`` deletes NBGRADER_EXECUTION on exit (it saves
+        ``os.environ.get(value)`` instead of ``get(key)``), which breaks the other threads;
+        the grader sets the variable once for the whole run instead.
+        """
+        self.log.info("Sanitizing %s", notebook_filename)
+        self._sanitizing = True
+        self._init_preprocessors()
+        BaseConverter.convert_single_notebook(self, notebook_filename)
+        notebook_filename = os.path.join(
+            self.writer.build_directory, os.path.basename(notebook_filename)
+        )
+        self.log.info("Autograding %s", notebook_filename)
+        self._sanitizing = False
+        self._init_preprocessors()
+        try:
+            BaseConverter.convert_single_notebook(self, notebook_filename)
+        finally:
+            self._sanitizing = True
+
+
+def autograde_config(
+    course: Course,
+    *,
+    sandbox: bool = True,
+    timeout: int | None = None,
+    memory_mb: int | None = None,
+) -> Config:
+    """The course's nbgrader configuration with the grader's steps and limits."""
+    extra = Config()
+    extra.Autograde.sanitize_preprocessors = SANITIZING_STEPS
+    extra.Autograde.autograde_preprocessors = GRADING_STEPS
+    extra.SandboxedExecute.sandbox = sandbox
+    if timeout is not None:
+        extra.SandboxedExecute.timeout = int(timeout)
+    if memory_mb is not None:
+        extra.Sandbox.memory_mb = int(memory_mb)
+    extra.Sandbox.data_dirs = sorted({str(course.root / "data"), str(TUNELAB_DIR.parent / "data")})
+    return course.config(extra)
+
+
+class Autograder:
+    """Grades all submissions of one assignment; see the module docstring for the design."""
+
+    def __init__(
+        self,
+        course: Course,
+        assignment: str,
+        *,
+        workers: int | None = None,
+        sandbox: bool = True,
+        timeout: int | None = None,
+        memory_mb: int | None = None,
+        config: Config | None = None,
+    ) -> None:
+        self.course = course
+        self.assignment = assignment
+        self.notebooks = course.notebooks(assignment)
+        self.workers = max(1, workers or os.cpu_count() or 1)
+        self.sandbox = sandbox
+        self.config = autograde_config(
+            course, sandbox=sandbox, timeout=timeout, memory_mb=memory_mb
+        )
+        if config is not None:
+            self.config.merge(config)
+        self.lock = threading.Lock()
+
+    # -- public ------------------------------------------------------------------------
+    def students(self) -> list[str]:
+        """Students with a submission folder for this assignment."""
+        if not self.course.submitted.is_dir():
+            return []
+        return sorted(
+            p.name
+            for p in self.course.submitted.iterdir()
+            if (p / self.assignment).is_dir() and not p.name.startswith(".")
+        )
+
+    def run(self, students: list[str] | None = None, *, progress: bool = False) -> AutogradeRun:
+        from grader.release import assignment_in_gradebook, register_assignment
+
+        if self.sandbox:
+            reason = check_sandbox()
+            if reason:
+                raise CourseError(
+                    f"cannot sandbox student code: {reason}. Fix that, or grade without a "
+                    "sandbox (python -m grader autograde --no-sandbox) on a machine where "
+                    "running students' code unconfined is acceptable."
+                )
+        self.course.ensure_instructor()
+        if not assignment_in_gradebook(self.course, self.assignment):
+            log.warning("registering %s in the gradebook from solutions/", self.assignment)
+            register_assignment(self.course, self.assignment)
+        names = self.students() if students is None else students
+        started = time.perf_counter()
+        cwd = os.getcwd()
+        previous = os.environ.get("NBGRADER_EXECUTION")
+        os.environ["NBGRADER_EXECUTION"] = "autograde"  # nbgrader toggles it per thread otherwise
+        results: list[StudentResult] = []
+        bar = _progress(len(names), f"autograde {self.assignment}", progress)
+        try:
+            with ThreadPoolExecutor(self.workers, thread_name_prefix="grade") as pool:
+                futures = {pool.submit(self.grade_one, s): s for s in names}
+                for future in as_completed(futures):
+                    results.append(future.result())
+                    bar.update(1)
+        finally:
+            bar.close()
+            os.chdir(cwd)  # nbgrader converters chdir to the course root
+            if previous is None:
+                os.environ.pop("NBGRADER_EXECUTION", None)
+            else:
+                os.environ["NBGRADER_EXECUTION"] = previous
+        results.sort(key=lambda r: r.student)
+        run = AutogradeRun(
+            self.assignment, results, time.perf_counter() - started, self.workers, self.sandbox
+        )
+        run.record = self._write_record(run)
+        return run
+
+    def grade_one(self, student: str) -> StudentResult:
+        """Grade one submission; never raises (a failure becomes the result's error)."""
+        started = time.perf_counter()
+        result = StudentResult(student, self.assignment)
+        try:
+            self._grade(student, result)
+        except Exception as err:  # noqa: BLE001 (the batch must go on)
+            log.exception("grading %s failed", student)
+            result.status, result.error = "failed", f"{type(err).__name__}: {err}"
+        result.seconds = round(time.perf_counter() - started, 3)
+        return result
+
+    # -- one submission ------------------------------------------------------------------
+    def _grade(self, student: str, result: StudentResult) -> None:
+        folder = self.course.submitted / student / self.assignment
+        checks, notes = check_submission(folder, self.notebooks)
+        result.notes += notes
+        for check in checks:
+            if check.ok:
+                released = self.course.release / self.assignment / check.path.name
+                result.notes += edited_locked_cells(check.path, released)
+        events: list[dict] = []
+        with self.lock, captured(log, logging.INFO) as records:
+            self._record_unreadable(student, [c for c in checks if not c.ok])
+            errors = []
+            for check in checks:
+                if check.ok:
+                    error = self._convert(student, check.name, events, records)
+                    if error:
+                        errors.append(f"{check.name}.ipynb: {error}")
+            self._write_log(student, records)
+            result.notes += [f"{c.problem} - scored 0" for c in checks if not c.ok]
+            result.notes += _notes_from_log(records) + _notes_from_events(events)
+            graded = sum(c.ok for c in checks) - len(errors) + sum(not c.ok for c in checks)
+            if graded == 0:  # nothing could be scored, not even a zero: the instructor must look
+                result.status, result.error = "failed", "; ".join(errors)
+                return
+            result.notes += [f"not graded: {e}" for e in errors]
+            self._read_grades(student, result)
+
+    def _convert(self, student: str, notebook: str, events: list, records: list) -> str | None:
+        """Run nbgrader's Autograde converter on one notebook; return an error or None."""
+        coursedir = self.course.coursedir(
+            self.config, assignment_id=self.assignment, student_id=student, notebook_id=notebook
+        )
+        converter = GraderAutograde(
+            coursedir=coursedir, config=self.config, log=log, events=events, unlocked=self._unlocked
+        )
+        converter.force = True
+        mark = len(records)
+        try:
+            converter.start()
+        except NbGraderException as err:
+            return _failure_reason(records[mark:]) or str(err)
+        return None
+
+    @contextlib.contextmanager
+    def _unlocked(self) -> Iterator[None]:
+        """Let other submissions use the gradebook while this one's kernel runs."""
+        self.lock.release()
+        try:
+            yield
+        finally:
+            self.lock.acquire()
+
+    def _record_unreadable(self, student: str, bad: list[NotebookCheck]) -> None:
+        """Zero the notebooks that cannot be graded, as nbgrader does for missing ones."""
+        from nbgrader.api import Gradebook
+
+        if not bad:
+            return
+        coursedir = self.course.coursedir(self.config)
+        timestamp = coursedir.get_existing_timestamp(
+            str(self.course.submitted / student / self.assignment)
+        )
+        with Gradebook(self.course.db_url, coursedir.course_id) as gb:
+            gb.update_or_create_student(student)
+            kwargs = {"timestamp": timestamp} if timestamp else {}
+            gb.update_or_create_submission(self.assignment, student, **kwargs)
+            for check in bad:
+                notebook = gb.find_submission_notebook(check.name, self.assignment, student)
+                for grade in notebook.grades:
+                    grade.auto_score = 0
+                    grade.needs_manual_grade = False
+                gb.db.commit()
+                stale = self.course.autograded / student / self.assignment / f"{check.name}.ipynb"
+                if stale.exists():
+                    stale.chmod(0o644)
+                    stale.unlink()
+
+    def _read_grades(self, student: str, result: StudentResult) -> None:
+        from nbgrader.api import Gradebook
+
+        with Gradebook(self.course.db_url) as gb:
+            submission = gb.find_submission(self.assignment, student)
+            result.score = float(submission.score)
+            result.max_score = float(submission.max_score)
+            for notebook in submission.notebooks:
+                for grade in notebook.grades:
+                    result.parts[grade.name] = [float(grade.score), float(grade.max_score)]
+        for name in self.notebooks:
+            path = self.course.autograded / student / self.assignment / f"{name}.ipynb"
+            if path.exists():
+                failed, notes = _read_outputs(path)
+                result.failed_parts.update(failed)
+                result.notes += [n for n in notes if n not in result.notes]
+
+    # -- records ---------------------------------------------------------------------------
+    def _write_log(self, student: str, records: list[logging.LogRecord]) -> None:
+        folder = self.course.instructor / "logs" / "autograde" / self.assignment
+        folder.mkdir(parents=True, exist_ok=True)
+        lines = [f"[{r.levelname}] {message_of(r)}" for r in records]
+        (folder / f"{student}.log").write_text("\n".join(lines) + "\n")
+
+    def _write_record(self, run: AutogradeRun) -> Path:
+        self.course.runs.mkdir(parents=True, exist_ok=True)
+        path = self.course.runs / f"{self.assignment}.json"
+        data = {
+            "assignment": run.assignment,
+            "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "seconds": round(run.seconds, 2),
+            "workers": run.workers,
+            "sandboxed": run.sandboxed,
+            "results": [asdict(r) | {"message": r.message} for r in run.results],
+        }
+        path.write_text(json.dumps(data, indent=1))
+        return path
+
+
+def autograde(course: Course, assignment: str, **kwargs) -> AutogradeRun:
+    """Grade every collected submission of ``assignment`` (see :class:`Autograder`)."""
+    progress = kwargs.pop("progress", False)
+    students = kwargs.pop("students", None)
+    return Autograder(course, assignment, **kwargs).run(students, progress=progress)
+
+
+# -- turning nbgrader's log and the sandbox's events into messages -----------------------------
+_CHANGE_WORDS = {
+    "checksum": "",  # expected for cells with hidden tests; edits come from edited_locked_cells
+    "points": "had its points changed; the original points were used",
+    "locked": "was unlocked; it was locked again",
+    "cell_type": "had its cell type changed; it was changed back",
+}
+
+
+def _notes_from_log(records: list[logging.LogRecord]) -> list[str]:
+    notes: list[str] = []
+    for record in records:
+        if record.levelno < logging.WARNING:
+            continue
+        text = message_of(record)
+        args = record.args if isinstance(record.args, tuple) else ()
+        if text.startswith("Attribute '") and len(args) >= 2:
+            what = _CHANGE_WORDS.get(str(args[0]), f"had its {args[0]} changed")
+            if what:
+                notes.append(f"cell {args[1]} {what}")
+        elif text.startswith("Missing grade cell"):
+            cell = text.split("Missing grade cell ", 1)[1].split(" encountered")[0]
+            notes.append(f"test cell {cell} was deleted; it was restored and graded")
+        elif text.startswith("Cell with id") and "multiple times" in text:
+            notes.append(
+                f"{text.split(' exists')[0].replace('Cell with id', 'cell')} was "
+                "duplicated; only its last copy was graded"
+            )
+        elif text.endswith("does not exist in the database"):
+            notes.append(f"{text.split(' does not')[0].lower()} is not part of the assignment")
+        elif "seconds late" in text:
+            notes.append(text)
+    return list(dict.fromkeys(notes))
+
+
+def _notes_from_events(events: list[dict]) -> list[str]:
+    notes = []
+    for event in events:
+        where = event.get("grade_id") or (
+            f"cell {event['cell'] + 1}" if event.get("cell") is not None else ""
+        )
+        kind = event["kind"]
+        if kind == "timeout":
+            notes.append(f"{where} timed out ({event['detail']}) and was interrupted")
+        elif kind == "kernel_died":
+            notes.append(f"the kernel died in {where}; later cells ran in a fresh kernel")
+        elif kind == "kernel_stuck":
+            notes.append(f"{where} could not be interrupted; the kernel was restarted")
+        elif kind == "output_truncated":
+            notes.append(f"{where} printed too much; its output was truncated")
+    return list(dict.fromkeys(notes))
+
+
+def _failure_reason(records: list[logging.LogRecord]) -> str:
+    """The exception line at the end of the traceback nbgrader logged, if any."""
+    for record in reversed(records):
+        text = message_of(record).strip()
+        if text.startswith("Traceback") or "Traceback (most recent call last)" in text:
+            last = text.splitlines()[-1].strip()
+            return last.split(": ", 1)[1] if last.startswith("grader.") and ": " in last else last
+    for record in records:
+        if record.levelno >= logging.ERROR:
+            return message_of(record).strip()
+    return ""
+
+
+def _read_outputs(path: Path) -> tuple[dict[str, str], list[str]]:
+    """From an autograded notebook: failed tests (first error line) and notes on answers.
+
+    A test cell passes in nbgrader when it shows no error; an answer cell's error is not
+    scored itself but usually explains the failed test after it, so it is named too.
+    """
+    nb = nbformat.read(path, as_version=4)
+    failed: dict[str, str] = {}
+    notes: list[str] = []
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        meta = cell.metadata.get("nbgrader", {})
+        where = meta.get("grade_id") or f"cell {index + 1}"
+        outputs = cell.get("outputs", [])
+        if any(_is_truncated(o) for o in outputs) and not any(where in n for n in notes):
+            notes.append(f"{where} printed too much; its output was truncated")
+        errors = [o for o in outputs if o.get("output_type") == "error"]
+        if not errors:
+            continue
+        err = errors[-1]
+        value = str(err.get("evalue", "")).strip().splitlines()
+        line = err["ename"] + (f": {value[0][:120]}" if value else "")
+        if meta.get("grade"):
+            failed[meta["grade_id"]] = line
+        elif meta.get("solution") and err["ename"] == "NotImplementedError":
+            notes.append(f"{where} not answered")
+        elif (
+            meta.get("solution")
+            and err["ename"] not in _REPORTED_ELSEWHERE
+            and not any(where in n for n in notes)
+        ):
+            notes.append(f"{where} raised {err['ename']}")
+    return failed, notes
+
+
+_REPORTED_ELSEWHERE = ("KernelDied", "KernelUnresponsive", "CellTimeoutError", "CellNotRun")
+
+
+def _is_truncated(output: dict) -> bool:
+    text = output.get("text", "") if output.get("output_type") == "stream" else ""
+    return "output truncated" in text or "Output truncated" in text
+
+
+class _NoBar:
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _progress(total: int, desc: str, enabled: bool):
+    if not enabled:
+        return _NoBar()
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="student")
