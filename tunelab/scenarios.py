@@ -10,8 +10,10 @@ examples do not.
 How a draw is made: hyperparameters are sampled from a pattern-specific distribution, then the
 noise-free per-epoch curves (:func:`tunelab.simulator.expected_curves`) are checked against the
 lesson's definition of the pattern; draws that do not fit are redrawn. Only then is the noisy
-run simulated. So the label is a property of the underlying dynamics, never of a lucky noise
-draw.
+run simulated, so the label is a property of the underlying dynamics, not of a lucky noise
+draw. A last loose check (:func:`_displays`) redraws the rare run whose noise hides its own
+pattern (say a chaotic run that happens to slide down like a slow descent): students are
+graded on what the curve shows.
 
 Definitions (same wording as the lessons):
 
