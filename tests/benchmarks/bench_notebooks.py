@@ -1,0 +1,78 @@
+"""Time every notebook master, executed the way tests/test_notebooks.py executes them.
+
+Why: the notebook tests run every lesson and assignment top to bottom on every CI run, and
+students run them on laptops. The budget is "all masters together within 60 s on 2 cores,
+no single cell over 10 s"; this script says where the time goes when that slips.
+
+    .venv/bin/python tests/benchmarks/bench_notebooks.py            # all masters, 2 workers
+    .venv/bin/python tests/benchmarks/bench_notebooks.py --workers 1 04_monitoring
+
+Prints the wall time of the whole run, then per notebook its time, its slowest cell and any
+error; exits 1 when a notebook fails or a budget is exceeded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+TESTS = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(TESTS))
+
+from test_notebooks import MASTERS, ROOT, execute_all  # noqa: E402
+
+TOTAL_BUDGET = 60.0
+CELL_BUDGET = 10.0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("names", nargs="*", help="assignment names (default: every master)")
+    parser.add_argument("--workers", type=int, default=2, help="notebooks run at once")
+    args = parser.parse_args(argv)
+
+    paths = [p for p in MASTERS if not args.names or p.parent.name in args.names]
+    unknown = set(args.names) - {p.parent.name for p in paths}
+    if unknown:
+        parser.error(f"no master for {sorted(unknown)} under solutions/")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        started = time.perf_counter()
+        runs = execute_all(paths, Path(tmp), workers=args.workers)
+        total = time.perf_counter() - started
+
+    print(f"{len(paths)} notebooks, {args.workers} workers: {total:.1f} s wall")
+    print(f"{'notebook':<22} {'time':>7}  {'cells':>5}  slowest cell")
+    failed = False
+    slowest_overall = (0.0, "")
+    for path, run in sorted(runs.items(), key=lambda kv: -kv[1].seconds):
+        cells = run.cell_seconds
+        index = max(range(len(cells)), key=cells.__getitem__) if cells else -1
+        worst = cells[index] if cells else 0.0
+        if worst > slowest_overall[0]:
+            slowest_overall = (worst, f"{path.parent.name} cell {index}")
+        status = "" if run.error is None else "  FAILED"
+        print(
+            f"{path.parent.name:<22} {run.seconds:6.1f}s  {len(cells):>5}  "
+            f"cell {index}: {worst:.2f} s{status}"
+        )
+        if run.error is not None:
+            failed = True
+            print("    " + run.error.strip().splitlines()[-1][:300])
+    print(f"slowest cell overall: {slowest_overall[1]} ({slowest_overall[0]:.2f} s)")
+    over = []
+    if total > TOTAL_BUDGET and not args.names:
+        over.append(f"total {total:.1f} s > {TOTAL_BUDGET:.0f} s")
+    if slowest_overall[0] > CELL_BUDGET:
+        over.append(f"a cell took {slowest_overall[0]:.1f} s > {CELL_BUDGET:.0f} s")
+    if over:
+        print("OVER BUDGET: " + "; ".join(over))
+    print(f"(masters under {ROOT / 'solutions'})")
+    return 1 if failed or over else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
