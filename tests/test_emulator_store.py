@@ -390,3 +390,15 @@ def test_time_scale_from_environment(monkeypatch) -> None:
         default_time_scale()
     monkeypatch.delenv("TUNELAB_TIME_SCALE")
     assert default_time_scale() == 100.0
+
+
+def test_pages_follow_creation_order_even_across_deletes(store: Store, clock: Clock) -> None:
+    base = clock.t
+    for model_id, offset in (("a", 0.5), ("b", 0.55), ("c", 1.25), ("d", 10.0)):
+        clock.t = base + offset
+        store.create(body(20, epochCount=1), model_id)
+    first, token = store.list(2, None)
+    assert [r.model_id for r in first] == ["a", "b"]
+    store.delete("b")  # the model the token points after is gone
+    rest, token = store.list(2, token)
+    assert [r.model_id for r in rest] == ["c", "d"] and token is None

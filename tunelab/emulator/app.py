@@ -107,7 +107,7 @@ class Api:
             req.query.get("pageSize"),
             req.query.get("pageToken"),
             default=50,
-            key=lambda m: m.name,
+            key=lambda m: [catalog.BASE_MODELS.index(m)],
         )
         out: dict[str, Any] = {"models": [m.to_json() for m in page]}
         if token:
@@ -225,7 +225,10 @@ class Api:
 
     # --- operations ------------------------------------------------------------------------
     def _operation_record(self, model_id: str, op_id: str) -> Any:
-        rec = self.store._models.get(model_id)
+        try:
+            rec = self.store.get(model_id)
+        except E.NotFound:
+            rec = None
         if rec is None or rec.operation_id != op_id:
             raise E.NotFound(f"Operation tunedModels/{model_id}/operations/{op_id} does not exist.")
         return rec

@@ -350,7 +350,7 @@ class Store:
         time_scale: float | None = None,
         clock: Callable[[], float] = time.time,
         simulate: Callable[[list[list[str]], dict[str, Any], int], Any] | None = None,
-        cache_size: int = 256,
+        cache_size: int = 64,
     ) -> None:
         self.time_scale = float(time_scale) if time_scale is not None else default_time_scale()
         if not (math.isfinite(self.time_scale) and self.time_scale > 0):
@@ -787,14 +787,23 @@ def _plan_key(rec: TunedModelRecord) -> str:
     return f"{rec.model_id}|{rec.create_time!r}|{rec.seed}"
 
 
-def _record_key(rec: TunedModelRecord) -> str:
-    return f"{rec.create_time!r}|{rec.model_id}"
+def _record_key(rec: TunedModelRecord) -> list[Any]:
+    return [rec.create_time, rec.model_id]
 
 
 def paginate(
-    items: list[Any], page_size: Any, page_token: Any, *, default: int, key: Callable[[Any], str]
+    items: list[Any],
+    page_size: Any,
+    page_token: Any,
+    *,
+    default: int,
+    key: Callable[[Any], list[Any]],
 ) -> tuple[list[Any], str | None]:
-    """One page of ``items`` after the (opaque) token; the next token, or None at the end."""
+    """One page of ``items`` (sorted by ``key``) after the opaque token, and the next token.
+
+    The token names the last item returned (not an offset), so deleting a model between two
+    pages neither repeats nor skips one.
+    """
     if page_size in (None, ""):
         size = default
     else:
@@ -810,22 +819,22 @@ def paginate(
     start = 0
     if page_token:
         try:
-            after = base64.urlsafe_b64decode(page_token.encode() + b"==").decode()
-            if not after.startswith("after:"):
+            raw = base64.urlsafe_b64decode(page_token.encode() + b"==")
+            after = json.loads(raw.decode())
+            if not (isinstance(after, dict) and isinstance(after.get("after"), list)):
                 raise ValueError
-        except (ValueError, UnicodeDecodeError):
+            marker = tuple(after["after"])
+            start = next((i for i, x in enumerate(items) if tuple(key(x)) > marker), len(items))
+        except (ValueError, UnicodeDecodeError, TypeError):
             raise E.InvalidArgument(
                 f"page_token: {page_token!r} is not a valid page token; pass the nextPageToken "
                 "of a previous list response"
             ) from None
-        marker = after[len("after:") :]
-        keys = [key(x) for x in items]
-        start = next((i for i, k in enumerate(keys) if k > marker), len(items))
     page = items[start : start + size]
     if start + size >= len(items) or not page:
         return page, None
-    token = base64.urlsafe_b64encode(f"after:{key(page[-1])}".encode()).decode().rstrip("=")
-    return page, token
+    token = base64.urlsafe_b64encode(_dumps({"after": key(page[-1])}).encode()).decode()
+    return page, token.rstrip("=")
 
 
 def _base36(n: int) -> str:
