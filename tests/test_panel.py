@@ -162,3 +162,16 @@ def test_display_bundle_has_the_widget_and_a_png_fallback():
     bundle = panel._repr_mimebundle_()
     assert "application/vnd.jupyter.widget-view+json" in bundle
     assert base64.b64decode(bundle["image/png"]).startswith(PNG)
+
+
+def test_an_invalid_combination_is_explained_not_raised():
+    panel = P.HyperparameterPanel()
+    panel.sliders["n_examples"].value = 50
+    png = bytes(panel.image.value)
+    panel.sliders["batch_size"].value = 64  # a student can drag into this
+    assert panel.data is None
+    assert "Not a valid job" in panel.summary.value
+    assert "larger than the dataset" in panel.summary.value
+    assert bytes(panel.image.value) == png  # the last valid plot stays
+    panel.sliders["batch_size"].value = 4
+    assert panel.data is not None and "best epoch" in panel.summary.value

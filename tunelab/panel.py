@@ -16,6 +16,7 @@ The module has three layers, each testable without a browser:
 from __future__ import annotations
 
 import base64
+import html
 import io
 import math
 import time
@@ -421,19 +422,32 @@ class HyperparameterPanel:
             self._updating = False
         self.redraw()
 
-    def redraw(self) -> PanelData:
-        """Simulate, draw and render the current setting; returns what was drawn."""
+    def redraw(self) -> PanelData | None:
+        """Simulate, draw and render the current setting; returns what was drawn.
+
+        A combination the service would reject (e.g. a batch larger than the dataset) keeps
+        the last plot and says what is wrong underneath, instead of breaking the sliders.
+        """
         start = time.perf_counter()
-        self.data = panel_data(self.settings)
-        draw_panel(self.data, self.ax)
+        try:
+            data = panel_data(self.settings)
+        except ValueError as err:
+            self.data = None
+            self.summary.value = (
+                f"<b style='color:#b00020'>Not a valid job: {html.escape(str(err))}</b>"
+            )
+            self.redraw_ms.append((time.perf_counter() - start) * 1000)
+            return None
+        self.data = data
+        draw_panel(data, self.ax)
         buffer = io.BytesIO()
         self.figure.savefig(buffer, format="png", dpi=self.dpi)
         self.image.value = buffer.getvalue()
-        verdict = self.data.summary
+        verdict = data.summary
         colour = "#b00020" if verdict.startswith("FAILED") else "#1b5e20"
-        self.summary.value = f"<b style='color:{colour}'>{verdict}</b>"
+        self.summary.value = f"<b style='color:{colour}'>{html.escape(verdict)}</b>"
         self.redraw_ms.append((time.perf_counter() - start) * 1000)
-        return self.data
+        return data
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any] | None:
         """The live widget, plus a PNG of the current plot for viewers without a kernel
