@@ -383,15 +383,22 @@ class Autograder:
         (folder / f"{student}.log").write_text("\n".join(lines) + "\n")
 
     def _write_record(self, run: AutogradeRun) -> Path:
+        """Latest result of every student graded so far (a partial re-run updates its own)."""
         self.course.runs.mkdir(parents=True, exist_ok=True)
         path = self.course.runs / f"{self.assignment}.json"
+        latest: dict[str, dict] = {}
+        if path.exists():
+            with contextlib.suppress(ValueError, KeyError, TypeError):
+                latest = {r["student"]: r for r in json.loads(path.read_text())["results"]}
+        for result in run.results:
+            latest[result.student] = asdict(result) | {"message": result.message}
         data = {
             "assignment": run.assignment,
             "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
             "seconds": round(run.seconds, 2),
             "workers": run.workers,
             "sandboxed": run.sandboxed,
-            "results": [asdict(r) | {"message": r.message} for r in run.results],
+            "results": [latest[name] for name in sorted(latest)],
         }
         path.write_text(json.dumps(data, indent=1))
         return path
@@ -427,11 +434,8 @@ def _notes_from_log(records: list[logging.LogRecord]) -> list[str]:
         elif text.startswith("Missing grade cell"):
             cell = text.split("Missing grade cell ", 1)[1].split(" encountered")[0]
             notes.append(f"test cell {cell} was deleted; it was restored and graded")
-        elif text.startswith("Cell with id") and "multiple times" in text:
-            notes.append(
-                f"{text.split(' exists')[0].replace('Cell with id', 'cell')} was "
-                "duplicated; only its last copy was graded"
-            )
+        elif text.startswith("Cell with id") and args:
+            notes.append(f"cell {args[0]} was duplicated; only its last copy was graded")
         elif text.endswith("does not exist in the database"):
             notes.append(f"{text.split(' does not')[0].lower()} is not part of the assignment")
         elif "seconds late" in text:

@@ -161,4 +161,8 @@ class Course:
         return cd
 
     def ensure_instructor(self) -> None:
+        """Create the instructor folder and an empty gradebook nbgrader will fill."""
+        from grader.gradebook import ensure_gradebook
+
         self.instructor.mkdir(parents=True, exist_ok=True)
+        ensure_gradebook(self.gradebook)

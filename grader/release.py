@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 
 from grader.course import Course, CourseError
+from grader.gradebook import ensure_gradebook
 from grader.logs import captured, message_of
 
 log = logging.getLogger("grader.release")
@@ -39,6 +40,8 @@ def generate_assignment(
     cfg = target.config()
     if db_url is not None:
         cfg.CourseDirectory.db_url = db_url
+        if db_url.startswith("sqlite:///"):
+            ensure_gradebook(Path(db_url.removeprefix("sqlite:///")))
     else:
         target.ensure_instructor()
     coursedir = target.coursedir(cfg, assignment_id=assignment)
