@@ -267,6 +267,79 @@ def test_plot_cell_detection() -> None:
     assert not is_plot_cell(code("plt.plot([1])", metadata={"tags": ["no-plot"]}))
 
 
+# --- structure and cross-references ----------------------------------------------------------
+
+LESSONS = [p for p in MASTERS if re.match(r"\d\d_", p.parent.name)]
+SKELETON = ["Goals", "Time budget", "Summary", "Check yourself"]
+# "Reread 04_monitoring, 'Recognising overfitting'": a hint that names a lesson and a section.
+_REFERENCE = re.compile(
+    r"\b(\d\d_[a-z_]+|sql_overfitting|quiz),\s*['\"\u2018\u201c]([^'\"\u2019\u201d]+)['\"\u2019\u201d]"
+)
+
+
+def headings(nb: nbformat.NotebookNode) -> list[tuple[int, str]]:
+    """(level, text) of every Markdown heading, in order."""
+    found = []
+    for cell in nb.cells:
+        if cell.cell_type != "markdown":
+            continue
+        for line in cell.source.splitlines():
+            match = re.match(r"^(#{1,6})\s+(.*?)\s*#*\s*$", line)
+            if match:
+                found.append((len(match.group(1)), match.group(2)))
+    return found
+
+
+def _joined_source(cell: nbformat.NotebookNode) -> str:
+    """Cell source with adjacent string literals joined and whitespace collapsed.
+
+    Hints are often long strings split over lines ("Reread 04_monitoring, 'Recognising "
+    "overfitting'."), so a section name can straddle two literals or a Markdown line break.
+    """
+    text = re.sub(r"([\"'])\s*\n\s*[rbfu]*\1", "", cell.source)
+    return " ".join(text.split())
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=_ids(LESSONS))
+def test_lesson_follows_the_skeleton(path: Path) -> None:
+    """Title, Goals, Time budget, ..., Summary, Check yourself; practice cells are not graded."""
+    nb = nbformat.read(path, as_version=4)
+    found = headings(nb)
+    assert found and found[0][0] == 1 and found[0][1].startswith("Lesson "), (
+        f"{path.name}: the first heading should be the title '# Lesson N · ...'"
+    )
+    titles = [text for level, text in found if level == 2]
+    positions = [titles.index(t) if t in titles else -1 for t in SKELETON]
+    assert -1 not in positions, (
+        f"{path.name}: missing section(s) "
+        f"{[t for t, i in zip(SKELETON, positions, strict=True) if i < 0]} (have {titles})"
+    )
+    assert positions == sorted(positions), f"{path.name}: sections out of order {SKELETON}"
+    graded = [
+        c.metadata["nbgrader"].get("grade_id")
+        for c in nb.cells
+        if c.metadata.get("nbgrader", {}).get("grade")
+    ]
+    assert not graded, f"{path.name}: lessons are practice only, but cells {graded} are graded"
+
+
+def test_section_references_exist() -> None:
+    """Every "<notebook>, '<section>'" hint in any master names a real heading."""
+    titles = {p.parent.name: {text for _, text in headings(nbformat.read(p, 4))} for p in MASTERS}
+    broken = []
+    for path in MASTERS:
+        nb = nbformat.read(path, as_version=4)
+        for index, cell in enumerate(nb.cells):
+            for target, section in _REFERENCE.findall(_joined_source(cell)):
+                if target not in titles:
+                    broken.append(f"{path.parent.name}, cell {index}: no notebook {target!r}")
+                elif not any(t == section or t.endswith(section) for t in titles[target]):
+                    broken.append(
+                        f"{path.parent.name}, cell {index}: {target} has no section {section!r}"
+                    )
+    assert not broken, "hints point at sections that do not exist:\n" + "\n".join(broken)
+
+
 # --- released copies -------------------------------------------------------------------------
 
 
