@@ -43,6 +43,7 @@ CHROMIUM_ARGS = [
 ]
 LESSON = "03_launching/03_launching.ipynb"
 GRADED = "quiz/quiz.ipynb"
+PANEL_LESSON = "02_hyperparameters/02_hyperparameters.ipynb"
 SCREENSHOTS = ROOT / "build" / "screenshots"
 #: Generous: a cold JupyterLab on a busy 2-core machine can take a while.
 SERVER_TIMEOUT = 180
@@ -116,7 +117,7 @@ def lab(tmp_path_factory) -> Iterator[str]:
         path = settings / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(content))
-    watched = [ROOT / "notebooks" / LESSON, ROOT / "notebooks" / GRADED]
+    watched = [ROOT / "notebooks" / rel for rel in (LESSON, GRADED, PANEL_LESSON)]
     saved = {path: path.read_bytes() for path in watched if path.exists()}
     checkpoints = [p.parent / ".ipynb_checkpoints" for p in watched]
     had_checkpoints = {p: p.exists() for p in checkpoints}
@@ -248,3 +249,42 @@ def test_validate_button_shows_its_result_dialog(lab, page, tmp_path):
     assert "Error" in body, body[:2000]
     dialog.get_by_role("button", name=re.compile("OK", re.I)).first.click()
     dialog.wait_for(state="detached")
+
+
+def test_hyperparameter_panel_redraws_when_a_slider_moves(lab, page, tmp_path):
+    """Lesson 02's panel in a real frontend: move a slider, get a new plot and verdict."""
+    _open_notebook(page, lab, PANEL_LESSON)
+    _menu(page, "Run", "Run All Cells")  # stops at the first unfilled practice cell
+    page.locator(".jp-OutputArea-output").first.wait_for(state="visible")
+    page.get_by_text(re.compile(r"\|\s*Idle")).first.wait_for(state="visible")
+    cell = page.locator(".jp-CodeCell", has_text="hp_panel = HyperparameterPanel()").first
+    cell.locator(".jp-InputArea-editor").click()
+    page.keyboard.press("Escape")  # command mode, then run just this cell
+    page.keyboard.press("Control+Enter")
+    image = cell.locator("img.widget-image")
+    image.wait_for(state="visible")
+    summary = cell.locator(".widget-html")
+    summary.wait_for(state="visible")
+    before_src, before_text = image.get_attribute("src"), summary.inner_text()
+    assert "best epoch" in before_text, before_text
+    handle = cell.locator(".tunelab-learning-rate-multiplier .noUi-handle")
+    handle.focus()
+    started = time.monotonic()
+    for _ in range(5):  # 1.0 -> 1.5 -> 2.0 -> 3.0 -> 4.0 -> 6.0
+        page.keyboard.press("ArrowRight")
+    page.wait_for_function(
+        "([img, src]) => img.getAttribute('src') !== src",
+        arg=[image.element_handle(), before_src],
+    )
+    page.wait_for_function(
+        "([el, text]) => el.innerText !== text", arg=[summary.element_handle(), before_text]
+    )
+    seconds = time.monotonic() - started
+    after_text = summary.inner_text()
+    print(f"panel: slider change to new plot in the browser: {seconds * 1000:.0f} ms")
+    assert after_text != before_text
+    page.get_by_text(re.compile(r"\|\s*Idle")).first.wait_for(state="visible")  # all redraws done
+    readouts = cell.locator(".widget-readout").all_inner_texts()
+    assert "6.0" in readouts, f"the multiplier readout should show 6.0, readouts: {readouts}"
+    cell.scroll_into_view_if_needed()
+    _screenshot(page, tmp_path, "lesson02_panel.png")

@@ -341,8 +341,8 @@ class HyperparameterPanel:
         self.data: PanelData | None = None
         self.figure, self.ax = _new_axes((7.5, 4.2))
         s = self.settings
-        common = {"continuous_update": False, "style": {"description_width": "190px"}}
-        layout = w.Layout(width="520px")
+        common = {"continuous_update": False, "style": {"description_width": "170px"}}
+        layout = w.Layout(width="440px")
         self.sliders: dict[str, Any] = {
             "epoch_count": w.IntSlider(
                 value=s.epoch_count,
@@ -384,16 +384,16 @@ class HyperparameterPanel:
                 **common,
             ),
         }
-        self.image = w.Image(format="png", layout=w.Layout(width="600px"))
+        self.image = w.Image(format="png", layout=w.Layout(width="600px", flex="0 0 auto"))
         self.summary = w.HTML()
         for name, slider in self.sliders.items():
             slider.observe(self._on_change, names="value")
             slider.add_class(f"tunelab-{name.replace('_', '-')}")
-        self.widget = w.VBox(
-            [w.HBox([w.VBox(list(self.sliders.values())), self.image]), self.summary],
-            layout=w.Layout(align_items="flex-start"),
-        )
-        self.widget.layout.flex_flow = "column"
+        # Sliders keep their full width (with the value readouts); on a narrow screen the
+        # plot wraps below them instead of squeezing them.
+        controls = w.VBox(list(self.sliders.values()), layout=w.Layout(flex="0 0 auto"))
+        row = w.HBox([controls, self.image], layout=w.Layout(flex_flow="row wrap"))
+        self.widget = w.VBox([row, self.summary], layout=w.Layout(align_items="flex-start"))
         self.redraw()
 
     def _on_change(self, change: Mapping[str, Any]) -> None:
