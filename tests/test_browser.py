@@ -61,6 +61,12 @@ LAB_SETTINGS = {
 }
 
 
+def _sources(raw: bytes) -> list[tuple[str, str]]:
+    """The cells of a notebook file as (type, source), ignoring outputs and metadata."""
+    cells = json.loads(raw)["cells"]
+    return [(c["cell_type"], "".join(c["source"])) for c in cells]
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -156,7 +162,10 @@ def lab(tmp_path_factory) -> Iterator[str]:
     finally:
         _stop(proc)
         for path, content in saved.items():
-            if path.read_bytes() != content:
+            current = path.read_bytes()
+            # Put back only what JupyterLab changed (outputs, metadata): same cell sources. A
+            # different source means someone regenerated the file meanwhile; keep theirs.
+            if current != content and _sources(current) == _sources(content):
                 path.write_bytes(content)
         for path, existed in had_checkpoints.items():
             if not existed and path.exists():
