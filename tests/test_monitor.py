@@ -291,3 +291,57 @@ def test_liveplot_uses_one_display_handle_in_a_notebook(monkeypatch):
     assert [kind for kind, _ in shown] == ["display", "update"]
     assert all(obj is live.figure for _, obj in shown)
     assert monitor._in_notebook() is False
+
+
+# --- against the real emulator, through the real SDK ------------------------------------------
+
+
+def _examples(n: int = 40) -> list[dict[str, str]]:
+    from tunelab import data_path
+
+    with data_path("tuned_data_v1.jsonl").open(encoding="utf-8") as f:
+        return [json.loads(line) for line, _ in zip(f, range(n), strict=False)]
+
+
+def test_watch_follows_a_real_job_to_active(emulator, capsys):
+    genai = pytest.importorskip("google.generativeai")
+    emulator.store.time_scale = 300.0  # 50 steps x 1.2 s / 300: ~0.2 s, several polls
+    operation = genai.create_tuned_model(
+        source_model="models/gemini-1.5-flash-001-tuning",
+        training_data=_examples(),
+        id="watch-me",
+        epoch_count=5,
+        batch_size=4,
+        learning_rate=0.001,
+    )
+    live = LivePlot(display=False)
+    model = watch(operation, every=0.02, plot=live)
+    assert model.state.name == "ACTIVE"
+    assert live.updates >= 2, "expected at least one redraw while CREATING and the final one"
+    assert len(live.frame) == operation.metadata.total_steps == 50
+    assert live.frame["epoch"].tolist()[0] == 1 and live.frame["epoch"].max() == 5
+    assert "watch-me: ACTIVE" in capsys.readouterr().out
+
+
+def test_sdk_rest_and_operation_views_of_one_job_agree(emulator):
+    genai = pytest.importorskip("google.generativeai")
+    httpx = pytest.importorskip("httpx")
+    operation = genai.create_tuned_model(
+        source_model="models/gemini-1.5-flash-001-tuning",
+        training_data=_examples(),
+        id="three-views",
+        epoch_count=3,
+        batch_size=8,
+        learning_rate=0.001,
+    )
+    model = operation.result()
+    via_sdk = snapshots_frame(model)
+    rest = httpx.get(
+        f"{emulator.endpoint}/v1beta/tunedModels/three-views", params={"key": "k"}
+    ).json()
+    via_rest = snapshots_frame(rest)
+    op_json = httpx.get(f"{emulator.endpoint}/v1beta/{operation.name}", params={"key": "k"}).json()
+    via_operation = snapshots_frame(op_json)
+    pd.testing.assert_frame_equal(via_sdk, via_rest)
+    pd.testing.assert_frame_equal(_core(via_sdk), _core(via_operation))
+    assert len(via_sdk) == 15 and str(via_sdk["compute_time"].dt.tz) == "UTC"
