@@ -254,6 +254,40 @@ def test_plot_cells_draw_an_image(path: Path, executions: dict[Path, Execution])
     )
 
 
+def test_kernel_environment_is_offline(tmp_path: Path) -> None:
+    """The guard itself: a kernel started like the masters' cannot fetch a public URL."""
+    probe = tmp_path / "probe" / "probe.ipynb"
+    probe.parent.mkdir()
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    nb.cells = [
+        nbformat.v4.new_code_cell(
+            "import os, urllib.request, httpx\n"
+            "results = {}\n"
+            "for name, fetch in [\n"
+            "    ('httpx', lambda: httpx.get('http://example.com/', timeout=5)),\n"
+            "    ('urllib', lambda: urllib.request.urlopen('http://example.com/', timeout=5)),\n"
+            "]:\n"
+            "    try:\n"
+            "        fetch()\n"
+            "        results[name] = 'REACHED'\n"
+            "    except Exception as exc:\n"
+            "        results[name] = 'blocked'\n"
+            "print(results, os.environ.get('TUNELAB_ENDPOINT'))"
+        )
+    ]
+    nbformat.write(nb, probe)
+    run = execute(probe, tmp_path / "run")
+    assert run.error is None, run.error
+    text = "".join(o.get("text", "") for o in run.notebook.cells[0].outputs)
+    assert "REACHED" not in text, f"a kernel reached the internet: {text}"
+    assert "blocked" in text and text.strip().endswith("None"), text
+
+
 def test_plot_cell_detection() -> None:
     """The heuristic itself: imports and definitions are not plots, calls are."""
     code = nbformat.v4.new_code_cell
