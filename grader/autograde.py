@@ -23,6 +23,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import threading
 import time
 import warnings
@@ -54,6 +55,11 @@ from grader.preprocessors import OverwriteCells, SandboxedExecute
 from grader.sandbox import TUNELAB_DIR, check_sandbox
 
 log = logging.getLogger("grader.autograde")
+# nbgrader's own log while it works on a submission: kept per student (logs/autograde/...),
+# turned into messages, and not echoed to the console.
+nb_log = logging.getLogger("grader.nbgrader")
+nb_log.setLevel(logging.INFO)
+nb_log.propagate = False
 # nbgrader's gradebook code trips this SQLAlchemy warning on every new submission; harmless.
 warnings.filterwarnings("ignore", message="Object of type <Submitted", category=SAWarning)
 
@@ -95,12 +101,14 @@ class StudentResult:
 
     @property
     def message(self) -> str:
+        """One line: the score, what went wrong, which tests failed (error names only; the
+        first line of each error is in ``failed_parts`` and the feedback page)."""
         if self.status == "failed":
             return f"not graded: {self.error}"
         text = f"{self.score:g}/{self.max_score:g}"
-        details = list(self.notes)
+        details = _compact(self.notes)
         if self.failed_parts:
-            failed = ", ".join(f"{k} ({v})" for k, v in self.failed_parts.items())
+            failed = ", ".join(f"{k} ({v.split(':')[0]})" for k, v in self.failed_parts.items())
             details.append(f"failed: {failed}")
         return text + (" - " + "; ".join(details) if details else "")
 
@@ -290,7 +298,7 @@ class Autograder:
                 released = self.course.release / self.assignment / check.path.name
                 result.notes += edited_locked_cells(check.path, released)
         events: list[dict] = []
-        with self.lock, captured(log, logging.INFO) as records:
+        with self.lock, captured(nb_log, logging.INFO) as records:
             self._record_unreadable(student, [c for c in checks if not c.ok])
             errors = []
             for check in checks:
@@ -314,7 +322,11 @@ class Autograder:
             self.config, assignment_id=self.assignment, student_id=student, notebook_id=notebook
         )
         converter = GraderAutograde(
-            coursedir=coursedir, config=self.config, log=log, events=events, unlocked=self._unlocked
+            coursedir=coursedir,
+            config=self.config,
+            log=nb_log,
+            events=events,
+            unlocked=self._unlocked,
         )
         converter.force = True
         mark = len(records)
@@ -441,6 +453,42 @@ def _notes_from_log(records: list[logging.LogRecord]) -> list[str]:
         elif "seconds late" in text:
             notes.append(text)
     return list(dict.fromkeys(notes))
+
+
+_EDITED = re.compile(
+    r"^(test cell|read-only cell) (\S+) was edited; the original was graded instead$"
+)
+_UNANSWERED = re.compile(r"^(\S+) not answered$")
+
+
+def _compact(notes: list[str]) -> list[str]:
+    """Merge notes that differ only by cell ("q1 not answered", "q2 not answered", ...)."""
+    cells: dict[tuple[str, str], list[str]] = {}
+    order: list[str | tuple[str, str]] = []
+    for note in notes:
+        if match := _EDITED.match(note):
+            key, cell = ("edited", match.group(1)), match.group(2)
+        elif match := _UNANSWERED.match(note):
+            key, cell = ("unanswered", ""), match.group(1)
+        else:
+            order.append(note)
+            continue
+        if key not in cells:
+            cells[key] = []
+            order.append(key)
+        cells[key].append(cell)
+    out = []
+    for item in order:
+        if isinstance(item, str):
+            out.append(item)
+        elif item[0] == "unanswered":
+            out.append(f"not answered: {', '.join(cells[item])}")
+        elif len(cells[item]) == 1:
+            out.append(f"{item[1]} {cells[item][0]} was edited; the original was graded instead")
+        else:
+            names = ", ".join(cells[item])
+            out.append(f"{item[1]}s {names} were edited; the originals were graded instead")
+    return out
 
 
 def _notes_from_events(events: list[dict]) -> list[str]:

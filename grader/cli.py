@@ -1,0 +1,335 @@
+"""``python -m grader``: the instructor's command line (see ``python -m grader --help``).
+
+Every command works on the course in this repository and the instructor folder
+``.instructor/`` unless told otherwise (``--course-dir``, ``--instructor-root`` or the
+environment variables TUNELAB_COURSE_DIR / TUNELAB_INSTRUCTOR_ROOT), and ends with a summary:
+what was done, what failed and why, and where the outputs are.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+from grader.course import Course, CourseError
+
+RULE = "-" * 72
+
+
+def _rel(path: Path | str) -> str:
+    path = Path(path)
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def _course(args: argparse.Namespace) -> Course:
+    return Course.from_env(args.course_dir, args.instructor_root)
+
+
+# -- release ---------------------------------------------------------------------------------
+def cmd_release(args: argparse.Namespace) -> int:
+    from grader.release import ReleaseError, release_all
+
+    course = _course(args)
+    names = args.assignments or course.assignments()
+    try:
+        paths = release_all(args.dest, course=course, assignments=names)
+    except ReleaseError as err:
+        print(err)
+        done = [n for n in names if n not in err.failures]
+        print(f"released {len(done)} of {len(names)}: {', '.join(done) or 'none'}")
+        return 1
+    print(RULE)
+    print(f"Released {len(paths)} assignment(s) with nbgrader generate_assignment:")
+    for path in paths:
+        print(f"  {_rel(path)}")
+    if args.dest is None:
+        print(f"Masters (with hidden tests) recorded in the gradebook {_rel(course.gradebook)}")
+    return 0
+
+
+# -- collect ---------------------------------------------------------------------------------
+def cmd_collect(args: argparse.Namespace) -> int:
+    from grader.collect import collect
+
+    course = _course(args)
+    report = collect(course, args.source)
+    print(RULE)
+    print(f"Collected from {args.source}:")
+    print(f"  new or updated submissions: {len(report.imported)}")
+    for line in report.imported:
+        print(f"    {line}")
+    if report.unchanged:
+        print(f"  unchanged (already collected): {len(report.unchanged)}")
+    print(f"  students registered in the gradebook: {len(report.students)}")
+    if report.problems:
+        print(f"  NOT collected or worth a look ({len(report.problems)}):")
+        for problem in report.problems:
+            print(f"    - {problem}")
+    print(f"Submissions are in {_rel(report.destination)}/STUDENT/ASSIGNMENT/")
+    return 0 if report.ok else 1
+
+
+# -- autograde -------------------------------------------------------------------------------
+def cmd_autograde(args: argparse.Namespace) -> int:
+    from grader.autograde import autograde
+    from grader.sandbox import check_sandbox
+
+    course = _course(args)
+    if args.no_sandbox:
+        why = check_sandbox() or "you asked for it"
+        banner = "!" * 72
+        print(
+            f"{banner}\n  WARNING: grading WITHOUT a sandbox ({why}).\n  Student code runs "
+            "with YOUR rights: it can read and change your files, the gradebook\n  and other "
+            f"students' work, and reach the network. Only for trusted submissions.\n{banner}",
+            file=sys.stderr,
+        )
+    run = autograde(
+        course,
+        args.assignment,
+        workers=args.workers,
+        timeout=args.timeout,
+        memory_mb=args.memory,
+        sandbox=not args.no_sandbox,
+        students=args.student or None,
+        progress=not args.quiet,
+    )
+    print_autograde(course, run)
+    return 0 if not run.failed else 1
+
+
+def print_autograde(course: Course, run) -> None:
+    mode = "sandboxed" if run.sandboxed else "NOT sandboxed"
+    print(RULE)
+    print(
+        f"Autograded {run.assignment}: {len(run.results)} submission(s) in {run.seconds:.1f} s "
+        f"({run.workers} worker(s), {mode})"
+    )
+    print(f"  graded: {len(run.graded)}   failed: {len(run.failed)}")
+    width = max([len(r.student) for r in run.results] + [7])
+    for result in run.results:
+        print(f"  {result.student:<{width}}  {result.message}")
+    if run.failed:
+        print("  Failed (no grade; fix the cause and run autograde again):")
+        for result in run.failed:
+            print(f"    {result.student}: {result.error}")
+    print("Outputs:")
+    print(f"  autograded notebooks  {_rel(course.autograded)}/STUDENT/{run.assignment}/")
+    print(f"  gradebook             {_rel(course.gradebook)}")
+    if run.record:
+        print(f"  messages (JSON)       {_rel(run.record)}")
+    print(f"  per-student logs      {_rel(course.instructor / 'logs' / 'autograde')}/")
+
+
+# -- feedback --------------------------------------------------------------------------------
+def cmd_feedback(args: argparse.Namespace) -> int:
+    from grader.feedback import generate_feedback
+
+    course = _course(args)
+    run = generate_feedback(course, args.assignment, progress=not args.quiet)
+    print_feedback(course, run)
+    return 0 if not run.failed else 1
+
+
+def print_feedback(course: Course, run) -> None:
+    print(RULE)
+    print(f"Feedback for {run.assignment}: {len(run.pages)} student(s), {len(run.failed)} failed")
+    for student, reason in run.failed.items():
+        print(f"    {student}: {reason}")
+    print(f"  HTML pages in {_rel(course.feedback)}/STUDENT/{run.assignment}/")
+
+
+# -- export ----------------------------------------------------------------------------------
+def cmd_export(args: argparse.Namespace) -> int:
+    from grader.export import export_grades
+
+    course = _course(args)
+    path = export_grades(course, Path(args.to) if args.to else None)
+    rows = len(path.read_text().splitlines()) - 1
+    print(RULE)
+    print(f"Exported {rows} grade row(s) (nbgrader CsvExportPlugin) to {_rel(path)}")
+    return 0
+
+
+# -- report ----------------------------------------------------------------------------------
+def cmd_report(args: argparse.Namespace) -> int:
+    from grader.report import write_report
+
+    course = _course(args)
+    report = write_report(course, args.assignment, threshold=args.threshold)
+    print_report(report)
+    return 0
+
+
+def print_report(report) -> None:
+    print(RULE)
+    totals = list(report.totals.values())
+    mean = sum(totals) / len(totals) if totals else 0.0
+    print(
+        f"Report for {report.assignment}: {len(totals)} submission(s), mean "
+        f"{mean:.2f}/{report.max_score:g}, {len(report.attention)} need attention"
+    )
+    for part in report.hardest(3):
+        print(f"  hard part: {part.name} ({part.pass_rate:.0%} pass)")
+    print(f"  figure  {_rel(report.png)}")
+    print(f"  tables  {_rel(report.markdown)}  {_rel(report.html)}")
+
+
+# -- demo ------------------------------------------------------------------------------------
+def cmd_demo(args: argparse.Namespace) -> int:
+    from grader.demo import run_demo
+
+    course = _course(args)
+    out = run_demo(
+        course,
+        students=args.students,
+        workers=args.workers,
+        timeout=args.timeout,
+        memory_mb=args.memory,
+        sandbox=not args.no_sandbox,
+        seed=args.seed,
+        assignments=args.assignment or None,
+        progress=not args.quiet,
+    )
+    demo = out["course"]
+    for report in out["collect"]:
+        print(RULE)
+        print(f"Collected {len(report.imported)} submission(s); reported {len(report.problems)}:")
+        for problem in report.problems:
+            print(f"    - {problem}")
+    failed = 0
+    for assignment, run in out["autograde"].items():
+        print_autograde(demo, run)
+        print_feedback(demo, out["feedback"][assignment])
+        print_report(out["reports"][assignment])
+        failed += len(run.failed)
+    print(RULE)
+    print(f"Grades CSV: {_rel(out['export'])}")
+    print(f"Everything of the demo is under {_rel(demo.instructor)}/ (its own gradebook);")
+    print(f"the synthetic class is in {_rel(out['plan'].inbox)}/ and {_rel(out['plan'].lms_zip)}")
+    return 0 if not failed else 1
+
+
+# -- parser ----------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m grader",
+        description="Fine-Tuning Lab instructor tools: release, collect, autograde (sandboxed), "
+        "feedback, export, report; 'demo' rehearses all of them on a synthetic class.",
+    )
+    parser.add_argument(
+        "--course-dir",
+        help="course folder with solutions/ and notebooks/ (default: this repository, "
+        "or $TUNELAB_COURSE_DIR)",
+    )
+    parser.add_argument(
+        "--instructor-root",
+        help="where the gradebook, submissions and results live (default: COURSE/.instructor, "
+        "or $TUNELAB_INSTRUCTOR_ROOT)",
+    )
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("-v", "--verbose", action="store_true", help="show nbgrader's log")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser(
+        "release",
+        help="regenerate notebooks/ from solutions/ (nbgrader generate_assignment)",
+        description="Regenerate the student copies from the masters, exactly as "
+        "'nbgrader generate_assignment ASSIGNMENT --force' does, and record the masters in "
+        "the gradebook.",
+    )
+    p.add_argument("assignments", nargs="*", help="assignment ids (default: all)")
+    p.add_argument("--dest", help="write the copies here instead of notebooks/ (no gradebook)")
+    p.set_defaults(func=cmd_release)
+
+    p = sub.add_parser(
+        "collect",
+        help="import submissions from a folder or an LMS zip",
+        description="Import submissions into the instructor folder. SOURCE is a folder "
+        "STUDENT/ASSIGNMENT/*.ipynb, or an LMS .zip (or folder) of files named "
+        "STUDENT_ASSIGNMENT.ipynb or STUDENT_ASSIGNMENT_YYYY-MM-DDTHH-MM-SS.ipynb. Files that "
+        "do not fit, and duplicates without timestamps, are reported and not imported.",
+    )
+    p.add_argument("source", help="folder or .zip file")
+    p.set_defaults(func=cmd_collect)
+
+    p = sub.add_parser(
+        "autograde",
+        help="grade every collected submission, sandboxed and in parallel",
+        description="Grade every collected submission of ASSIGNMENT with nbgrader's pipeline; "
+        "each student's kernel runs in a bubblewrap sandbox with resource limits.",
+    )
+    p.add_argument("assignment")
+    p.add_argument("--workers", type=int, help="submissions graded at once (default: one per core)")
+    p.add_argument("--timeout", type=int, help="seconds per cell (default: nbgrader config, 60)")
+    p.add_argument("--memory", type=int, help="memory limit per process in MB (default: 2048)")
+    p.add_argument(
+        "--no-sandbox",
+        action="store_true",
+        help="run student code unconfined (only where no sandbox exists; warns loudly)",
+    )
+    p.add_argument("--student", action="append", help="grade only this student (repeatable)")
+    p.set_defaults(func=cmd_autograde)
+
+    p = sub.add_parser("feedback", help="HTML feedback per student (nbgrader generate_feedback)")
+    p.add_argument("assignment")
+    p.set_defaults(func=cmd_feedback)
+
+    p = sub.add_parser("export", help="grades CSV (nbgrader's CSV exporter)")
+    p.add_argument("--to", help="CSV path (default: INSTRUCTOR/exports/grades.csv)")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser(
+        "report",
+        help="score distribution figure, hardest parts, students who need attention",
+        description="Write reports/ASSIGNMENT/scores.png, report.md and report.html.",
+    )
+    p.add_argument("assignment")
+    p.add_argument(
+        "--threshold", type=float, default=0.5, help="flag students below this share of points"
+    )
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser(
+        "demo",
+        help="end-to-end rehearsal on a synthetic class (in INSTRUCTOR/demo/)",
+        description="Build a synthetic class of mixed-quality submissions (complete, partial, "
+        "blank, wrong, broken, hostile) of the graded assignments, then collect, autograde, "
+        "give feedback, export and report. Uses its own gradebook in INSTRUCTOR/demo/.",
+    )
+    p.add_argument("--students", type=int, default=15, help="class size (default 15)")
+    p.add_argument("--assignment", action="append", help="only this assignment (repeatable)")
+    p.add_argument("--workers", type=int, help="submissions graded at once (default: cores)")
+    p.add_argument("--timeout", type=int, default=30, help="seconds per cell (default 30)")
+    p.add_argument("--memory", type=int, help="memory limit per process in MB")
+    p.add_argument("--no-sandbox", action="store_true", help="run student code unconfined")
+    p.add_argument("--seed", type=int, default=0, help="seed of the synthetic class")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="[%(name)s %(levelname)s] %(message)s",
+    )
+    if not args.verbose:
+        logging.getLogger("traitlets").setLevel(logging.ERROR)
+    else:
+        logging.getLogger("grader.nbgrader").propagate = True
+    os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
+    try:
+        return args.func(args)
+    except CourseError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
