@@ -188,9 +188,40 @@ def execute_all(paths: list[Path], workdir: Path, workers: int | None = None) ->
         return {p: f.result() for p, f in futures.items()}
 
 
+class Executions:
+    """Each master executed at most once per test process, in a shared thread pool.
+
+    In a plain pytest run every master is submitted at once, so the kernels run in parallel
+    while the first tests wait. Under pytest-xdist the workers already run in parallel and each
+    sees only some of the tests, so a master is executed only when a test asks for it.
+    """
+
+    def __init__(self, workdir: Path, prefetch: bool) -> None:
+        self._workdir = workdir
+        self._pool = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2))
+        self._futures: dict = {}
+        if prefetch:
+            for path in MASTERS:
+                self._submit(path)
+
+    def _submit(self, path: Path):
+        if path not in self._futures:
+            self._futures[path] = self._pool.submit(execute, path, self._workdir)
+        return self._futures[path]
+
+    def __getitem__(self, path: Path) -> Execution:
+        return self._submit(path).result()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
 @pytest.fixture(scope="session")
-def executions(tmp_path_factory: pytest.TempPathFactory) -> dict[Path, Execution]:
-    return execute_all(MASTERS, tmp_path_factory.mktemp("executed"))
+def executions(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Executions]:
+    under_xdist = "PYTEST_XDIST_WORKER" in os.environ
+    runs = Executions(tmp_path_factory.mktemp("executed"), prefetch=not under_xdist)
+    yield runs
+    runs.close()
 
 
 def _ids(paths: list[Path]) -> list[str]:
@@ -222,7 +253,7 @@ def test_master_stored_clean(path: Path) -> None:
 
 
 @pytest.mark.parametrize("path", MASTERS, ids=_ids(MASTERS))
-def test_master_executes_offline(path: Path, executions: dict[Path, Execution]) -> None:
+def test_master_executes_offline(path: Path, executions: Executions) -> None:
     """Top to bottom without an error, against a loopback emulator only."""
     run = executions[path]
     assert run.error is None, f"{path.relative_to(ROOT)} failed to execute:\n{run.error}"
@@ -239,7 +270,7 @@ def test_master_executes_offline(path: Path, executions: dict[Path, Execution]) 
 
 
 @pytest.mark.parametrize("path", MASTERS, ids=_ids(MASTERS))
-def test_plot_cells_draw_an_image(path: Path, executions: dict[Path, Execution]) -> None:
+def test_plot_cells_draw_an_image(path: Path, executions: Executions) -> None:
     run = executions[path]
     if run.notebook is None or run.error is not None:
         pytest.skip("the notebook did not execute (see test_master_executes_offline)")
