@@ -10,7 +10,8 @@ Two sources are accepted (``python -m grader collect SOURCE``):
       STUDENT_ASSIGNMENT_YYYY-MM-DDTHH-MM-SS.ipynb    e.g. jdoe_quiz_2025-05-01T14-03-00.ipynb
 
   ``STUDENT`` is letters, digits, ``.``, ``-`` and ``_``; ``ASSIGNMENT`` must be one of the
-  course's assignment ids (the longest match wins, so ``j_doe_quiz`` is student ``j_doe``).
+  course's assignment ids (``j_doe_quiz.ipynb`` is student ``j_doe``; a name that reads two
+  ways is reported as ambiguous).
   Folders inside the zip are ignored; only file names count. This is the rule of
   :class:`CourseFileNameCollector`, an nbgrader ``zip_collect`` collector plugin, so
   ``nbgrader zip_collect --ZipCollectApp.collector_plugin=grader.collect.CourseFileNameCollector``
@@ -53,6 +54,17 @@ def lms_pattern(assignments: list[str]) -> str:
     )
 
 
+def parse_lms_name(name: str, assignments: list[str]) -> list[dict]:
+    """Every way ``name`` reads as STUDENT_ASSIGNMENT[_TIMESTAMP].ipynb (more than one:
+    ambiguous, e.g. ``ann_mini_quiz.ipynb`` with assignments ``quiz`` and ``mini_quiz``)."""
+    readings = []
+    for assignment in assignments:
+        match = re.fullmatch(lms_pattern([assignment]).strip("^$"), name)
+        if match:
+            readings.append({k: v for k, v in match.groupdict().items() if v is not None})
+    return readings
+
+
 class CourseFileNameCollector(FileNameCollectorPlugin):
     """nbgrader zip_collect plugin: ``STUDENT_ASSIGNMENT[_TIMESTAMP].ipynb`` (see module doc)."""
 
@@ -69,8 +81,15 @@ class CourseFileNameCollector(FileNameCollectorPlugin):
         return lms_pattern(self.assignments)
 
     def collect(self, submitted_file: str) -> dict | None:
-        info = super().collect(Path(submitted_file).name)
-        if info and info.get("timestamp"):
+        name = Path(submitted_file).name
+        if not super().collect(name):
+            return None
+        readings = parse_lms_name(name, self.assignments)
+        if len(readings) != 1:  # ambiguous: never guess
+            self.log.warning("Ambiguous submission file name: %s", name)
+            return None
+        info = readings[0]
+        if info.get("timestamp"):
             info["timestamp"] = _iso(info["timestamp"])
         return info
 
@@ -152,6 +171,11 @@ class Collector:
             if not name.endswith(".ipynb"):
                 self.problem(f"{origin}: not a notebook (.ipynb), not collected")
                 continue
+            if len(parse_lms_name(name, self.assignments)) > 1:
+                readings = parse_lms_name(name, self.assignments)
+                options = " or ".join(f"{r['student_id']}/{r['file_id']}" for r in readings)
+                self.problem(f"{origin}: ambiguous name ({options}); rename it and collect again")
+                continue
             info = self.plugin.collect(name)
             if not info:
                 self.problem(
@@ -205,9 +229,9 @@ class Collector:
                     f"(known: {', '.join(self.assignments)}); not collected"
                 )
                 continue
+            # kept even without a usable notebook: autograde then scores it 0 with the reason
             files = self._assignment_files(sub, self.course.notebooks(sub.name))
-            if files:
-                subs.append(Submission(student, sub.name, files, None, str(sub)))
+            subs.append(Submission(student, sub.name, files, None, str(sub)))
         return subs
 
     def _assignment_files(self, folder: Path, notebooks: list[str]) -> dict[str, bytes]:
@@ -251,6 +275,7 @@ class Collector:
             state = "updated" if dest.exists() else "new"
             if dest.exists():
                 shutil.rmtree(dest)
+            dest.mkdir(parents=True)
             for name, data in sub.files.items():
                 target = dest / name
                 target.parent.mkdir(parents=True, exist_ok=True)
