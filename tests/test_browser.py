@@ -128,13 +128,10 @@ def lab(tmp_path_factory) -> Iterator[str]:
     checkpoints = [p.parent / ".ipynb_checkpoints" for p in watched]
     had_checkpoints = {p: p.exists() for p in checkpoints}
 
-    # CI runs as root, and Jupyter refuses root without allow_root. The README command does
-    # not pass it, so the test supplies it through a config dir of its own.
+    # An empty config dir of its own, so a developer's ~/.jupyter cannot change the result.
+    # (CI runs as root: the README command itself must cope with that.)
     config = tmp / "config"
     config.mkdir()
-    (config / "jupyter_server_config.json").write_text(
-        json.dumps({"ServerApp": {"allow_root": True}})
-    )
 
     port, emulator_port = _free_port(), _free_port()
     env = {

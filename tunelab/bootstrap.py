@@ -123,6 +123,8 @@ def cmd_lab(args: argparse.Namespace) -> int:
         f"--ServerApp.port={args.port}",
         "--ServerApp.ip=127.0.0.1",
     ]
+    if os.geteuid() == 0:
+        lab.append("--allow-root")  # containers and CI run as root; Jupyter refuses otherwise
     if args.headless:
         lab += ["--no-browser", f"--IdentityProvider.token={args.token}"]
     else:
