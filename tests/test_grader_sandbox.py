@@ -1,0 +1,120 @@
+"""The sandbox alone: what a student kernel can see, write and use, and its limits."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+from nbformat.v4 import new_code_cell, new_notebook
+from traitlets.config import Config
+
+from grader.course import REPO
+from grader.preprocessors import SandboxedExecute
+from grader.sandbox import Sandbox, _UidPool, check_sandbox
+
+pytestmark = pytest.mark.skipif(
+    bool(check_sandbox()), reason=f"no working bubblewrap sandbox: {check_sandbox()}"
+)
+KERNELSPEC = {"name": "python3", "display_name": "Python 3", "language": "python"}
+
+
+def run(cells: list[str], workdir: Path, timeout: int = 10, **sandbox) -> list[dict]:
+    """Execute cells in a sandboxed kernel; return (text, error name) per cell."""
+    cfg = Config()
+    for key, value in sandbox.items():
+        setattr(cfg.Sandbox, key, value)
+    nb = new_notebook(cells=[new_code_cell(c) for c in cells], metadata={"kernelspec": KERNELSPEC})
+    step = SandboxedExecute(timeout=timeout, config=cfg)
+    nb, resources = step.preprocess(nb, {"metadata": {"path": str(workdir)}})
+    out = []
+    for cell in nb.cells:
+        text = "".join(o.get("text", "") for o in cell.outputs)
+        errors = [o["ename"] for o in cell.outputs if o.get("output_type") == "error"]
+        out.append({"text": text, "error": errors[-1] if errors else None})
+    return out
+
+
+def test_file_system_view(tmp_path: Path) -> None:
+    (tmp_path / "given.csv").write_text("a,b\n1,2\n")
+    (tmp_path / "other.ipynb").write_text("{}")
+    cells = [
+        "import os, pathlib\nprint(open('given.csv').read().splitlines()[0])",
+        "print(sorted(os.listdir('.')))",
+        f"print(sorted(os.listdir({str(REPO)!r})))",
+        "open('made-here.txt', 'w').write('x')\nprint(os.path.exists('made-here.txt'))",
+        f"open({str(REPO / 'data' / 'x.txt')!r}, 'w')",
+        f"open({str(REPO / 'tunelab' / '__init__.py')!r}, 'a')",
+        "import tunelab\nprint(pathlib.Path(tunelab.data_path()).exists())",
+        "print(os.getuid())",
+    ]
+    out = run(cells, tmp_path)
+    assert out[0]["text"].strip() == "a,b"
+    assert out[1]["text"].strip() == "['given.csv']", "notebooks are not copied in"
+    visible = eval(out[2]["text"])  # noqa: S307 (our own printed list)
+    assert set(visible) <= {"data", "grader", "tunelab", ".venv"}, visible
+    assert {"solutions", ".git", ".instructor", "tests", "notebooks"}.isdisjoint(visible)
+    assert out[3]["text"].strip() == "True"
+    assert not (tmp_path / "made-here.txt").exists(), "the scratch copy must not leak back"
+    assert out[4]["error"] in ("OSError", "PermissionError")  # read-only file system
+    assert out[5]["error"] in ("OSError", "PermissionError")
+    assert out[6]["text"].strip() == "True"
+    if os.geteuid() == 0:
+        assert int(out[7]["text"]) >= Sandbox().uid_base, "root must drop to its own uid"
+
+
+def test_resource_limits(tmp_path: Path) -> None:
+    cells = [
+        "open('big.bin', 'wb').write(b'x' * 3 * 2**20)",  # over max_file_mb=1
+        "chunks = []\ntry:\n    for _ in range(8):\n"
+        "        f = open(f'/tmp/f{_}', 'wb'); f.write(b'x' * (2**20 - 1)); f.close()\n"
+        "except OSError as err:\n    print('tmp full:', err.errno)",
+        "import resource\nprint(resource.getrlimit(resource.RLIMIT_NPROC)[0])",
+        "x = bytearray(700 * 2**20)",  # over memory_mb=512
+        "while True:\n    pass",  # CPU limit kills the kernel before the cell timeout
+        "print('still graded')",
+    ]
+    out = run(cells, tmp_path, timeout=30, max_file_mb=1, tmp_mb=4, memory_mb=512, cpu_seconds=4)
+    assert out[0]["error"] == "OSError"
+    assert "tmp full: 28" in out[1]["text"]  # ENOSPC
+    assert out[2]["text"].strip() == "256"
+    assert out[3]["error"] == "MemoryError"
+    assert out[4]["error"] == "KernelDied"
+    assert out[5]["text"].strip() == "still graded"
+
+
+def test_printing_is_capped_in_the_kernel(tmp_path: Path) -> None:
+    out = run(["print('y' * 3_000_000)"], tmp_path, max_cell_output=10_000)
+    assert len(out[0]["text"]) < 11_000
+    assert "output truncated by the grader" in out[0]["text"]
+
+
+def test_command_binds_nothing_private() -> None:
+    argv = Sandbox().command(["python"], workdir="/w", scratch="/s", ipc_dir="/i", uid=None)
+    joined = " ".join(argv)
+    for private in ("/solutions", ".instructor", "/.git", "/notebooks", "/tests"):
+        assert private not in joined, private
+    home = str(Path.home())
+    sources = [argv[i + 1] for i, arg in enumerate(argv) if arg in ("--bind", "--ro-bind")]
+    for source in sources:  # inside the home folder only the Python installation, if there
+        assert not home.startswith(source), source
+        assert not source.startswith(home) or source in (sys.base_prefix, sys.prefix), source
+    assert "--unshare-net" in argv or "--unshare-all" in argv
+    assert argv[argv.index("--chdir") + 1] == "/w"
+
+
+def test_check_sandbox_explains_a_missing_bwrap() -> None:
+    assert check_sandbox() == ""
+    assert "not installed" in check_sandbox("no-such-bwrap-here")
+
+
+def test_uid_pool_round_robin() -> None:
+    pool = _UidPool(size=3)
+    first = pool.acquire(100)
+    second = pool.acquire(100)
+    pool.release(first)
+    assert (first, second, pool.acquire(100)) == (100, 101, 102)
+    assert pool.acquire(100) == 100  # wraps around to the freed one
+    with pytest.raises(RuntimeError):
+        pool.acquire(100)
