@@ -156,10 +156,12 @@ def build_class(demo: Course, assignments: list[str], students: int, seed: int =
             kinds[(student, assignment)] = kind
             data = make_submission(kind, released, master, rng, secret)
             if as_zip:
-                name = f"{student}_{assignment}.ipynb"
-                if index == 0:
-                    continue  # this student's files, timestamped, are added below
-                lms_files.append((name, data))
+                if index == 0:  # resubmitted: an early blank copy, then the real one
+                    early = nbformat.writes(released).encode()
+                    lms_files.append((f"{student}_{assignment}_2025-04-30T17-45-00.ipynb", early))
+                    lms_files.append((f"{student}_{assignment}_2025-05-01T09-00-00.ipynb", data))
+                else:
+                    lms_files.append((f"{student}_{assignment}.ipynb", data))
             else:
                 folder = inbox / student / assignment
                 folder.mkdir(parents=True, exist_ok=True)
@@ -170,15 +172,12 @@ def build_class(demo: Course, assignments: list[str], students: int, seed: int =
             extra.write_bytes((inbox / names[-1] / assignment / f"{notebook}.ipynb").read_bytes())
     lms_zip = None
     if lms_files:
-        lms_zip = demo.instructor / "lms-quiz-download.zip"
-        first = f"{names[0]}_{assignments[-1]}"
+        lms_zip = demo.instructor / f"lms-{assignments[-1]}-download.zip"
         with zipfile.ZipFile(lms_zip, "w") as zf:
             for name, data in lms_files:
                 zf.writestr(f"submissions/{name}", data)
-            # a resubmission: both timestamped, the newer one is collected, and it is reported
-            zf.writestr(f"submissions/{first}_2025-05-01T09-00-00.ipynb", lms_files[0][1])
-            zf.writestr(f"submissions/{first}_2025-04-30T17-45-00.ipynb", lms_files[1][1])
-            zf.writestr("submissions/quiz_final_version.ipynb", lms_files[-1][1])
+            # a file named without its student: reported, never guessed
+            zf.writestr(f"submissions/{assignments[-1]}_final_version.ipynb", lms_files[-1][1])
     return DemoPlan(demo, inbox, lms_zip, kinds)
 
 
