@@ -1,0 +1,178 @@
+"""Benchmark: ``python -m grader autograde`` (sandboxed, parallel) against plain serial
+``nbgrader autograde`` on the same synthetic submissions, in one run.
+
+    .venv/bin/python tests/benchmarks/bench_grader.py [--students 20] [--keep DIR]
+
+Builds STUDENTS submissions of each real graded assignment (sql_overfitting and quiz;
+complete, partial, wrong and blank copies made by ``grader.demo``), grades them both ways
+into two separate gradebooks, checks that every grade is identical, and prints wall times,
+the speed-up (goal: at least 1.7x on a 2-core machine) and the sandbox's overhead per
+submission (a sandboxed kernel start against a plain one, measured separately).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+import nbformat  # noqa: E402
+
+from grader.course import Course  # noqa: E402
+from grader.demo import make_submission  # noqa: E402
+from grader.release import register_assignment  # noqa: E402
+
+ASSIGNMENTS = ("sql_overfitting", "quiz")
+KINDS = ("complete", "partial", "wrong", "blank", "complete")
+BIN = Path(sys.executable).parent
+
+
+def build(course_a: Course, course_b: Course, assignments: list[str], students: int) -> None:
+    """Register the masters in both gradebooks and write identical submissions to both."""
+    rng = random.Random(7)
+    for course in (course_a, course_b):
+        for assignment in assignments:
+            register_assignment(course, assignment)
+    for assignment in assignments:
+        master = nbformat.read(REPO / "solutions" / assignment / f"{assignment}.ipynb", 4)
+        released = nbformat.read(REPO / "notebooks" / assignment / f"{assignment}.ipynb", 4)
+        for i in range(students):
+            data = make_submission(KINDS[i % len(KINDS)], released, master, rng, Path("/x"))
+            for course in (course_a, course_b):
+                folder = course.submitted / f"s{i:02d}" / assignment
+                folder.mkdir(parents=True, exist_ok=True)
+                (folder / f"{assignment}.ipynb").write_bytes(data)
+
+
+def timed(cmd: list[str], **kwargs) -> tuple[float, float, subprocess.CompletedProcess]:
+    """Wall seconds, the machine's mean load while it ran, and the command's result.
+
+    (CPU time is not comparable: sandboxed kernels are reaped inside their own PID namespace
+    and never reach this process's child accounting.)"""
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, **kwargs)
+    wall = time.perf_counter() - start
+    return wall, os.getloadavg()[0], proc
+
+
+def scores(db: Path) -> dict[tuple[str, str, str], float | None]:
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        rows = con.execute(
+            "select a.name, sa.student_id, bc.name, g.auto_score from grade g "
+            "join submitted_notebook sn on g.notebook_id = sn.id "
+            "join submitted_assignment sa on sn.assignment_id = sa.id "
+            "join assignment a on sa.assignment_id = a.id "
+            "join base_cell bc on g.cell_id = bc.id"
+        ).fetchall()
+    finally:
+        con.close()
+    return {(a, s, c): v for a, s, c, v in rows}
+
+
+def kernel_overhead(samples: int) -> tuple[float, float]:
+    """Mean seconds to start a kernel, run one cell and stop it: sandboxed, then plain."""
+    spec = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    results = {}
+    saved = os.dup(2)  # plain kernels warn about TCP on the inherited stderr: silence it
+    os.dup2(os.open(os.devnull, os.O_WRONLY), 2)
+    try:
+        results = _time_kernels(samples, spec)
+    finally:
+        os.dup2(saved, 2)
+    return statistics.fmean(results[True]), statistics.fmean(results[False])
+
+
+def _time_kernels(samples: int, spec: dict) -> dict[bool, list[float]]:
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    from grader.preprocessors import SandboxedExecute
+
+    results: dict[bool, list[float]] = {}
+    with tempfile.TemporaryDirectory() as work:
+        for sandbox in (True, False, True, False):  # interleaved against drifting load
+            for _ in range(samples // 2):
+                nb = new_notebook(cells=[new_code_cell("x = 1")], metadata={"kernelspec": spec})
+                start = time.perf_counter()
+                SandboxedExecute(sandbox=sandbox).preprocess(nb, {"metadata": {"path": work}})
+                results.setdefault(sandbox, []).append(time.perf_counter() - start)
+    return results
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--students", type=int, default=20, help="submissions per assignment")
+    parser.add_argument("--assignment", action="append", help="only this assignment")
+    parser.add_argument("--keep", help="work in this folder and keep it (default: a temp dir)")
+    parser.add_argument("--overhead-samples", type=int, default=6)
+    args = parser.parse_args()
+    assignments = args.assignment or list(ASSIGNMENTS)
+    work = Path(args.keep or tempfile.mkdtemp(prefix="bench-grader-"))
+    work.mkdir(parents=True, exist_ok=True)
+    ours = Course.from_env(REPO, work / "grader")
+    theirs = Course.from_env(REPO, work / "nbgrader")
+    print(f"building {args.students} submissions of {', '.join(assignments)} in {work}")
+    build(ours, theirs, assignments, args.students)
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+
+    rows = []
+    for assignment in assignments:
+        plain = [str(BIN / "nbgrader"), "autograde", assignment, "--force", "--log-level=ERROR"]
+        env_b = {**env, "TUNELAB_INSTRUCTOR_ROOT": str(theirs.instructor)}
+        wall_b, cpu_b, proc_b = timed(plain, cwd=REPO / "grader", env=env_b)
+        if proc_b.returncode != 0:
+            print(f"nbgrader autograde {assignment} exited {proc_b.returncode}:")
+            print(proc_b.stderr[-2000:])
+        ours_cmd = [sys.executable, "-m", "grader", "--instructor-root", str(ours.instructor)]
+        wall_a, cpu_a, proc_a = timed([*ours_cmd, "-q", "autograde", assignment], env=env)
+        if proc_a.returncode != 0:
+            print(f"python -m grader autograde {assignment} exited {proc_a.returncode}:")
+            print(proc_a.stdout[-2000:], proc_a.stderr[-2000:])
+        rows.append((assignment, wall_b, cpu_b, wall_a, cpu_a))
+
+    a, b = scores(ours.gradebook), scores(theirs.gradebook)
+    same = a == b and len(a) > 0
+    differing = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+    sandboxed, plain = kernel_overhead(args.overhead_samples)
+
+    n = args.students
+    print()
+    print(f"{'assignment':<16}{'subs':>5}{'nbgrader s':>12}{'grader s':>10}{'speed-up':>10}"
+          f"{'load nbgr':>11}{'load grader':>12}")  # fmt: skip
+    for assignment, wall_b, load_b, wall_a, load_a in rows:
+        print(f"{assignment:<16}{n:>5}{wall_b:>12.1f}{wall_a:>10.1f}{wall_b / wall_a:>9.2f}x"
+              f"{load_b:>11.2f}{load_a:>12.2f}")  # fmt: skip
+    total_b = sum(r[1] for r in rows)
+    total_a = sum(r[3] for r in rows)
+    print(f"{'total':<16}{n * len(rows):>5}{total_b:>12.1f}{total_a:>10.1f}"
+          f"{total_b / total_a:>9.2f}x")  # fmt: skip
+    print(f"per submission: nbgrader {total_b / (n * len(rows)):.2f} s, "  # noqa: E501
+          f"grader {total_a / (n * len(rows)):.2f} s (wall, {os.cpu_count()} cores)")  # fmt: skip
+    print(f"identical grades: {same} ({len(a)} grade cells compared)")
+    for key in differing[:10]:
+        print(f"  differs: {key}: grader {a.get(key)} vs nbgrader {b.get(key)}")
+    print(
+        f"sandbox overhead per submission (kernel start + 1 cell + stop, mean of "
+        f"{args.overhead_samples}): sandboxed {sandboxed:.2f} s, plain {plain:.2f} s, "
+        f"overhead {sandboxed - plain:+.2f} s"
+    )
+    goal = total_b / total_a >= 1.7
+    print(f"goal >= 1.7x: {'met' if goal else 'NOT met'}")
+    if not args.keep:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0 if same else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
