@@ -101,16 +101,24 @@ class StudentResult:
 
     @property
     def message(self) -> str:
-        """One line: the score, what went wrong, which tests failed (error names only; the
-        first line of each error is in ``failed_parts`` and the feedback page)."""
+        """One line: the score, what went wrong, which tests failed (with the start of each
+        error when there are few; all of it is in ``failed_parts`` and the feedback page)."""
         if self.status == "failed":
             return f"not graded: {self.error}"
         text = f"{self.score:g}/{self.max_score:g}"
         details = _compact(self.notes)
         if self.failed_parts:
-            failed = ", ".join(f"{k} ({v.split(':')[0]})" for k, v in self.failed_parts.items())
+            few = len(self.failed_parts) <= 3  # then the error text too, else its name only
+            failed = ", ".join(
+                f"{k} ({_clip(v, 70) if few else v.split(':')[0]})"
+                for k, v in self.failed_parts.items()
+            )
             details.append(f"failed: {failed}")
         return text + (" - " + "; ".join(details) if details else "")
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 3].rstrip() + "..."
 
 
 @dataclass

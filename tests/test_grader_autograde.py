@@ -30,7 +30,12 @@ from grader.course import Course, CourseError
 from grader.release import release_all
 from grader.sandbox import check_sandbox
 
-pytestmark = pytest.mark.filterwarnings("ignore::sqlalchemy.exc.SAWarning")
+pytestmark = [
+    pytest.mark.filterwarnings("ignore::sqlalchemy.exc.SAWarning"),
+    # the corpus duplicates cells (ids too) on purpose; nbformat repairs and says so
+    pytest.mark.filterwarnings("ignore::nbformat.warnings.DuplicateCellId"),
+    pytest.mark.filterwarnings("ignore::nbformat.warnings.MissingIDFieldWarning"),
+]
 
 TIMEOUT = 2  # seconds per cell: the corpus' loops and sleeps hit it on purpose
 MEMORY_MB = 1024
