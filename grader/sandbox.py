@@ -170,7 +170,8 @@ class Sandbox(LoggingConfigurable):
             cmd += ["--unshare-cgroup-try", "--cap-drop", "ALL"]
             cmd += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
         else:
-            cmd += ["--unshare-all", "--disable-userns"]
+            # bwrap drops every capability here anyway; say it, in case it runs setuid
+            cmd += ["--unshare-all", "--unshare-user", "--disable-userns", "--cap-drop", "ALL"]
         for path in SYSTEM_DIRS:
             if os.path.islink(path):
                 cmd += ["--symlink", os.readlink(path), path]

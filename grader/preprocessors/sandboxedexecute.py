@@ -151,7 +151,7 @@ class SandboxedExecute(Execute):
 
     # -- kernel lifecycle --------------------------------------------------------------------
     def _start_kernel(self, first: bool = False) -> None:
-        self.km = self.create_kernel_manager()
+        km = self.km = self.create_kernel_manager()  # nbclient drops self.km when start fails
         cwd = self.resources.get("metadata", {}).get("path") or None
         try:
             self.start_new_kernel(cwd=cwd)
@@ -161,8 +161,10 @@ class SandboxedExecute(Execute):
             if info is not None and "language_info" in info["content"]:
                 self.nb.metadata["language_info"] = info["content"]["language_info"]
         except Exception as err:
-            detail = getattr(self.km, "stderr_tail", lambda: "")() if self.km else ""
+            detail = getattr(km, "stderr_tail", lambda: "")()
             self._stop_kernel()
+            if getattr(km, "_remove_scratch", None):
+                km._remove_scratch()
             if first:
                 raise SandboxError(
                     f"could not start a kernel: {_short(err)}" + (f" [{detail}]" if detail else "")
