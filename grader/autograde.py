@@ -258,6 +258,10 @@ class Autograder:
             log.warning("registering %s in the gradebook from solutions/", self.assignment)
             register_assignment(self.course, self.assignment)
         names = self.students() if students is None else students
+        with _exclusive(self.course.instructor / ".autograde.lock"):
+            return self._run(names, progress)
+
+    def _run(self, names: list[str], progress: bool) -> AutogradeRun:
         started = time.perf_counter()
         cwd = os.getcwd()
         previous = os.environ.get("NBGRADER_EXECUTION")
@@ -422,6 +426,26 @@ class Autograder:
         }
         path.write_text(json.dumps(data, indent=1))
         return path
+
+
+@contextlib.contextmanager
+def _exclusive(path: Path) -> Iterator[None]:
+    """One autograde per gradebook at a time, across processes (its lock covers one run)."""
+    import fcntl
+
+    with open(path, "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise CourseError(
+                f"another autograde is running on {path.parent}; wait for it to finish"
+            ) from None
+        handle.write(str(os.getpid()))
+        handle.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def autograde(course: Course, assignment: str, **kwargs) -> AutogradeRun:

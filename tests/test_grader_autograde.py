@@ -208,3 +208,13 @@ def test_missing_submission_folder_contents(tmp_path) -> None:
     (result,) = run.results
     assert result.score == 0 and "mini.ipynb is missing" in result.message
     shutil.rmtree(course.submitted / "ghost")
+
+
+def test_one_autograde_per_gradebook(tmp_path) -> None:
+    import fcntl
+
+    course, _ = make_course(tmp_path / "c", ["complete"])
+    with open(course.instructor / ".autograde.lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        with pytest.raises(CourseError, match="another autograde is running"):
+            autograde(course, ASSIGNMENT, sandbox=False)

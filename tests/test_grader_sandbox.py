@@ -118,3 +118,21 @@ def test_uid_pool_round_robin() -> None:
     assert pool.acquire(100) == 100  # wraps around to the freed one
     with pytest.raises(RuntimeError):
         pool.acquire(100)
+
+
+def test_unprivileged_mode(tmp_path: Path, monkeypatch) -> None:
+    """The command line used when the grader is not root (CI, laptops): user namespace, no
+    capabilities, same isolation. (As root this runs it in a user namespace as well.)"""
+    monkeypatch.setattr(Sandbox, "privileged", property(lambda self: False))
+    cells = [
+        "print(open('/proc/self/status').read().split('CapEff:')[1].split()[0])",
+        f"open({str(REPO / 'grader' / 'x')!r}, 'w')",
+        "import socket\ntry:\n    socket.create_connection(('1.1.1.1', 80), timeout=1)\n"
+        "except OSError as err:\n    print('blocked', err.errno)",
+        "import resource\nprint(resource.getrlimit(resource.RLIMIT_AS)[0] // 2**20)",
+    ]
+    out = run(cells, tmp_path, memory_mb=1500)
+    assert out[0]["text"].strip() == "0000000000000000"
+    assert out[1]["error"] == "OSError"
+    assert out[2]["text"].startswith("blocked")
+    assert out[3]["text"].strip() == "1500"
