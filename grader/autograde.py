@@ -536,6 +536,8 @@ def _notes_from_events(events: list[dict]) -> list[str]:
             notes.append(f"the kernel died in {where}; later cells ran in a fresh kernel")
         elif kind == "kernel_stuck":
             notes.append(f"{where} could not be interrupted; the kernel was restarted")
+        elif kind == "notebook_timeout":
+            notes.append(f"{event['detail']}; cells from {where} on were not run")
         elif kind == "output_truncated":
             notes.append(f"{where} printed too much; its output was truncated")
     return list(dict.fromkeys(notes))

@@ -166,6 +166,7 @@ def _plot(report: Report, path: Path) -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
     import seaborn as sns
 
     sns.set_theme(style="whitegrid")
@@ -179,6 +180,7 @@ def _plot(report: Report, path: Path) -> Path:
     left.set_xlim(-0.5, top + 0.5)
     left.set_xlabel(f"total score (out of {report.max_score:g})")
     left.set_ylabel("students")
+    left.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     mean = sum(totals) / len(totals) if totals else 0.0
     left.axvline(mean, color="#c44e52", linestyle="--", label=f"mean {mean:.1f}")
     if totals:

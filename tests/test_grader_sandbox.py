@@ -136,3 +136,20 @@ def test_unprivileged_mode(tmp_path: Path, monkeypatch) -> None:
     assert out[1]["error"] == "OSError"
     assert out[2]["text"].startswith("blocked")
     assert out[3]["text"].strip() == "1500"
+
+
+def test_notebook_time_budget(tmp_path: Path) -> None:
+    """A notebook of many slow cells cannot hold a worker forever: later cells are not run."""
+    cfg = Config()
+    cfg.SandboxedExecute.notebook_timeout = 3
+    nb = new_notebook(
+        cells=[new_code_cell("import time\ntime.sleep(1.2)") for _ in range(6)],
+        metadata={"kernelspec": KERNELSPEC},
+    )
+    step = SandboxedExecute(timeout=10, config=cfg)
+    nb, resources = step.preprocess(nb, {"metadata": {"path": str(tmp_path)}})
+    errors = [
+        [o.get("ename") for o in c.outputs if o.get("output_type") == "error"] for c in nb.cells
+    ]
+    assert errors[0] == [] and errors[-1] == ["CellNotRun"]
+    assert any(e["kind"] == "notebook_timeout" for e in resources["grader"]["events"])

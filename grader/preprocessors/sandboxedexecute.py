@@ -8,7 +8,8 @@ step keeps going:
 * a cell that kills the kernel, or cannot be interrupted, gets an error output saying so;
   the kernel is restarted and the cells that had run cleanly before it are replayed
   silently, so later, independent parts are still graded (at most ``max_kernel_restarts``);
-* a cell that never ran (the kernel could not be brought back) gets an error output too,
+* a cell that never ran (the kernel could not be brought back, or the whole notebook ran
+  past ``notebook_timeout``) gets an error output too,
   so a test cell can never pass by not running (nbgrader scores a test cell without an
   error output as passed);
 * what a cell prints is capped (``max_output_chars``) but error outputs are always kept,
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import time
 from typing import Any
 
 from nbclient.client import NotebookClient
@@ -51,6 +53,10 @@ class SandboxedExecute(Execute):
     replay_after_restart = Bool(
         True,
         help="After a restart, silently re-run the cells that had succeeded, to restore state.",
+    ).tag(config=True)
+    notebook_timeout = Integer(
+        900,
+        help="Wall-clock seconds for a whole notebook; cells not started by then are not run.",
     ).tag(config=True)
     max_output_chars = Integer(
         2_000_000,
@@ -98,9 +104,13 @@ class SandboxedExecute(Execute):
         given_up: str | None = None
         restarts = 0
         clean: list[int] = []  # cells that ran without an error: replayed after a restart
+        deadline = time.monotonic() + self.notebook_timeout
         try:
             for index in code:
                 cell = nb.cells[index]
+                if not given_up and time.monotonic() > deadline:
+                    given_up = f"the notebook used up its {self.notebook_timeout} s"
+                    self._event("notebook_timeout", index, given_up)
                 if given_up:
                     self._mark(cell, NOT_RUN, f"This cell was not run: {given_up}.")
                     continue
