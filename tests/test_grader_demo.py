@@ -132,3 +132,30 @@ def test_demo_on_the_real_quiz(tmp_path: Path) -> None:
         if kinds[(result.student, "quiz")] == "complete":
             assert result.score == result.max_score > 0, result.message
     assert out["reports"]["quiz"].png.exists()
+
+
+@pytest.mark.slow
+def test_masters_earn_every_automatic_point(tmp_path: Path) -> None:
+    """The masters' own answers, submitted like a student's, pass every test in the grader's
+    (sandboxed) kernel: the sandbox leaves the course's code, data and emulator working."""
+    from grader.autograde import autograde
+    from grader.release import register_assignment
+
+    course = Course.from_env(REPO, tmp_path / "instructor")
+    graded = [a for a in ("sql_overfitting", "quiz") if a in course.assignments()]
+    for assignment in graded:
+        register_assignment(course, assignment)
+        master = nbformat.read(REPO / "solutions" / assignment / f"{assignment}.ipynb", 4)
+        released = nbformat.read(REPO / "notebooks" / assignment / f"{assignment}.ipynb", 4)
+        data = make_submission("complete", released, master, random.Random(0), Path("/x"))
+        folder = course.submitted / "master" / assignment
+        folder.mkdir(parents=True)
+        (folder / f"{assignment}.ipynb").write_bytes(data)
+        automatic = sum(
+            c.metadata["nbgrader"]["points"]
+            for c in master.cells
+            if c.metadata.get("nbgrader", {}).get("grade") and c.cell_type == "code"
+        )
+        (result,) = autograde(course, assignment, sandbox=SANDBOX, timeout=60).results
+        assert result.score == automatic, result.message
+        assert result.failed_parts == {}, result.message
