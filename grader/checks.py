@@ -79,6 +79,13 @@ def check_submission(folder: Path, expected: list[str]) -> tuple[list[NotebookCh
         if p.stem not in expected and not p.name.startswith(".")
     )
     notes = []
+    links = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_symlink())
+    if links:  # nbgrader would copy what they point to, reading it with the grader's rights
+        checks = [
+            NotebookCheck(c.name, c.path, f"the submission contains symbolic links "
+                          f"({', '.join(links)}); not graded")
+            for c in checks
+        ]  # fmt: skip
     if extra:
         missing = [c.name for c in checks if not c.path.exists()]
         hint = f" instead of {', '.join(m + '.ipynb' for m in missing)}" if missing else ""

@@ -26,6 +26,7 @@ collects again. Every collected student is registered in the gradebook.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import shutil
 import zipfile
@@ -141,8 +142,12 @@ class Collector:
             if not zipfile.is_zipfile(source):
                 raise CourseError(f"{source} is neither a folder nor a .zip archive")
             return self._from_flat(self._zip_members(source))
-        flat = [p for p in source.iterdir() if p.is_file() and p.name not in IGNORED_NAMES]
-        folders = [p for p in source.iterdir() if p.is_dir() and p.name not in SKIPPED_DIRS]
+        entries = sorted(source.iterdir())
+        for link in (p for p in entries if p.is_symlink()):
+            self.problem(f"{link}: a symbolic link, not collected")
+        entries = [p for p in entries if not p.is_symlink()]
+        flat = [p for p in entries if p.is_file() and p.name not in IGNORED_NAMES]
+        folders = [p for p in entries if p.is_dir() and p.name not in SKIPPED_DIRS]
         subs = self._from_flat([(p.name, p.read_bytes(), p.name) for p in flat]) if flat else []
         for folder in sorted(folders):
             subs += self._from_student_folder(folder)
@@ -219,6 +224,9 @@ class Collector:
             return []
         subs = []
         for sub in sorted(p for p in folder.iterdir() if p.name not in SKIPPED_DIRS):
+            if sub.is_symlink():
+                self.problem(f"{sub}: a symbolic link, not collected")
+                continue
             if sub.is_file():
                 if sub.name not in IGNORED_NAMES:
                     self.problem(f"{sub}: expected a folder per assignment; file not collected")
@@ -237,11 +245,14 @@ class Collector:
     def _assignment_files(self, folder: Path, notebooks: list[str]) -> dict[str, bytes]:
         files: dict[str, bytes] = {}
         expected = {f"{n}.ipynb" for n in notebooks}
-        for path in sorted(folder.rglob("*")):
+        for path in _walk(folder):
             rel = path.relative_to(folder)
-            if path.is_dir() or any(p in SKIPPED_DIRS for p in rel.parts):
+            if any(p in SKIPPED_DIRS for p in rel.parts):
                 continue
             if path.name in IGNORED_NAMES or path.name.startswith("._"):
+                continue
+            if path.is_symlink():
+                self.problem(f"{path}: a symbolic link, not a file; not collected")
                 continue
             if path.suffix == ".ipynb" and str(rel) not in expected:
                 self.problem(
@@ -289,6 +300,16 @@ class Collector:
                 gb.update_or_create_student(student)
         self.report.students = students
         return self.report
+
+
+def _walk(folder: Path) -> list[Path]:
+    """Files (and links) under ``folder``, without following links to other folders."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=False):
+        base = Path(dirpath)
+        found += [base / d for d in dirnames if (base / d).is_symlink()]
+        found += [base / f for f in filenames]
+    return sorted(found)
 
 
 def _digest_files(sub: Submission) -> dict[str, str]:

@@ -312,7 +312,8 @@ class SandboxedKernelManager(AsyncKernelManager):
         inside = str(Path(cwd).resolve()) if cwd else str(work)
         if cwd and Path(cwd).is_dir():
             for item in Path(cwd).iterdir():
-                if item.suffix == ".ipynb" or item.name.startswith("."):
+                # links are never followed here: the trusted process must not read for them
+                if item.suffix == ".ipynb" or item.name.startswith(".") or item.is_symlink():
                     continue
                 if item.is_dir():
                     shutil.copytree(item, work / item.name, symlinks=True)

@@ -218,3 +218,14 @@ def test_one_autograde_per_gradebook(tmp_path) -> None:
         fcntl.flock(held, fcntl.LOCK_EX)
         with pytest.raises(CourseError, match="another autograde is running"):
             autograde(course, ASSIGNMENT, sandbox=False)
+
+
+def test_links_in_a_submission_are_not_graded(tmp_path) -> None:
+    course, _ = make_course(tmp_path / "c", [])
+    folder = course.submitted / "mal" / ASSIGNMENT
+    folder.mkdir(parents=True)
+    shutil.copy(course.release / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", folder)
+    (folder / "answers.txt").symlink_to(course.source / ASSIGNMENT / f"{ASSIGNMENT}.ipynb")
+    (result,) = autograde(course, ASSIGNMENT, sandbox=False).results
+    assert result.score == 0 and "symbolic links (answers.txt)" in result.message
+    assert not (course.autograded / "mal").exists()

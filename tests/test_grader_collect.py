@@ -166,3 +166,20 @@ def test_collect_then_students_are_listed_for_autograde(course: Course, tmp_path
     collect(course, inbox)
     assert Autograder(course, ASSIGNMENT).students() == ["amy", "zed"]
     shutil.rmtree(inbox)
+
+
+def test_symbolic_links_are_never_followed(course: Course, tmp_path: Path) -> None:
+    """A link in a submission would make the trusted grader read what it points to."""
+    secret = course.root / "solutions" / ASSIGNMENT / "mini.ipynb"
+    inbox = tmp_path / "inbox"
+    folder = inbox / "mal" / ASSIGNMENT
+    folder.mkdir(parents=True)
+    (folder / "mini.ipynb").symlink_to(secret)
+    (folder / "data").symlink_to(course.root / "solutions")
+    (inbox / "lnk_mini.ipynb").symlink_to(secret)
+    report = collect(course, inbox)
+    problems = "\n".join(report.problems)
+    assert problems.count("a symbolic link") == 3, problems
+    dest = course.submitted / "mal" / ASSIGNMENT
+    assert not (dest / "mini.ipynb").exists() and not (dest / "data").exists()
+    assert not (course.submitted / "lnk").exists()
