@@ -59,11 +59,6 @@ class Course:
         instructor = instructor_root or os.environ.get(ENV_INSTRUCTOR) or root / ".instructor"
         return cls(root=root, instructor=Path(instructor).resolve())
 
-    def with_instructor(self, instructor: Path) -> Course:
-        return Course(
-            root=self.root, instructor=Path(instructor).resolve(), release_dir=self.release_dir
-        )
-
     # -- paths -------------------------------------------------------------------------
     @property
     def source(self) -> Path:
