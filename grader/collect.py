@@ -42,6 +42,7 @@ from grader.course import Course, CourseError
 STUDENT_ID = r"[A-Za-z0-9][A-Za-z0-9._-]*"
 TIMESTAMP = r"\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}"
 MAX_FILE_MB = 50
+MAX_ARCHIVE_MB = 2048
 IGNORED_NAMES = {".DS_Store", "Thumbs.db", "desktop.ini"}
 SKIPPED_DIRS = {"__MACOSX", ".ipynb_checkpoints", "__pycache__"}
 
@@ -156,6 +157,12 @@ class Collector:
     def _zip_members(self, archive: Path) -> list[tuple[str, bytes, str]]:
         members = []
         with zipfile.ZipFile(archive) as zf:
+            total = sum(info.file_size for info in zf.infolist())
+            if total > MAX_ARCHIVE_MB * 2**20:  # a zip bomb, or not a class's submissions
+                raise CourseError(
+                    f"{archive} unpacks to {total / 2**20:.0f} MB, over {MAX_ARCHIVE_MB} MB; "
+                    "split it, or unpack it yourself and collect the folder"
+                )
             for info in zf.infolist():
                 parts = Path(info.filename).parts
                 if info.is_dir() or any(p in SKIPPED_DIRS for p in parts):

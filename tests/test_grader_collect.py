@@ -183,3 +183,12 @@ def test_symbolic_links_are_never_followed(course: Course, tmp_path: Path) -> No
     dest = course.submitted / "mal" / ASSIGNMENT
     assert not (dest / "mini.ipynb").exists() and not (dest / "data").exists()
     assert not (course.submitted / "lnk").exists()
+
+
+def test_zip_bomb_is_refused(course: Course, tmp_path: Path, monkeypatch) -> None:
+    import grader.collect as collect_module
+
+    monkeypatch.setattr(collect_module, "MAX_ARCHIVE_MB", 1)
+    archive = make_zip(tmp_path / "big.zip", {"ann_mini.ipynb": b"0" * (3 * 2**20)})
+    with pytest.raises(CourseError, match="unpacks to 3 MB"):
+        collect(course, archive)
