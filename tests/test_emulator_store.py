@@ -289,7 +289,26 @@ def test_divergent_job_ends_failed_with_explanation(store: Store, clock: Clock) 
             lambda b: b.update(temperature=3.5),
             None,
             E.InvalidArgument,
-            "tuned_model.temperature: 3.5 is out of range",
+            "tuned_model.temperature: 3.5 is out of range; it must be between 0 and 2",
+        ),
+        (
+            lambda b: b.update(topK=0),
+            None,
+            E.InvalidArgument,
+            "tuned_model.top_k: 0 is out of range; it must be >= 1",
+        ),
+        (
+            lambda b: b["tuningTask"].update(hyperparameters={"learningRateMultiplier": 0}),
+            None,
+            E.InvalidArgument,
+            "hyperparameters.learning_rate_multiplier: 0 is out of range; it must be greater "
+            "than 0 and at most 100",
+        ),
+        (
+            lambda b: b.update(description=["not", "text"]),
+            None,
+            E.InvalidArgument,
+            "Invalid value at 'tuned_model.description' (TYPE_STRING)",
         ),
     ],
 )

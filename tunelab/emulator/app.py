@@ -42,7 +42,7 @@ from starlette.routing import Route
 
 from tunelab.emulator import catalog, generation
 from tunelab.emulator import errors as E
-from tunelab.emulator.store import Store, paginate
+from tunelab.emulator.store import Plan, Store, TunedModelRecord, paginate
 
 JSON_TYPE = "application/json; charset=UTF-8"
 _METHODS = ("GET", "POST", "PATCH", "DELETE", "PUT")
@@ -134,14 +134,8 @@ class Api:
         base = self._base(req, model)
         body = req.json()
         prompt = generation.contents_text(body.get("contents"))
-        text = generation.answer(base.name, prompt)
-        return generation.generate_response(
-            text,
-            generation.count_tokens(generation.all_text(body.get("contents"))),
-            base.name.removeprefix("models/"),
-            (body.get("generationConfig") or body.get("generation_config") or {}).get(
-                "maxOutputTokens"
-            ),
+        return _response(
+            body, generation.answer(base.name, prompt), base.name.removeprefix("models/")
         )
 
     def stream_base(self, req: Call, model: str) -> Response:
@@ -158,11 +152,7 @@ class Api:
 
     def list_tuned_models(self, req: Call) -> str:
         records, token = self.store.list(req.query.get("pageSize"), req.query.get("pageToken"))
-        parts = [self.store.tuned_model_json(r) for r in records]
-        out = '{"tunedModels":[' + ",".join(parts) + "]"
-        if token:
-            out += ',"nextPageToken":' + json.dumps(token)
-        return out + "}"
+        return _page("tunedModels", [self.store.tuned_model_json(r) for r in records], token)
 
     def get_tuned_model(self, req: Call, model_id: str) -> str:
         return self.store.tuned_model_json(self.store.get(model_id))
@@ -178,9 +168,10 @@ class Api:
         self.store.delete(model_id)
         return "{}"
 
-    def _tuned_ready(self, model_id: str) -> tuple[Any, Any]:
+    def _tuned_ready(self, model_id: str) -> tuple[TunedModelRecord, Plan]:
         rec = self.store.get(model_id)
-        prog = self.store.progress(rec)
+        plan = self.store.plan(rec)
+        prog = self.store.progress(rec, plan=plan)
         if prog.state != "ACTIVE":
             extra = (
                 f"it is still being tuned ({prog.completed_steps}/{rec.total_steps} steps); "
@@ -189,7 +180,7 @@ class Api:
                 else "its tuning job failed; create a new tuned model"
             )
             raise E.FailedPrecondition(f"Tuned model {rec.name} is not ready: {extra}.")
-        return rec, self.store.plan(rec)
+        return rec, plan
 
     def _generate_tuned(self, req: Call, model_id: str) -> dict:
         rec, plan = self._tuned_ready(model_id)
@@ -204,14 +195,7 @@ class Api:
             memory=plan.memory,
             trained_domain=plan.extras["domain"],
         )
-        return generation.generate_response(
-            text,
-            generation.count_tokens(generation.all_text(body.get("contents"))),
-            rec.name,
-            (body.get("generationConfig") or body.get("generation_config") or {}).get(
-                "maxOutputTokens"
-            ),
-        )
+        return _response(body, text, rec.name)
 
     def generate_tuned(self, req: Call, model_id: str) -> str:
         return json.dumps(self._generate_tuned(req, model_id))
@@ -224,7 +208,7 @@ class Api:
         return json.dumps({"totalTokens": _count_request(req.json())})
 
     # --- operations ------------------------------------------------------------------------
-    def _operation_record(self, model_id: str, op_id: str) -> Any:
+    def _operation_record(self, model_id: str, op_id: str) -> TunedModelRecord:
         try:
             rec = self.store.get(model_id)
         except E.NotFound:
@@ -245,10 +229,7 @@ class Api:
 
     def list_operations(self, req: Call) -> str:
         records, token = self.store.list(req.query.get("pageSize"), req.query.get("pageToken"))
-        out = '{"operations":[' + ",".join(self.store.operation_json(r) for r in records) + "]"
-        if token:
-            out += ',"nextPageToken":' + json.dumps(token)
-        return out + "}"
+        return _page("operations", [self.store.operation_json(r) for r in records], token)
 
     def cancel_operation(self, req: Call, model_id: str, op_id: str) -> str:
         self._operation_record(model_id, op_id)
@@ -280,6 +261,25 @@ class Call:
                 "Invalid JSON payload received. Expected an object at the top level."
             )
         return data
+
+
+def _response(body: dict, text: str, model_version: str) -> dict:
+    """The GenerateContentResponse for a request ``body`` answered with ``text``."""
+    config = body.get("generationConfig") or body.get("generation_config") or {}
+    return generation.generate_response(
+        text,
+        generation.count_tokens(generation.all_text(body.get("contents"))),
+        model_version,
+        config.get("maxOutputTokens"),
+    )
+
+
+def _page(field: str, items: list[str], token: str | None) -> str:
+    """A List* response from already-rendered JSON objects (no re-parsing of cached text)."""
+    out = "{" + json.dumps(field) + ":[" + ",".join(items) + "]"
+    if token:
+        out += ',"nextPageToken":' + json.dumps(token)
+    return out + "}"
 
 
 def _count_request(body: dict) -> int:

@@ -38,6 +38,12 @@ GENERIC_ANSWER = (
 )
 
 
+def normalise_prompt(text: str) -> str:
+    """Whitespace-insensitive form of a prompt: the key of a tuned model's training memory
+    and of its answer draw, so "Hi  there" and "Hi there" get the same reply."""
+    return " ".join(text.split())
+
+
 def count_tokens(text: str) -> int:
     """Approximate Gemini token count: every punctuation mark is one token, every run of
     letters/digits costs one token per started 6 characters ("tokenization" -> 2).
@@ -106,7 +112,7 @@ def _domain_of(obj: Any) -> Any:
 
 def _draw(model_name: str, prompt: str) -> tuple[float, int]:
     """A uniform number in [0, 1) and an RNG seed, both fixed by (model, prompt)."""
-    digest = hashlib.sha256(f"{model_name}\n{' '.join(prompt.split())}".encode()).digest()
+    digest = hashlib.sha256(f"{model_name}\n{normalise_prompt(prompt)}".encode()).digest()
     u = int.from_bytes(digest[:8], "big") / 2**64
     return u, int.from_bytes(digest[8:16], "big")
 
@@ -121,10 +127,10 @@ def answer(
 ) -> str:
     """The simulated model's reply to one prompt.
 
-    ``memory`` maps whitespace-normalised training prompts to outputs; ``quality`` is the
+    ``memory`` maps training prompts (:func:`normalise_prompt`) to outputs; ``quality`` is the
     tuned model's held-out quality on ``trained_domain`` (None for a base model).
     """
-    key = " ".join(prompt.split())
+    key = normalise_prompt(prompt)
     if memory and key in memory:
         return memory[key]
     domain = _domain_of(prompt)

@@ -42,6 +42,7 @@ from typing import Any
 
 from tunelab.emulator import catalog
 from tunelab.emulator import errors as E
+from tunelab.emulator.generation import normalise_prompt
 
 TUNED_MODEL_TYPE = "type.googleapis.com/google.ai.generativelanguage.v1beta.TunedModel"
 METADATA_TYPE = "type.googleapis.com/google.ai.generativelanguage.v1beta.CreateTunedModelMetadata"
@@ -222,6 +223,39 @@ def _typed(value: Any, kind: str, path: str) -> Any:
     return float(value)
 
 
+def _bounded(
+    value: Any, kind: str, path: str, lo: float, hi: float | None = None, *, above: bool = False
+) -> Any:
+    """``_typed`` plus a range check (``lo <= x <= hi``; ``lo < x`` if ``above``; no ``hi``:
+    unbounded) whose error names the field, the value and the range."""
+    x = _typed(value, kind, path)
+    if (x <= lo if above else x < lo) or (hi is not None and x > hi):
+        if hi is None:
+            rule = f">= {lo:g}"
+        elif above:
+            rule = f"greater than {lo:g} and at most {hi:g}"
+        else:
+            rule = f"between {lo:g} and {hi:g}"
+        shown = f"{x:g}" if kind == "float" else str(x)
+        raise E.InvalidArgument(f"{path}: {shown} is out of range; it must be {rule}")
+    return x
+
+
+def _text(value: Any, field: str, limit: int | None = None) -> str:
+    """An optional string field of a TunedModel ("" when absent), type- and length-checked."""
+    value = value or ""
+    if not isinstance(value, str):
+        raise E.InvalidArgument(
+            f"Invalid value at 'tuned_model.{field}' (TYPE_STRING), {_dumps(value)[:80]}"
+        )
+    if limit is not None and len(value) > limit:
+        raise E.InvalidArgument(
+            f"tuned_model.{field}: {field.replace('_', ' ')} is {len(value)} characters; "
+            f"the limit is {limit}"
+        )
+    return value
+
+
 @dataclass
 class TunedModelRecord:
     """What the store keeps about one tuned model (all times are wall-clock epoch seconds)."""
@@ -335,11 +369,6 @@ def _total_steps(n: int, epochs: int, batch: int) -> int:
     return int(sim.total_steps(n, epochs, batch))
 
 
-def normalise_prompt(text: str) -> str:
-    """Whitespace-insensitive key for "was this prompt in the training set?"."""
-    return " ".join(text.split())
-
-
 class Store:
     """All tuned models of one emulator, optionally persisted to a SQLite file."""
 
@@ -412,17 +441,8 @@ class Store:
             tuned_model_id = None
 
         base, source = self._resolve_source(body)
-        display_name = body.get("displayName") or ""
-        if not isinstance(display_name, str):
-            raise E.InvalidArgument(
-                f"Invalid value at 'tuned_model.display_name' (TYPE_STRING), {_dumps(display_name)}"
-            )
-        if len(display_name) > MAX_DISPLAY_NAME:
-            raise E.InvalidArgument(
-                f"tuned_model.display_name: display name is {len(display_name)} characters; "
-                f"the limit is {MAX_DISPLAY_NAME}"
-            )
-        description = body.get("description") or ""
+        display_name = _text(body.get("displayName"), "display_name", MAX_DISPLAY_NAME)
+        description = _text(body.get("description"), "description")
         sampling = self._sampling(body, base)
 
         task = body.get("tuningTask")
@@ -510,26 +530,13 @@ class Store:
         model = catalog.find(base)
         assert model is not None
         out = {"temperature": model.temperature, "topP": model.top_p, "topK": model.top_k}
-        if body.get("temperature") is not None:
-            t = _typed(body["temperature"], "float", "tuned_model.temperature")
-            if not 0.0 <= t <= model.max_temperature:
-                raise E.InvalidArgument(
-                    f"tuned_model.temperature: {t:g} is out of range; it must be between 0 and "
-                    f"{model.max_temperature:g}"
-                )
-            out["temperature"] = t
-        if body.get("topP") is not None:
-            p = _typed(body["topP"], "float", "tuned_model.top_p")
-            if not 0.0 <= p <= 1.0:
-                raise E.InvalidArgument(
-                    f"tuned_model.top_p: {p:g} is out of range; it must be between 0 and 1"
-                )
-            out["topP"] = p
-        if body.get("topK") is not None:
-            k = _typed(body["topK"], "int", "tuned_model.top_k")
-            if k < 1:
-                raise E.InvalidArgument(f"tuned_model.top_k: {k} is out of range; it must be >= 1")
-            out["topK"] = k
+        for key, kind, fname, lo, hi in (
+            ("temperature", "float", "temperature", 0.0, model.max_temperature),
+            ("topP", "float", "top_p", 0.0, 1.0),
+            ("topK", "int", "top_k", 1, None),
+        ):
+            if body.get(key) is not None:
+                out[key] = _bounded(body[key], kind, f"tuned_model.{fname}", lo, hi)
         return out
 
     def _examples(self, task: Mapping[str, Any]) -> list[list[str]]:
@@ -585,13 +592,8 @@ class Store:
         ):
             if raw.get(key) is None:
                 hp[key] = defaults[key]
-                continue
-            value = _typed(raw[key], "int", f"{path}.{fname}")
-            if not lo <= value <= hi:
-                raise E.InvalidArgument(
-                    f"{path}.{fname}: {value} is out of range; it must be between {lo} and {hi}"
-                )
-            hp[key] = value
+            else:
+                hp[key] = _bounded(raw[key], "int", f"{path}.{fname}", lo, hi)
         lr, mult = raw.get("learningRate"), raw.get("learningRateMultiplier")
         if lr is not None and mult is not None:
             raise E.InvalidArgument(
@@ -599,21 +601,13 @@ class Store:
                 "oneof (learning_rate_option), set only one"
             )
         if mult is not None:
-            m = _typed(mult, "float", f"{path}.learning_rate_multiplier")
-            if not 0.0 < m <= MAX_MULTIPLIER:
-                raise E.InvalidArgument(
-                    f"{path}.learning_rate_multiplier: {m:g} is out of range; it must be greater "
-                    f"than 0 and at most {MAX_MULTIPLIER:g}"
-                )
-            hp["learningRateMultiplier"] = m
+            where = f"{path}.learning_rate_multiplier"
+            hp["learningRateMultiplier"] = _bounded(
+                mult, "float", where, 0, MAX_MULTIPLIER, above=True
+            )
         elif lr is not None:
-            v = _typed(lr, "float", f"{path}.learning_rate")
-            if not 0.0 < v <= MAX_LEARNING_RATE:
-                raise E.InvalidArgument(
-                    f"{path}.learning_rate: {v:g} is out of range; it must be greater than 0 and "
-                    f"at most {MAX_LEARNING_RATE:g}"
-                )
-            hp["learningRate"] = v
+            where = f"{path}.learning_rate"
+            hp["learningRate"] = _bounded(lr, "float", where, 0, MAX_LEARNING_RATE, above=True)
         else:
             hp["learningRate"] = defaults["learningRate"]
         return hp
@@ -661,8 +655,11 @@ class Store:
                 self._plans.popitem(last=False)
         return plan
 
-    def progress(self, rec: TunedModelRecord, now: float | None = None) -> Progress:
-        plan = self.plan(rec)
+    def progress(
+        self, rec: TunedModelRecord, now: float | None = None, *, plan: Plan | None = None
+    ) -> Progress:
+        """Where ``rec``'s job is at ``now`` (pass ``plan`` when the caller already holds it)."""
+        plan = self.plan(rec) if plan is None else plan
         now = self.clock() if now is None else now
         elapsed = max(0.0, now - rec.create_time)
         done = min(plan.stop_step, int(elapsed / rec.step_seconds + 1e-9))
@@ -681,7 +678,7 @@ class Store:
     # --- JSON rendering --------------------------------------------------------------------
     def tuned_model_json(self, rec: TunedModelRecord, now: float | None = None) -> str:
         plan = self.plan(rec)
-        prog = self.progress(rec, now)
+        prog = self.progress(rec, now, plan=plan)
         # Polls between two training steps get the same bytes: keep the last rendering.
         key = (prog.shown, prog.state, prog.update_time, rec.revision)
         cached = plan.extras.get("model_json")
@@ -693,7 +690,7 @@ class Store:
 
     def operation_json(self, rec: TunedModelRecord, now: float | None = None) -> str:
         plan = self.plan(rec)
-        prog = self.progress(rec, now)
+        prog = self.progress(rec, now, plan=plan)
         key = (prog.completed_steps, prog.state, prog.update_time, rec.revision)
         cached = plan.extras.get("operation_json")
         if cached is not None and cached[0] == key:
@@ -750,18 +747,10 @@ class Store:
                         f"fields: {allowed}"
                     )
                 value = body.get(path)
-                if path in ("displayName", "description"):
-                    value = value or ""
-                    if not isinstance(value, str):
-                        raise E.InvalidArgument(
-                            f"Invalid value at 'tuned_model.{_snake(path)}' (TYPE_STRING), "
-                            f"{_dumps(value)[:80]}"
-                        )
-                    if path == "displayName" and len(value) > MAX_DISPLAY_NAME:
-                        raise E.InvalidArgument(
-                            f"tuned_model.display_name: display name is {len(value)} "
-                            f"characters; the limit is {MAX_DISPLAY_NAME}"
-                        )
+                if path == "displayName":
+                    value = _text(value, "display_name", MAX_DISPLAY_NAME)
+                elif path == "description":
+                    value = _text(value, "description")
                 elif value is None:
                     continue
                 else:
