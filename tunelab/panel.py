@@ -343,6 +343,17 @@ class HyperparameterPanel:
         s = self.settings
         common = {"continuous_update": False, "style": {"description_width": "170px"}}
         layout = w.Layout(width="440px")
+
+        def select(name: str, options: Sequence[Any], description: str | None = None) -> Any:
+            value = getattr(s, name)
+            return w.SelectionSlider(
+                options=_with(options, value),
+                value=value,
+                description=description or name,
+                layout=layout,
+                **common,
+            )
+
         self.sliders: dict[str, Any] = {
             "epoch_count": w.IntSlider(
                 value=s.epoch_count,
@@ -352,27 +363,9 @@ class HyperparameterPanel:
                 layout=layout,
                 **common,
             ),
-            "batch_size": w.SelectionSlider(
-                options=_with(BATCH_SIZES, s.batch_size),
-                value=s.batch_size,
-                description="batch_size",
-                layout=layout,
-                **common,
-            ),
-            "learning_rate_multiplier": w.SelectionSlider(
-                options=_with(MULTIPLIERS, s.learning_rate_multiplier),
-                value=s.learning_rate_multiplier,
-                description="learning_rate_multiplier",
-                layout=layout,
-                **common,
-            ),
-            "n_examples": w.SelectionSlider(
-                options=_with(DATASET_SIZES, s.n_examples),
-                value=s.n_examples,
-                description="dataset size (examples)",
-                layout=layout,
-                **common,
-            ),
+            "batch_size": select("batch_size", BATCH_SIZES),
+            "learning_rate_multiplier": select("learning_rate_multiplier", MULTIPLIERS),
+            "n_examples": select("n_examples", DATASET_SIZES, "dataset size (examples)"),
             "noise": w.FloatSlider(
                 value=s.noise,
                 min=0.0,

@@ -24,40 +24,42 @@ from tunelab.domains._grammar import Grammar, Pair, Slot, SlotValue, Template
 
 __all__ = ["DOMAIN", "GRAMMAR", "TechSupportDomain", "generate_pairs"]
 
+
 # ----------------------------------------------------------------------- slots
+def _product(label: str, /, **details: Any) -> SlotValue:
+    """A slot value questions and answers both call by its name (``surface == value``)."""
+    return SlotValue(surface=label, value=label, **details)
+
+
 ROUTERS = Slot(
     "router",
     (
-        SlotValue(
-            surface="NetBox 300",
-            value="NetBox 300",
+        _product(
+            "NetBox 300",
             reset="on the back panel, between the power socket and the yellow LAN ports",
             hold=10,
             admin="http://192.168.1.1",
             label="on the sticker underneath the router",
             bands="2.4 GHz only",
         ),
-        SlotValue(
-            surface="NetBox 500",
-            value="NetBox 500",
+        _product(
+            "NetBox 500",
             reset="on the underside, inside the small hole marked RESET",
             hold=15,
             admin="http://192.168.0.1",
             label="on the pull-out card at the front of the router",
             bands="2.4 GHz and 5 GHz",
         ),
-        SlotValue(
-            surface="NetBox Mesh",
-            value="NetBox Mesh",
+        _product(
+            "NetBox Mesh",
             reset="on the base of the main unit (the one plugged into the wall socket)",
             hold=20,
             admin="the Brightwave Home app (Devices > Mesh)",
             label="on the sticker on the base of the main unit",
             bands="2.4 GHz, 5 GHz and a dedicated mesh backhaul",
         ),
-        SlotValue(
-            surface="AirLink X2",
-            value="AirLink X2",
+        _product(
+            "AirLink X2",
             reset="on the left side, next to the SIM card slot",
             hold=8,
             admin="http://10.0.0.1",
@@ -71,30 +73,26 @@ ROUTERS = Slot(
 PRINTERS = Slot(
     "printer",
     (
-        SlotValue(
-            surface="PrintPro 200",
-            value="PrintPro 200",
+        _product(
+            "PrintPro 200",
             wifi="hold the Wi-Fi button on the control panel for 3 seconds until it blinks",
             door="lift the scanner lid and open the front cover",
             model_id="PP200",
         ),
-        SlotValue(
-            surface="PrintPro 450",
-            value="PrintPro 450",
+        _product(
+            "PrintPro 450",
             wifi="tap Settings > Network > Wi-Fi Setup Wizard on the touchscreen",
             door="open the rear access door and pull out the duplex unit",
             model_id="PP450",
         ),
-        SlotValue(
-            surface="PhotoJet 7",
-            value="PhotoJet 7",
+        _product(
+            "PhotoJet 7",
             wifi="press Menu, choose Wireless, then Reconnect on the display",
             door="remove the photo tray and open the bottom cover",
             model_id="PJ7",
         ),
-        SlotValue(
-            surface="InkJet Mini",
-            value="InkJet Mini",
+        _product(
+            "InkJet Mini",
             wifi="hold the Wi-Fi and Cancel buttons together for 5 seconds",
             door="open the top cover and slide the cartridge carriage to the left",
             model_id="IJM",
@@ -106,45 +104,40 @@ PRINTERS = Slot(
 SYSTEMS = Slot(
     "os",
     (
-        SlotValue(
-            surface="Windows 11",
-            value="Windows 11",
+        _product(
+            "Windows 11",
             printers="Settings > Bluetooth & devices > Printers & scanners",
             bluetooth="Settings > Bluetooth & devices > Add device > Bluetooth",
             vpn="Settings > Network & internet > VPN",
             update="Settings > Windows Update",
             restart="Start > Power > Restart",
         ),
-        SlotValue(
-            surface="macOS",
-            value="macOS",
+        _product(
+            "macOS",
             printers="System Settings > Printers & Scanners",
             bluetooth="System Settings > Bluetooth",
             vpn="System Settings > VPN",
             update="System Settings > General > Software Update",
             restart="Apple menu > Restart",
         ),
-        SlotValue(
-            surface="Android",
-            value="Android",
+        _product(
+            "Android",
             printers="Settings > Connected devices > Connection preferences > Printing",
             bluetooth="Settings > Connected devices > Pair new device",
             vpn="Settings > Network & internet > VPN",
             update="Settings > System > Software update",
             restart="holding the power button and tapping Restart",
         ),
-        SlotValue(
-            surface="iOS",
-            value="iOS",
+        _product(
+            "iOS",
             printers="the Share button > Print (AirPrint) in the app you are printing from",
             bluetooth="Settings > Bluetooth",
             vpn="Settings > General > VPN & Device Management",
             update="Settings > General > Software Update",
             restart="holding the side button and a volume button, then sliding to power off",
         ),
-        SlotValue(
-            surface="ChromeOS",
-            value="ChromeOS",
+        _product(
+            "ChromeOS",
             printers="Settings > Advanced > Print and scan > Printers",
             bluetooth="Quick Settings > Bluetooth",
             vpn="Settings > Network > Add connection > Add built-in VPN",
@@ -158,21 +151,18 @@ SYSTEMS = Slot(
 EMAIL_APPS = Slot(
     "email_app",
     (
-        SlotValue(
-            surface="Outlook",
-            value="Outlook",
+        _product(
+            "Outlook",
             settings="File > Account Settings > Account Settings, select the account, Repair",
             refresh="Send / Receive > Update Folder",
         ),
-        SlotValue(
-            surface="Thunderbird",
-            value="Thunderbird",
+        _product(
+            "Thunderbird",
             settings="Account Settings > Server Settings",
             refresh="right-click the Inbox > Properties > Repair Folder",
         ),
-        SlotValue(
-            surface="Apple Mail",
-            value="Apple Mail",
+        _product(
+            "Apple Mail",
             settings="Mail > Settings > Accounts > Server Settings",
             refresh="Mailbox > Synchronize",
         ),
@@ -188,21 +178,18 @@ EMAIL_APPS = Slot(
 SERVICES = Slot(
     "service",
     (
-        SlotValue(
-            surface="Brightwave account",
-            value="Brightwave account",
+        _product(
+            "Brightwave account",
             url="brightwave.example/account/reset",
             lock=30,
         ),
-        SlotValue(
-            surface="Brightwave webmail",
-            value="Brightwave webmail",
+        _product(
+            "Brightwave webmail",
             url="mail.brightwave.example/forgot",
             lock=15,
         ),
-        SlotValue(
-            surface="Brightwave TV account",
-            value="Brightwave TV account",
+        _product(
+            "Brightwave TV account",
             url="tv.brightwave.example/help/password",
             lock=60,
         ),
@@ -212,23 +199,20 @@ SERVICES = Slot(
 AUDIO = Slot(
     "audio",
     (
-        SlotValue(
-            surface="SoundBar S1",
-            value="SoundBar S1",
+        _product(
+            "SoundBar S1",
             pair="hold the Bluetooth button on the remote for 5 seconds until the light pulses "
             "blue",
             name="BW-SoundBar-S1",
         ),
-        SlotValue(
-            surface="Brightwave Buds 2",
-            value="Brightwave Buds 2",
+        _product(
+            "Brightwave Buds 2",
             pair="put both buds in the case, open the lid and hold the case button for 3 seconds "
             "until the light flashes white",
             name="BW Buds 2",
         ),
-        SlotValue(
-            surface="Brightwave Buds Pro",
-            value="Brightwave Buds Pro",
+        _product(
+            "Brightwave Buds Pro",
             pair="touch and hold both earbuds for 7 seconds until you hear 'pairing'",
             name="BW Buds Pro",
         ),
