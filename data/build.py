@@ -33,6 +33,7 @@ if str(ROOT) not in sys.path:
 from tunelab import scenarios  # noqa: E402
 from tunelab.domains import nl_sql, tech_support  # noqa: E402
 from tunelab.domains._grammar import Pair  # noqa: E402
+from tunelab.simulator import SimulatedRun  # noqa: E402
 
 # ---------------------------------------------------------------- parameters
 NL_SQL_TRAIN = 500
@@ -255,7 +256,7 @@ def _fmt(x: float) -> str:
     return FLOAT_FORMAT % x
 
 
-def run_csv(run) -> str:
+def run_csv(run: SimulatedRun) -> str:
     """step,epoch,mean_loss,validation_loss; validation only on each epoch's last step."""
     step = np.asarray(run.step)
     epoch = np.asarray(run.epoch)

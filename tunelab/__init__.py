@@ -23,8 +23,12 @@ def data_path(name: str = "") -> Path:
     return path
 
 
-def connect(*args, **kwargs):
-    """Start (or reuse) the local tuning emulator and point google.generativeai at it."""
+def connect(endpoint: str | None = None, *, time_scale: float | None = None) -> str:
+    """Start (or reuse) the local tuning emulator and point google.generativeai at it.
+
+    Returns the endpoint URL; see :func:`tunelab.emulator.server.connect`. The import is
+    deferred so that ``import tunelab`` stays light.
+    """
     from tunelab.emulator.server import connect as _connect
 
-    return _connect(*args, **kwargs)
+    return _connect(endpoint, time_scale=time_scale)

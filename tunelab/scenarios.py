@@ -151,7 +151,9 @@ def _batch(rng: np.random.Generator, n: int) -> int:
     return int(rng.choice(choices))
 
 
-def _profile(rng: np.random.Generator, n: int, noise: float, format_ok: bool = True):
+def _profile(
+    rng: np.random.Generator, n: int, noise: float, format_ok: bool = True
+) -> DatasetProfile:
     return DatasetProfile(
         n_examples=n,
         mean_tokens=round(_log_uniform(rng, 20.0, 400.0), 1),
@@ -169,8 +171,10 @@ def _multiplier_for(g_end: float, n: int, epochs: int, batch: int) -> float:
 
 # --- per-label samplers: draw(rng) -> (profile, hparams) | None; accept(train, val, rng) ---
 
+_Drawn = tuple[DatasetProfile, Hyperparameters] | None
 
-def _draw_healthy(rng):
+
+def _draw_healthy(rng: np.random.Generator) -> _Drawn:
     n = int(_log_uniform(rng, 150, 20000))
     epochs = int(rng.integers(4, 11))
     batch = _batch(rng, n)
@@ -187,13 +191,13 @@ def _late_slope(train: np.ndarray) -> float:
     return float(np.polyfit(np.arange(tail.size), tail, 1)[0])
 
 
-def _accept_healthy(train, val, rng):
+def _accept_healthy(train: np.ndarray, val: np.ndarray, rng: np.random.Generator) -> bool:
     drop = 1.0 - train[-1] / train[0]
     rise = val[-1] - val.min()
     return drop > 0.35 and _late_slope(train) > -0.025 and train[-1] > 0.1 and rise < 0.1
 
 
-def _draw_underfitting(rng):
+def _draw_underfitting(rng: np.random.Generator) -> _Drawn:
     n = int(_log_uniform(rng, 100, 8000))
     epochs = int(rng.integers(4, 9))
     batch = _batch(rng, n)
@@ -204,12 +208,12 @@ def _draw_underfitting(rng):
     return _profile(rng, n, rng.uniform(0.0, 0.05)), hp
 
 
-def _accept_underfitting(train, val, rng):
+def _accept_underfitting(train: np.ndarray, val: np.ndarray, rng: np.random.Generator) -> bool:
     drop = 1.0 - train[-1] / train[0]
     return _late_slope(train) < -0.08 and train[-1] > 0.3 and drop > 0.15
 
 
-def _draw_no_convergence(rng):
+def _draw_no_convergence(rng: np.random.Generator) -> _Drawn:
     n = int(_log_uniform(rng, 100, 10000))
     epochs = int(rng.integers(4, 13))
     batch = _batch(rng, n)
@@ -222,11 +226,11 @@ def _draw_no_convergence(rng):
     return _profile(rng, n, rng.uniform(0.45, 0.85)), hp
 
 
-def _accept_no_convergence(train, val, rng):
+def _accept_no_convergence(train: np.ndarray, val: np.ndarray, rng: np.random.Generator) -> bool:
     return 1.0 - train[-1] / train[0] < 0.2
 
 
-def _draw_overfitting(rng):
+def _draw_overfitting(rng: np.random.Generator) -> _Drawn:
     n = int(_log_uniform(rng, 50, 3000))
     epochs = int(rng.integers(8, 31))
     batch = int(rng.choice([2, 4, 8]))
@@ -237,12 +241,12 @@ def _draw_overfitting(rng):
     return _profile(rng, n, rng.uniform(0.0, 0.05)), hp
 
 
-def _accept_overfitting(train, val, rng):
+def _accept_overfitting(train: np.ndarray, val: np.ndarray, rng: np.random.Generator) -> bool:
     k = int(np.argmin(val))
     return train[-1] < 0.03 and val[-1] - val[k] > 0.3 and k < len(val) - 2
 
 
-def _draw_divergence(rng):
+def _draw_divergence(rng: np.random.Generator) -> _Drawn:
     n = int(_log_uniform(rng, 100, 5000))
     epochs = int(rng.integers(4, 13))
     batch = int(rng.choice([2, 4, 8, 16]))
@@ -255,7 +259,7 @@ def _draw_divergence(rng):
     return _profile(rng, n, rng.uniform(0.0, 0.06)), hp
 
 
-def _accept_divergence(train, val, rng):
+def _accept_divergence(train: np.ndarray, val: np.ndarray, rng: np.random.Generator) -> bool:
     finite = train < LOSS_OVERFLOW
     n_fin = int(np.argmin(finite)) if not finite.all() else len(train)
     if not finite.all() and rng.random() > _NAN_KEEP:

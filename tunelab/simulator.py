@@ -432,7 +432,11 @@ class _Trends:
     rho: float
 
 
-def _trends(profile: DatasetProfile, hp: Hyperparameters, jitter=(1.0, 1.0, 1.0)) -> _Trends:
+def _trends(
+    profile: DatasetProfile,
+    hp: Hyperparameters,
+    jitter: tuple[float, float, float] = (1.0, 1.0, 1.0),
+) -> _Trends:
     n, E, B, m = profile.n_examples, hp.epoch_count, hp.batch_size, hp.multiplier
     nu = profile.noise
     jit_l0, jit_g, jit_p = jitter

@@ -18,7 +18,10 @@ import string
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import SimpleNamespace
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = ["Grammar", "Pair", "Slot", "SlotValue", "Template", "normalise"]
 
@@ -200,7 +203,7 @@ class Grammar:
     def sample(
         self,
         template: Template,
-        rng,
+        rng: np.random.Generator,
         split: str,
         reserved_share: float = 0.5,
         *,
@@ -230,7 +233,7 @@ class Grammar:
     def generate(
         self,
         n: int,
-        rng,
+        rng: np.random.Generator,
         *,
         split: str = "all",
         exclude_questions: Collection[str] = (),

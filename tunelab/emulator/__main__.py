@@ -11,6 +11,7 @@ import argparse
 import contextlib
 import math
 import signal
+import socket
 import sys
 import threading
 from collections.abc import Iterator
@@ -44,7 +45,7 @@ class _AnnouncingServer(uvicorn.Server):
             for sig, handler in original.items():
                 signal.signal(sig, handler)
 
-    async def startup(self, sockets=None) -> None:  # type: ignore[override]
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:  # type: ignore[override]
         await super().startup(sockets=sockets)
         if not self.should_exit:
             print(self.announce, flush=True)
