@@ -33,6 +33,9 @@ if str(ROOT) not in sys.path:
 from tunelab import scenarios  # noqa: E402
 from tunelab.domains import nl_sql, tech_support  # noqa: E402
 from tunelab.domains._grammar import Pair  # noqa: E402
+
+# The service's limits (the emulator enforces them; the lessons quote them).
+from tunelab.emulator.store import MAX_INPUT_CHARS, MAX_OUTPUT_CHARS  # noqa: E402
 from tunelab.simulator import SimulatedRun  # noqa: E402
 
 # ---------------------------------------------------------------- parameters
@@ -42,8 +45,6 @@ NL_SQL_SEED = 0
 TECH_EXAMPLES = 300
 TECH_SEED = 0
 DIRTY_SEED = 7
-MAX_INPUT_CHARS = 40_000  # Gemini tuning limits the lessons quote
-MAX_OUTPUT_CHARS = 5_000
 FLOAT_FORMAT = "%.6g"
 
 # Directories whose every file is generated (anything else there is reported as stale).

@@ -15,8 +15,19 @@ CREATING/ACTIVE/FAILED to JOB_STATE_RUNNING/SUCCEEDED/FAILED and exposes no snap
 Layout (moto style): ``store`` (resources, lazy job progress, SQLite), ``app`` (HTTP),
 ``errors`` (Google error JSON), ``catalog`` (base models), ``generation`` (answers, tokens),
 ``server`` (background server, ``connect()``, ``genai_client()``), ``__main__`` (CLI).
+
+The server's names are re-exported lazily: ``store``, ``generation`` and ``catalog`` (used by
+``data/build.py`` and the tests) then import without FastAPI and uvicorn.
 """
 
-from tunelab.emulator.server import connect, genai_client, start, tuning_extra_body
+from typing import Any
 
 __all__ = ["connect", "genai_client", "start", "tuning_extra_body"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in __all__:
+        from tunelab.emulator import server
+
+        return getattr(server, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
