@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 import string
+from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import SimpleNamespace
@@ -50,10 +51,11 @@ class Slot:
     reserved: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
-        surfaces = [v.surface for v in self.values]
-        if len(set(surfaces)) != len(surfaces):
-            raise ValueError(f"slot {self.name!r} has duplicate surface forms")
-        unknown = self.reserved - set(surfaces)
+        counts = Counter(v.surface for v in self.values)
+        repeated = sorted(s for s, n in counts.items() if n > 1)
+        if repeated:
+            raise ValueError(f"slot {self.name!r} has duplicate surface forms: {repeated}")
+        unknown = self.reserved - counts.keys()
         if unknown:
             raise ValueError(f"slot {self.name!r}: reserved values {sorted(unknown)} unknown")
 

@@ -8,7 +8,7 @@ existed (token limits, sampling defaults, supported methods), so ``genai.list_mo
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 
 TUNING_METHOD = "createTunedModel"
 
@@ -28,8 +28,6 @@ class BaseModel:
     max_temperature: float
     top_p: float
     top_k: int
-    base_model_id: str = ""
-    extra: dict = field(default_factory=dict)
 
     @property
     def tunable(self) -> bool:
@@ -50,14 +48,22 @@ class BaseModel:
             "topP": self.top_p,
             "topK": self.top_k,
         }
-        if self.base_model_id:
-            out["baseModelId"] = self.base_model_id
         return out
 
 
-_FLASH_DESCRIPTION = (
-    "Fast and versatile multimodal model for scaling across diverse tasks "
-    "(simulated by the Fine-Tuning Lab emulator)."
+_FLASH_001 = BaseModel(
+    name="models/gemini-1.5-flash-001",
+    version="001",
+    display_name="Gemini 1.5 Flash 001",
+    description="Fast and versatile multimodal model for scaling across diverse tasks "
+    "(simulated by the Fine-Tuning Lab emulator).",
+    input_token_limit=1000000,
+    output_token_limit=8192,
+    supported_generation_methods=("generateContent", "countTokens"),
+    temperature=1.0,
+    max_temperature=2.0,
+    top_p=0.95,
+    top_k=64,
 )
 
 BASE_MODELS: tuple[BaseModel, ...] = (
@@ -89,32 +95,9 @@ BASE_MODELS: tuple[BaseModel, ...] = (
         top_p=1.0,
         top_k=1,
     ),
-    BaseModel(
-        name="models/gemini-1.5-flash-001",
-        version="001",
-        display_name="Gemini 1.5 Flash 001",
-        description=_FLASH_DESCRIPTION,
-        input_token_limit=1000000,
-        output_token_limit=8192,
-        supported_generation_methods=("generateContent", "countTokens"),
-        temperature=1.0,
-        max_temperature=2.0,
-        top_p=0.95,
-        top_k=64,
-    ),
-    BaseModel(
-        name="models/gemini-1.5-flash",
-        version="001",
-        display_name="Gemini 1.5 Flash",
-        description=_FLASH_DESCRIPTION,
-        input_token_limit=1000000,
-        output_token_limit=8192,
-        supported_generation_methods=("generateContent", "countTokens"),
-        temperature=1.0,
-        max_temperature=2.0,
-        top_p=0.95,
-        top_k=64,
-    ),
+    _FLASH_001,
+    # The "latest" alias serves the same model as its pinned version.
+    replace(_FLASH_001, name="models/gemini-1.5-flash", display_name="Gemini 1.5 Flash"),
 )
 
 _BY_NAME = {m.name: m for m in BASE_MODELS}
