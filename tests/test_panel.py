@@ -107,6 +107,16 @@ def test_compare_and_grid_helpers_draw_every_variant():
     assert [a.get_title() for a in visible] == [f"batch_size={b}" for b in (1, 4, 32, 64)]
 
 
+def test_compare_runs_draws_past_six_variants_and_names_its_limit():
+    epochs = [{"epoch_count": e, "n_examples": 50} for e in range(1, 9)]
+    ax = P.compare_runs(epochs, validation=False)
+    colours = [line.get_color() for line in ax.get_lines()]
+    assert len(colours) == 8 and len(set(colours)) == 8  # one distinct line per variant
+    too_many = [{"epoch_count": e} for e in range(1, len(P.COLOURS) + 2)]
+    with pytest.raises(ValueError, match="11 variants.*at most 10 apart; use grid_runs"):
+        P.compare_runs(too_many)
+
+
 def test_settings_are_validated_like_the_simulator():
     with pytest.raises(ValueError, match="batch_size must be a positive integer"):
         P.PanelSettings(batch_size=0)

@@ -55,6 +55,19 @@ MAX_POINTS = 1500
 #: Fixed loss axis, so that two settings can be compared by eye across redraws.
 Y_LIMIT = 3.0
 VALIDATION_NOTE = "validation loss (emulator only)"
+#: One colour per variant in :func:`compare_runs` (matplotlib's tab10, in order).
+COLOURS = (
+    "tab:blue",
+    "tab:orange",
+    "tab:green",
+    "tab:red",
+    "tab:purple",
+    "tab:brown",
+    "tab:pink",
+    "tab:gray",
+    "tab:olive",
+    "tab:cyan",
+)
 
 
 @dataclass(frozen=True)
@@ -216,6 +229,11 @@ def draw_panel(data: PanelData, ax: Any = None, *, title: str | None = None) -> 
     return ax
 
 
+def _variant_name(variant: Mapping[str, Any]) -> str:
+    """How a plot labels a variant: the slider values it changes (``base`` if none)."""
+    return ", ".join(f"{k}={v}" for k, v in variant.items()) or "base"
+
+
 def compare_runs(
     variants: Sequence[Mapping[str, Any]],
     base: PanelSettings | None = None,
@@ -236,13 +254,17 @@ def compare_runs(
         import matplotlib.pyplot as plt
 
         _, ax = plt.subplots(figsize=(8, 4.2), layout="constrained")
+    if len(variants) > len(COLOURS):
+        raise ValueError(
+            f"compare_runs: {len(variants)} variants, but one plot tells at most "
+            f"{len(COLOURS)} apart; use grid_runs for more"
+        )
     base = base or PanelSettings()
-    colours = ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown"]
     epochs = 1
-    for colour, variant in zip(colours, variants, strict=False):
+    for colour, variant in zip(COLOURS, variants, strict=False):
         data = panel_data(base, **variant)
         epochs = max(epochs, data.settings.epoch_count)
-        name = ", ".join(f"{k}={v}" for k, v in variant.items()) or "base"
+        name = _variant_name(variant)
         train = data.train["mean_loss"]
         if smooth:
             # Overlaid raw step losses hide each other; a quarter-epoch rolling mean keeps the
@@ -310,9 +332,7 @@ def grid_runs(
         nrows, ncols, figsize=(4.2 * ncols, 3.2 * nrows), squeeze=False, layout="constrained"
     )
     for ax, variant in zip(axes.flat, variants, strict=False):
-        data = panel_data(base, **variant)
-        name = ", ".join(f"{k}={v}" for k, v in variant.items()) or "base"
-        draw_panel(data, ax, title=name)
+        draw_panel(panel_data(base, **variant), ax, title=_variant_name(variant))
         ax.get_legend().remove()
     for ax in list(axes.flat)[len(variants) :]:
         ax.set_visible(False)
