@@ -52,6 +52,7 @@ from grader.checks import NotebookCheck, check_submission, edited_locked_cells
 from grader.course import Course, CourseError
 from grader.logs import captured, message_of
 from grader.preprocessors import OverwriteCells, SandboxedExecute
+from grader.preprocessors.sandboxedexecute import KERNEL_DIED, KERNEL_STUCK, NOT_RUN
 from grader.sandbox import TUNELAB_DIR, check_sandbox
 
 log = logging.getLogger("grader.autograde")
@@ -321,8 +322,9 @@ class Autograder:
             self._write_log(student, records)
             result.notes += [f"{c.problem} - scored 0" for c in checks if not c.ok]
             result.notes += _notes_from_log(records) + _notes_from_events(events)
-            graded = sum(c.ok for c in checks) - len(errors) + sum(not c.ok for c in checks)
-            if graded == 0:  # nothing could be scored, not even a zero: the instructor must look
+            # every notebook failed to convert: nothing was scored, not even a zero, so the
+            # instructor must look (an unreadable notebook still scores 0 and counts as graded)
+            if len(errors) == len(checks):
                 result.status, result.error = "failed", "; ".join(errors)
                 return
             result.notes += [f"not graded: {e}" for e in errors]
@@ -592,7 +594,8 @@ def _read_outputs(path: Path) -> tuple[dict[str, str], list[str]]:
     return failed, notes
 
 
-_REPORTED_ELSEWHERE = ("KernelDied", "KernelUnresponsive", "CellTimeoutError", "CellNotRun")
+# errors the sandboxed step writes itself; _notes_from_events already says what happened
+_REPORTED_ELSEWHERE = (KERNEL_DIED, KERNEL_STUCK, "CellTimeoutError", NOT_RUN)
 
 
 def _is_truncated(output: dict) -> bool:
@@ -600,17 +603,7 @@ def _is_truncated(output: dict) -> bool:
     return "output truncated" in text or "Output truncated" in text
 
 
-class _NoBar:
-    def update(self, n: int = 1) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
 def _progress(total: int, desc: str, enabled: bool):
-    if not enabled:
-        return _NoBar()
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=desc, unit="student")
+    return tqdm(total=total, desc=desc, unit="student", disable=not enabled)

@@ -76,20 +76,25 @@ def cmd_collect(args: argparse.Namespace) -> int:
 
 
 # -- autograde -------------------------------------------------------------------------------
+def _warn_unsandboxed() -> None:
+    from grader.sandbox import check_sandbox
+
+    why = check_sandbox() or "you asked for it"
+    banner = "!" * 72
+    print(
+        f"{banner}\n  WARNING: grading WITHOUT a sandbox ({why}).\n  Student code runs "
+        "with YOUR rights: it can read and change your files, the gradebook\n  and other "
+        f"students' work, and reach the network. Only for trusted submissions.\n{banner}",
+        file=sys.stderr,
+    )
+
+
 def cmd_autograde(args: argparse.Namespace) -> int:
     from grader.autograde import autograde
-    from grader.sandbox import check_sandbox
 
     course = _course(args)
     if args.no_sandbox:
-        why = check_sandbox() or "you asked for it"
-        banner = "!" * 72
-        print(
-            f"{banner}\n  WARNING: grading WITHOUT a sandbox ({why}).\n  Student code runs "
-            "with YOUR rights: it can read and change your files, the gradebook\n  and other "
-            f"students' work, and reach the network. Only for trusted submissions.\n{banner}",
-            file=sys.stderr,
-        )
+        _warn_unsandboxed()
     run = autograde(
         course,
         args.assignment,
@@ -186,6 +191,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from grader.demo import run_demo
 
     course = _course(args)
+    if args.no_sandbox:
+        _warn_unsandboxed()
     out = run_demo(
         course,
         students=args.students,
@@ -217,6 +224,46 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 # -- parser ----------------------------------------------------------------------------------
+ASSIGNMENT_HELP = "assignment id, e.g. sql_overfitting or quiz (a folder of solutions/)"
+
+
+def _share(text: str) -> float:
+    """argparse type: a share of the points, 0..1 (``--threshold 50`` would flag everyone)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a share of the points between 0 and 1")
+    return value
+
+
+def _grading_options(p: argparse.ArgumentParser, *, timeout: int | None) -> None:
+    """The sandbox and speed options that autograde and demo share."""
+    p.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="submissions graded at once (default: one per core)",
+    )
+    p.add_argument(
+        "--timeout",
+        type=int,
+        default=timeout,
+        metavar="SECONDS",
+        help="seconds per cell before it is stopped (default: "
+        f"{timeout if timeout is not None else 'nbgrader config, 60'})",
+    )
+    p.add_argument(
+        "--memory", type=int, metavar="MB", help="memory limit per process in MB (default: 2048)"
+    )
+    p.add_argument(
+        "--no-sandbox",
+        action="store_true",
+        help="run student code unconfined (only where no sandbox exists; warns loudly)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m grader",
@@ -265,34 +312,42 @@ def build_parser() -> argparse.ArgumentParser:
         description="Grade every collected submission of ASSIGNMENT with nbgrader's pipeline; "
         "each student's kernel runs in a bubblewrap sandbox with resource limits.",
     )
-    p.add_argument("assignment")
-    p.add_argument("--workers", type=int, help="submissions graded at once (default: one per core)")
-    p.add_argument("--timeout", type=int, help="seconds per cell (default: nbgrader config, 60)")
-    p.add_argument("--memory", type=int, help="memory limit per process in MB (default: 2048)")
-    p.add_argument(
-        "--no-sandbox",
-        action="store_true",
-        help="run student code unconfined (only where no sandbox exists; warns loudly)",
-    )
+    p.add_argument("assignment", help=ASSIGNMENT_HELP)
+    _grading_options(p, timeout=None)
     p.add_argument("--student", action="append", help="grade only this student (repeatable)")
     p.set_defaults(func=cmd_autograde)
 
-    p = sub.add_parser("feedback", help="HTML feedback per student (nbgrader generate_feedback)")
-    p.add_argument("assignment")
+    p = sub.add_parser(
+        "feedback",
+        help="HTML feedback per student (nbgrader generate_feedback)",
+        description="Write one HTML page per autograded student, with every test's result and "
+        "points, to INSTRUCTOR/feedback/STUDENT/ASSIGNMENT/ (run autograde first).",
+    )
+    p.add_argument("assignment", help=ASSIGNMENT_HELP)
     p.set_defaults(func=cmd_feedback)
 
-    p = sub.add_parser("export", help="grades CSV (nbgrader's CSV exporter)")
-    p.add_argument("--to", help="CSV path (default: INSTRUCTOR/exports/grades.csv)")
+    p = sub.add_parser(
+        "export",
+        help="grades CSV (nbgrader's CSV exporter)",
+        description="Write every grade in the gradebook, one row per student and assignment, "
+        "as a CSV file (nbgrader's CsvExportPlugin).",
+    )
+    p.add_argument("--to", metavar="PATH", help="CSV path (default: INSTRUCTOR/exports/grades.csv)")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser(
         "report",
         help="score distribution figure, hardest parts, students who need attention",
-        description="Write reports/ASSIGNMENT/scores.png, report.md and report.html.",
+        description="Write INSTRUCTOR/reports/ASSIGNMENT/scores.png, report.md and report.html "
+        "from the gradebook (run autograde first).",
     )
-    p.add_argument("assignment")
+    p.add_argument("assignment", help=ASSIGNMENT_HELP)
     p.add_argument(
-        "--threshold", type=float, default=0.5, help="flag students below this share of points"
+        "--threshold",
+        type=_share,
+        default=0.5,
+        metavar="SHARE",
+        help="flag students below this share of the points, 0..1 (default 0.5)",
     )
     p.set_defaults(func=cmd_report)
 
@@ -305,10 +360,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--students", type=int, default=15, help="class size (default 15)")
     p.add_argument("--assignment", action="append", help="only this assignment (repeatable)")
-    p.add_argument("--workers", type=int, help="submissions graded at once (default: cores)")
-    p.add_argument("--timeout", type=int, default=30, help="seconds per cell (default 30)")
-    p.add_argument("--memory", type=int, help="memory limit per process in MB")
-    p.add_argument("--no-sandbox", action="store_true", help="run student code unconfined")
+    _grading_options(p, timeout=30)
     p.add_argument("--seed", type=int, default=0, help="seed of the synthetic class")
     p.set_defaults(func=cmd_demo)
     return parser
