@@ -85,9 +85,13 @@ def build_course(root: Path) -> Path:
 
 
 # -- submissions ---------------------------------------------------------------------------
+def _grade_id(cell) -> str | None:
+    return cell.metadata.get("nbgrader", {}).get("grade_id")
+
+
 def _cell(nb, grade_id: str):
     for cell in nb.cells:
-        if cell.metadata.get("nbgrader", {}).get("grade_id") == grade_id:
+        if _grade_id(cell) == grade_id:
             return cell
     raise KeyError(grade_id)
 
@@ -103,9 +107,6 @@ def _complete(nb) -> None:
             line for line in lines if "### BEGIN" not in line and "### END" not in line
         )
         _answer(nb, grade_id, text)
-
-
-GOOD = {k: v for k, v in SOLUTIONS.items()}
 
 
 @dataclass
@@ -144,20 +145,14 @@ def _set(grade_id: str, source: str):
 
 def _delete(grade_id: str):
     def step(nb, ctx):
-        nb.cells = [
-            c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") != grade_id
-        ]
+        nb.cells = [c for c in nb.cells if _grade_id(c) != grade_id]
 
     return step
 
 
 def _duplicate(grade_id: str):
     def step(nb, ctx):
-        index = next(
-            i
-            for i, c in enumerate(nb.cells)
-            if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id
-        )
+        index = nb.cells.index(_cell(nb, grade_id))
         nb.cells.insert(index + 1, copy.deepcopy(nb.cells[index]))
 
     return step
@@ -423,16 +418,22 @@ def _own_row_ids(con: sqlite3.Connection, student: str) -> dict[str, set]:
     }
 
 
-def scores(db: Path) -> dict[str, tuple]:
-    """(student, grade cell) -> (auto_score, needs_manual_grade): what grading decided."""
+def grades(db: Path) -> dict[tuple[str, str, str], tuple]:
+    """(assignment, student, grade cell) -> (auto_score, needs_manual_grade) in a gradebook."""
     con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     try:
         rows = con.execute(
-            "select sa.student_id, bc.name, g.auto_score, g.needs_manual_grade "
+            "select a.name, sa.student_id, bc.name, g.auto_score, g.needs_manual_grade "
             "from grade g join submitted_notebook sn on g.notebook_id = sn.id "
             "join submitted_assignment sa on sn.assignment_id = sa.id "
+            "join assignment a on sa.assignment_id = a.id "
             "join base_cell bc on g.cell_id = bc.id"
         ).fetchall()
     finally:
         con.close()
-    return {(s, c): (a, m) for s, c, a, m in rows}
+    return {(a, s, c): (score, manual) for a, s, c, score, manual in rows}
+
+
+def scores(db: Path) -> dict[tuple[str, str], tuple]:
+    """(student, grade cell) -> (auto_score, needs_manual_grade): what grading decided."""
+    return {(s, c): value for (_, s, c), value in grades(db).items()}

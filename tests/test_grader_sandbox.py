@@ -90,6 +90,42 @@ def test_printing_is_capped_in_the_kernel(tmp_path: Path) -> None:
     assert "output truncated by the grader" in out[0]["text"]
 
 
+FD_TARGETS = """\
+import os
+links = []
+for fd in os.listdir("/proc/self/fd"):
+    try:
+        links.append(os.readlink(f"/proc/self/fd/{fd}"))
+    except OSError:
+        pass
+print(links)"""
+
+
+def test_no_environment_or_descriptors_leak_in(tmp_path: Path, monkeypatch) -> None:
+    """The kernel sees neither the grader's environment (API keys, tokens) nor its open
+    files (the gradebook, the run's lock file), even one marked inheritable."""
+    work = tmp_path / "work"
+    work.mkdir()
+    secret = tmp_path / "secret.txt"
+    secret.write_text("s3cret")
+    monkeypatch.setenv("GRADER_TEST_TOKEN", "s3cret-token")
+    fd = os.open(secret, os.O_RDONLY)
+    os.set_inheritable(fd, True)
+    try:
+        out = run(
+            [
+                "import os\nprint(sorted(k for k, v in os.environ.items() if 's3cret' in v))",
+                FD_TARGETS,
+            ],
+            work,
+        )
+    finally:
+        os.close(fd)
+    assert out[0]["text"].strip() == "[]"
+    links = eval(out[1]["text"])  # noqa: S307 (our own printed list)
+    assert links and str(secret) not in links, links
+
+
 def test_command_binds_nothing_private() -> None:
     argv = Sandbox().command(["python"], workdir="/w", scratch="/s", ipc_dir="/i", uid=None)
     joined = " ".join(argv)

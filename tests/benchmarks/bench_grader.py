@@ -16,7 +16,6 @@ import argparse
 import os
 import random
 import shutil
-import sqlite3
 import statistics
 import subprocess
 import sys
@@ -25,9 +24,10 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO))
+sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
 import nbformat  # noqa: E402
+from grader_corpus import grades  # noqa: E402
 
 from grader.course import Course  # noqa: E402
 from grader.demo import make_submission  # noqa: E402
@@ -64,21 +64,6 @@ def timed(cmd: list[str], **kwargs) -> tuple[float, float, subprocess.CompletedP
     proc = subprocess.run(cmd, capture_output=True, text=True, **kwargs)
     wall = time.perf_counter() - start
     return wall, os.getloadavg()[0], proc
-
-
-def scores(db: Path) -> dict[tuple[str, str, str], float | None]:
-    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    try:
-        rows = con.execute(
-            "select a.name, sa.student_id, bc.name, g.auto_score from grade g "
-            "join submitted_notebook sn on g.notebook_id = sn.id "
-            "join submitted_assignment sa on sn.assignment_id = sa.id "
-            "join assignment a on sa.assignment_id = a.id "
-            "join base_cell bc on g.cell_id = bc.id"
-        ).fetchall()
-    finally:
-        con.close()
-    return {(a, s, c): v for a, s, c, v in rows}
 
 
 def kernel_overhead(samples: int) -> tuple[float, float]:
@@ -130,18 +115,18 @@ def main() -> int:
     for assignment in assignments:
         plain = [str(BIN / "nbgrader"), "autograde", assignment, "--force", "--log-level=ERROR"]
         env_b = {**env, "TUNELAB_INSTRUCTOR_ROOT": str(theirs.instructor)}
-        wall_b, cpu_b, proc_b = timed(plain, cwd=REPO / "grader", env=env_b)
+        wall_b, load_b, proc_b = timed(plain, cwd=REPO / "grader", env=env_b)
         if proc_b.returncode != 0:
             print(f"nbgrader autograde {assignment} exited {proc_b.returncode}:")
             print(proc_b.stderr[-2000:])
         ours_cmd = [sys.executable, "-m", "grader", "--instructor-root", str(ours.instructor)]
-        wall_a, cpu_a, proc_a = timed([*ours_cmd, "-q", "autograde", assignment], env=env)
+        wall_a, load_a, proc_a = timed([*ours_cmd, "-q", "autograde", assignment], env=env)
         if proc_a.returncode != 0:
             print(f"python -m grader autograde {assignment} exited {proc_a.returncode}:")
             print(proc_a.stdout[-2000:], proc_a.stderr[-2000:])
-        rows.append((assignment, wall_b, cpu_b, wall_a, cpu_a))
+        rows.append((assignment, wall_b, load_b, wall_a, load_a))
 
-    a, b = scores(ours.gradebook), scores(theirs.gradebook)
+    a, b = grades(ours.gradebook), grades(theirs.gradebook)
     same = a == b and len(a) > 0
     differing = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
     sandboxed, plain = kernel_overhead(args.overhead_samples)
