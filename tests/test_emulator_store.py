@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import sqlite3
 
 import pytest
 
@@ -421,3 +422,18 @@ def test_pages_follow_creation_order_even_across_deletes(store: Store, clock: Cl
     store.delete("b")  # the model the token points after is gone
     rest, token = store.list(2, token)
     assert [r.model_id for r in rest] == ["c", "d"] and token is None
+
+
+def test_a_state_file_that_is_not_one_is_named(tmp_path) -> None:
+    text = tmp_path / "notes.txt"
+    text.write_text("not a database, just some notes\n" * 100)
+    with pytest.raises(ValueError, match=r"notes\.txt: not an emulator state file"):
+        Store(text)
+    other = tmp_path / "other.sqlite"  # an SQLite file whose tuned_models rows are not ours
+    conn = sqlite3.connect(other)
+    conn.execute("CREATE TABLE tuned_models (id TEXT, create_time REAL, doc TEXT)")
+    conn.execute("INSERT INTO tuned_models VALUES ('x', 0, '{\"colour\": \"red\"}')")
+    conn.commit()
+    conn.close()
+    with pytest.raises(ValueError, match=r"other\.sqlite: not an emulator state file"):
+        Store(other)

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 import uvicorn
 
 from tunelab.emulator.app import create_app
-from tunelab.emulator.server import bind_socket, uvicorn_config
+from tunelab.emulator.server import bind_socket, endpoint_url, uvicorn_config
 from tunelab.emulator.store import Store
 
 
@@ -95,8 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     server = _AnnouncingServer(
         uvicorn_config(create_app(store, poll_delay=args.poll_delay), args.host, port)
     )
-    shown = f"[{args.host}]" if ":" in args.host else args.host
-    server.announce = f"listening on http://{shown}:{port}"
+    server.announce = f"listening on {endpoint_url(args.host, port)}"
     try:
         server.run(sockets=[sock])
     finally:

@@ -79,6 +79,12 @@ def bind_socket(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
     return sock
 
 
+def endpoint_url(host: str, port: int) -> str:
+    """``http://host:port``, with an IPv6 host in brackets as URLs require."""
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}"
+
+
 def uvicorn_config(app: Any, host: str, port: int) -> uvicorn.Config:
     return uvicorn.Config(
         app,
@@ -118,8 +124,7 @@ def start(
         if time.monotonic() > deadline:
             raise RuntimeError("the tuning emulator did not start within 30 s")
         time.sleep(0.005)
-    shown = f"[{host}]" if ":" in host else host
-    return EmulatorServer(f"http://{shown}:{real_port}", store, server, thread, app.state.api)
+    return EmulatorServer(endpoint_url(host, real_port), store, server, thread, app.state.api)
 
 
 _lock = threading.Lock()

@@ -393,16 +393,27 @@ class Store:
         self._db: sqlite3.Connection | None = None
         if state_path is not None:
             self._db = sqlite3.connect(os.fspath(state_path), check_same_thread=False)
-            self._db.execute(
-                "CREATE TABLE IF NOT EXISTS tuned_models "
-                "(id TEXT PRIMARY KEY, create_time REAL NOT NULL, doc TEXT NOT NULL)"
-            )
-            self._db.commit()
-            for (doc,) in self._db.execute("SELECT doc FROM tuned_models ORDER BY create_time, id"):
-                rec = TunedModelRecord(**json.loads(doc))
-                self._models[rec.model_id] = rec
+            try:
+                self._load()
+            except (sqlite3.DatabaseError, TypeError, ValueError) as exc:
+                self.close()
+                raise ValueError(
+                    f"{os.fspath(state_path)}: not an emulator state file ({exc}); pass a new "
+                    "path or one an earlier emulator wrote"
+                ) from None
 
     # --- persistence -----------------------------------------------------------------------
+    def _load(self) -> None:
+        assert self._db is not None
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS tuned_models "
+            "(id TEXT PRIMARY KEY, create_time REAL NOT NULL, doc TEXT NOT NULL)"
+        )
+        self._db.commit()
+        for (doc,) in self._db.execute("SELECT doc FROM tuned_models ORDER BY create_time, id"):
+            rec = TunedModelRecord(**json.loads(doc))
+            self._models[rec.model_id] = rec
+
     def _save(self, rec: TunedModelRecord) -> None:
         if self._db is None:
             return
