@@ -147,7 +147,7 @@ class Collector:
         for link in (p for p in entries if p.is_symlink()):
             self.problem(f"{link}: a symbolic link, not collected")
         entries = [p for p in entries if not p.is_symlink()]
-        flat = [p for p in entries if p.is_file() and p.name not in IGNORED_NAMES]
+        flat = [p for p in entries if p.is_file() and not _ignored(p.name)]
         folders = [p for p in entries if p.is_dir() and p.name not in SKIPPED_DIRS]
         subs = self._from_flat([(p.name, p.read_bytes(), p.name) for p in flat]) if flat else []
         for folder in sorted(folders):
@@ -168,7 +168,7 @@ class Collector:
                 if info.is_dir() or any(p in SKIPPED_DIRS for p in parts):
                     continue
                 name = parts[-1]
-                if name in IGNORED_NAMES or name.startswith("._"):
+                if _ignored(name):
                     continue
                 if info.file_size > MAX_FILE_MB * 2**20:
                     self.problem(f"{info.filename}: larger than {MAX_FILE_MB} MB, not collected")
@@ -183,8 +183,8 @@ class Collector:
             if not name.endswith(".ipynb"):
                 self.problem(f"{origin}: not a notebook (.ipynb), not collected")
                 continue
-            if len(parse_lms_name(name, self.assignments)) > 1:
-                readings = parse_lms_name(name, self.assignments)
+            readings = parse_lms_name(name, self.assignments)
+            if len(readings) > 1:
                 options = " or ".join(f"{r['student_id']}/{r['file_id']}" for r in readings)
                 self.problem(f"{origin}: ambiguous name ({options}); rename it and collect again")
                 continue
@@ -235,7 +235,7 @@ class Collector:
                 self.problem(f"{sub}: a symbolic link, not collected")
                 continue
             if sub.is_file():
-                if sub.name not in IGNORED_NAMES:
+                if not _ignored(sub.name):
                     self.problem(f"{sub}: expected a folder per assignment; file not collected")
                 continue
             if sub.name not in self.assignments:
@@ -256,7 +256,7 @@ class Collector:
             rel = path.relative_to(folder)
             if any(p in SKIPPED_DIRS for p in rel.parts):
                 continue
-            if path.name in IGNORED_NAMES or path.name.startswith("._"):
+            if _ignored(path.name):
                 continue
             if path.is_symlink():
                 self.problem(f"{path}: a symbolic link, not a file; not collected")
@@ -307,6 +307,11 @@ class Collector:
                 gb.update_or_create_student(student)
         self.report.students = students
         return self.report
+
+
+def _ignored(name: str) -> bool:
+    """Files operating systems leave behind (Finder, Explorer, macOS zip "._" forks)."""
+    return name in IGNORED_NAMES or name.startswith("._")
 
 
 def _walk(folder: Path) -> list[Path]:
