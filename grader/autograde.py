@@ -50,7 +50,7 @@ from traitlets.config import Config
 
 from grader.checks import NotebookCheck, check_submission, edited_locked_cells
 from grader.course import Course, CourseError
-from grader.logs import captured, message_of
+from grader.logs import captured, failure_reason, message_of
 from grader.preprocessors import OverwriteCells, SandboxedExecute
 from grader.preprocessors.sandboxedexecute import KERNEL_DIED, KERNEL_STUCK, NOT_RUN
 from grader.sandbox import TUNELAB_DIR, check_sandbox
@@ -347,7 +347,7 @@ class Autograder:
         try:
             converter.start()
         except NbGraderException as err:
-            return _failure_reason(records[mark:]) or str(err)
+            return failure_reason(records[mark:]) or str(err)
         return None
 
     @contextlib.contextmanager
@@ -543,19 +543,6 @@ def _notes_from_events(events: list[dict]) -> list[str]:
         elif kind == "output_truncated":
             notes.append(f"{where} printed too much; its output was truncated")
     return list(dict.fromkeys(notes))
-
-
-def _failure_reason(records: list[logging.LogRecord]) -> str:
-    """The exception line at the end of the traceback nbgrader logged, if any."""
-    for record in reversed(records):
-        text = message_of(record).strip()
-        if text.startswith("Traceback") or "Traceback (most recent call last)" in text:
-            last = text.splitlines()[-1].strip()
-            return last.split(": ", 1)[1] if last.startswith("grader.") and ": " in last else last
-    for record in records:
-        if record.levelno >= logging.ERROR:
-            return message_of(record).strip()
-    return ""
 
 
 def _read_outputs(path: Path) -> tuple[dict[str, str], list[str]]:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from grader.course import Course
-from grader.logs import captured, message_of
+from grader.logs import captured, failure_reason
 
 log = logging.getLogger("grader.nbgrader")
 
@@ -56,8 +56,7 @@ def generate_feedback(
                 try:
                     converter.start()
                 except NbGraderException as err:
-                    lines = [message_of(r).strip().splitlines()[-1] for r in errors] or [str(err)]
-                    run.failed[student] = lines[-1]
+                    run.failed[student] = failure_reason(errors) or str(err)
             pages = sorted((course.feedback / student / assignment).glob("*.html"))
             if pages and student not in run.failed:
                 run.pages[student] = pages

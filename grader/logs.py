@@ -43,3 +43,17 @@ def message_of(record: logging.LogRecord) -> str:
         return record.getMessage()
     except Exception:  # a malformed %-format in a log call must not stop grading
         return str(record.msg)
+
+
+def failure_reason(records: list[logging.LogRecord]) -> str:
+    """Why nbgrader failed: the exception line ending the last traceback it logged, else its
+    first error. (Its last error is always "Please see the above traceback...".)"""
+    for record in reversed(records):
+        text = message_of(record).strip()
+        if text.startswith("Traceback") or "Traceback (most recent call last)" in text:
+            last = text.splitlines()[-1].strip()
+            return last.split(": ", 1)[1] if last.startswith("grader.") and ": " in last else last
+    for record in records:
+        if record.levelno >= logging.ERROR:
+            return message_of(record).strip()
+    return ""

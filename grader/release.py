@@ -15,7 +15,7 @@ from pathlib import Path
 
 from grader.course import Course, CourseError
 from grader.gradebook import ensure_gradebook
-from grader.logs import captured, message_of
+from grader.logs import captured, failure_reason
 
 log = logging.getLogger("grader.release")
 
@@ -52,18 +52,9 @@ def generate_assignment(
         try:
             converter.start()
         except NbGraderException as err:
-            detail = _first_error_line(errors) or str(err)
+            detail = failure_reason(errors) or str(err)
             raise CourseError(f"nbgrader generate_assignment {assignment}: {detail}") from err
     return target.release / assignment
-
-
-def _first_error_line(records: list[logging.LogRecord]) -> str:
-    """The most specific line nbgrader logged: the exception at the end of its traceback."""
-    for record in records:
-        text = message_of(record).strip()
-        if text.startswith("Traceback"):
-            return text.splitlines()[-1].strip()
-    return message_of(records[0]).strip() if records else ""
 
 
 def release_all(

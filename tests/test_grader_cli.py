@@ -126,3 +126,20 @@ def test_release_command_to_a_folder(pipeline, capsys, tmp_path: Path) -> None:
     assert code == 0 and "Released 1 assignment(s)" in out
     nb = nbformat.read(tmp_path / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", as_version=4)
     assert any("NotImplementedError" in c.source for c in nb.cells)
+
+
+def test_feedback_failure_names_its_cause(pipeline, capsys) -> None:
+    """Not nbgrader's closing "Please see the above traceback": the exception it logged."""
+    course, base, steps = pipeline
+    assert main([*base, *steps["autograde"], "--student", "complete"]) == 0
+    notebook = course.autograded / "complete" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+    saved = notebook.read_bytes()
+    notebook.chmod(0o644)
+    notebook.write_text('{"cells": [')
+    capsys.readouterr()
+    try:
+        code, out = run_cli(capsys, [*base, "feedback", ASSIGNMENT])
+    finally:
+        notebook.write_bytes(saved)
+    assert code == 1
+    assert "complete: nbformat.reader.NotJSONError: Notebook does not appear to be JSON" in out
