@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from grader_corpus import KERNELSPEC
 from nbformat.v4 import new_code_cell, new_notebook
 from traitlets.config import Config
 
@@ -17,7 +18,6 @@ from grader.sandbox import Sandbox, _UidPool, check_sandbox
 pytestmark = pytest.mark.skipif(
     bool(check_sandbox()), reason=f"no working bubblewrap sandbox: {check_sandbox()}"
 )
-KERNELSPEC = {"name": "python3", "display_name": "Python 3", "language": "python"}
 
 
 def run(cells: list[str], workdir: Path, timeout: int = 10, **sandbox) -> list[dict]:

@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
 import nbformat  # noqa: E402
-from grader_corpus import grades  # noqa: E402
+from grader_corpus import KERNELSPEC, grades  # noqa: E402
 
 from grader.course import Course  # noqa: E402
 from grader.demo import make_submission  # noqa: E402
@@ -68,14 +68,15 @@ def timed(cmd: list[str], **kwargs) -> tuple[float, float, subprocess.CompletedP
 
 def kernel_overhead(samples: int) -> tuple[float, float]:
     """Mean seconds to start a kernel, run one cell and stop it: sandboxed, then plain."""
-    spec = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    results = {}
     saved = os.dup(2)  # plain kernels warn about TCP on the inherited stderr: silence it
-    os.dup2(os.open(os.devnull, os.O_WRONLY), 2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
     try:
-        results = _time_kernels(samples, spec)
+        results = _time_kernels(samples, KERNELSPEC)
     finally:
         os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
     return statistics.fmean(results[True]), statistics.fmean(results[False])
 
 
@@ -102,6 +103,8 @@ def main() -> int:
     parser.add_argument("--keep", help="work in this folder and keep it (default: a temp dir)")
     parser.add_argument("--overhead-samples", type=int, default=6)
     args = parser.parse_args()
+    if args.overhead_samples < 2:  # half of them sandboxed, half plain
+        parser.error("--overhead-samples must be at least 2")
     assignments = args.assignment or list(ASSIGNMENTS)
     work = Path(args.keep or tempfile.mkdtemp(prefix="bench-grader-"))
     work.mkdir(parents=True, exist_ok=True)
