@@ -31,7 +31,10 @@ c.CourseDirectory.db_url = f"sqlite:///{INSTRUCTOR / 'gradebook.db'}"
 c.CourseDirectory.course_id = "fine-tuning-lab"
 
 # Released copies: solutions replaced by a stub that raises, hidden tests removed.
-c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
+c.ClearSolutions.code_stub = {
+    "python": "# YOUR CODE HERE\n"
+    'raise NotImplementedError("replace this line with your answer, then run the check cell below")'
+}
 c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 # Student copies are stored without outputs; lessons that need a figure draw it when run.
 c.ClearOutput.enabled = True

@@ -67,7 +67,8 @@ def test_release_into_course_and_gradebook(tmp_path: Path) -> None:
     (path,) = release_all(course=course)
     student = nbformat.read(path / f"{ASSIGNMENT}.ipynb", as_version=4)
     text = "\n".join(c.source for c in student.cells)
-    assert "raise NotImplementedError()" in text and "BEGIN HIDDEN TESTS" not in text
+    assert 'raise NotImplementedError("replace this line' in text
+    assert "BEGIN HIDDEN TESTS" not in text
     assert "answer == 42" not in text  # the hidden test stays in the gradebook only
     assert course.gradebook.exists()
 

@@ -66,7 +66,9 @@ _IGNORED_LINE = re.compile(r"^\s*(#|import\s|from\s+\S+\s+import\s|def\s|class\s
 _PROBE = """\
 import sys as _sys
 _server = _sys.modules.get("tunelab.emulator.server")
-print("TUNELAB-ENDPOINT:", getattr(_server, "_endpoint", None) if _server else None)
+_endpoint = getattr(_server, "_endpoint", None) if _server else None
+_sys.stdout.write(f"TUNELAB-ENDPOINT: {_endpoint}\\n")
+_sys.stdout.flush()
 """
 
 
@@ -171,10 +173,11 @@ def execute(path: Path, workdir: Path, timeout: int = CELL_TIMEOUT) -> Execution
         result.error = f"{type(exc).__name__}: {exc}"
     result.seconds = time.perf_counter() - started
     probe = notebook.cells.pop()
-    for out in probe.get("outputs", []):
-        if out.output_type == "stream" and "TUNELAB-ENDPOINT:" in out.text:
-            value = out.text.split("TUNELAB-ENDPOINT:", 1)[1].strip()
-            result.endpoint = None if value == "None" else value
+    # Streams may arrive in several chunks: join them before reading the line.
+    text = "".join(o.text for o in probe.get("outputs", []) if o.output_type == "stream")
+    match = re.search(r"TUNELAB-ENDPOINT: (\S+)", text)
+    if match:
+        result.endpoint = None if match.group(1) == "None" else match.group(1)
     result.notebook = notebook
     result.cell_seconds = [_cell_duration(c) for c in notebook.cells]
     return result
