@@ -43,7 +43,6 @@ from nbgrader.preprocessors import (
     IgnorePattern,
     LimitOutput,
     OverwriteKernelspec,
-    SaveAutoGrades,
 )
 from sqlalchemy.exc import SAWarning
 from traitlets.config import Config
@@ -51,9 +50,10 @@ from traitlets.config import Config
 from grader.checks import NotebookCheck, check_submission, edited_locked_cells
 from grader.course import Course, CourseError
 from grader.logs import captured, failure_reason, message_of
-from grader.preprocessors import OverwriteCells, SandboxedExecute
+from grader.preprocessors import OverwriteCells, SandboxedExecute, SaveVerdicts
 from grader.preprocessors.sandboxedexecute import KERNEL_DIED, KERNEL_STUCK, NOT_RUN
 from grader.sandbox import TUNELAB_DIR, check_sandbox
+from grader.trusted import Checker, CheckerError, load_checker, new_seed
 
 log = logging.getLogger("grader.autograde")
 # nbgrader's own log while it works on a submission: kept per student (logs/autograde/...),
@@ -73,13 +73,14 @@ SANITIZING_STEPS = [
     CheckCellMetadata,
 ]
 
-#: nbgrader's ``Autograde.autograde_preprocessors`` with ``Execute`` replaced.
+#: nbgrader's ``Autograde.autograde_preprocessors`` with ``Execute`` replaced by the sandboxed,
+#: trusted-verdict step and ``SaveAutoGrades`` by one that scores verdicts, not outputs.
 GRADING_STEPS = [
     SandboxedExecute,
     IgnorePattern,
     ClearMetadataPreprocessor,
     LimitOutput,
-    SaveAutoGrades,
+    SaveVerdicts,
     AssignLatePenalties,
     CheckCellMetadata,
 ]
@@ -99,6 +100,9 @@ class StudentResult:
     notes: list[str] = field(default_factory=list)  # what went wrong besides failed tests
     error: str | None = None
     seconds: float = 0.0
+    seed: int | None = None  # the hidden inputs' seed: a regrade reuses it
+    timed_out: bool = False  # some cell or check ran out of time (regraded alone)
+    setup_errors: dict[str, str] = field(default_factory=dict)  # locked cell -> error line
 
     @property
     def message(self) -> str:
@@ -154,9 +158,11 @@ class Shared(dict):
 class GraderAutograde(Autograde):
     """nbgrader's Autograde converter, telling its steps about the shared gradebook lock."""
 
-    def __init__(self, *, events: list, unlocked, **kwargs) -> None:
+    def __init__(self, *, events: list, unlocked, checker=None, seed=None, **kwargs) -> None:
         super().__init__(**kwargs)
-        self._grader_resources = Shared(events=events, unlocked=unlocked)
+        self._grader_resources = Shared(
+            events=events, unlocked=unlocked, checker=checker, seed=seed, verdicts={}
+        )
 
     def init_single_notebook_resources(self, notebook_filename: str) -> dict:
         resources = super().init_single_notebook_resources(notebook_filename)
@@ -219,10 +225,18 @@ class Autograder:
         timeout: int | None = None,
         memory_mb: int | None = None,
         config: Config | None = None,
+        new_seeds: bool = False,
+        preflight: bool = True,
     ) -> None:
         self.course = course
         self.assignment = assignment
         self.notebooks = course.notebooks(assignment)
+        try:
+            self.checker: Checker = load_checker(course.root, assignment)
+        except CheckerError as err:
+            raise CourseError(str(err)) from err
+        self.new_seeds = new_seeds
+        self.preflight = preflight
         self.workers = max(1, workers or os.cpu_count() or 1)
         self.sandbox = sandbox
         self.config = autograde_config(
@@ -260,6 +274,10 @@ class Autograder:
             register_assignment(self.course, self.assignment)
         names = self.students() if students is None else students
         with _exclusive(self.course.instructor / ".autograde.lock"):
+            if self.preflight and names:
+                from grader.preflight import check_master
+
+                check_master(self)
             return self._run(names, progress)
 
     def _run(self, names: list[str], progress: bool) -> AutogradeRun:
@@ -268,6 +286,7 @@ class Autograder:
         previous = os.environ.get("NBGRADER_EXECUTION")
         os.environ["NBGRADER_EXECUTION"] = "autograde"  # nbgrader toggles it per thread otherwise
         results: list[StudentResult] = []
+        self._seeds = self._stored_seeds()
         bar = _progress(len(names), f"autograde {self.assignment}", progress)
         try:
             with ThreadPoolExecutor(self.workers, thread_name_prefix="grade") as pool:
@@ -275,6 +294,8 @@ class Autograder:
                 for future in as_completed(futures):
                     results.append(future.result())
                     bar.update(1)
+            results = self._regrade_timeouts_alone(results)
+            _flag_setup_failures(results)
         finally:
             bar.close()
             os.chdir(cwd)  # nbgrader converters chdir to the course root
@@ -293,6 +314,7 @@ class Autograder:
         """Grade one submission; never raises (a failure becomes the result's error)."""
         started = time.perf_counter()
         result = StudentResult(student, self.assignment)
+        result.seed = self._seeds.get(student) or new_seed()
         try:
             self._grade(student, result)
         except Exception as err:  # noqa: BLE001 (the batch must go on)
@@ -316,12 +338,13 @@ class Autograder:
             errors = []
             for check in checks:
                 if check.ok:
-                    error = self._convert(student, check.name, events, records)
+                    error = self._convert(student, check.name, events, records, result.seed)
                     if error:
                         errors.append(f"{check.name}.ipynb: {error}")
             self._write_log(student, records)
             result.notes += [f"{c.problem} - scored 0" for c in checks if not c.ok]
             result.notes += _notes_from_log(records) + _notes_from_events(events)
+            result.timed_out = any(e["kind"] in _TIME_EVENTS for e in events)
             # every notebook failed to convert: nothing was scored, not even a zero, so the
             # instructor must look (an unreadable notebook still scores 0 and counts as graded)
             if len(errors) == len(checks):
@@ -330,7 +353,9 @@ class Autograder:
             result.notes += [f"not graded: {e}" for e in errors]
             self._read_grades(student, result)
 
-    def _convert(self, student: str, notebook: str, events: list, records: list) -> str | None:
+    def _convert(
+        self, student: str, notebook: str, events: list, records: list, seed: int | None
+    ) -> str | None:
         """Run nbgrader's Autograde converter on one notebook; return an error or None."""
         coursedir = self.course.coursedir(
             self.config, assignment_id=self.assignment, student_id=student, notebook_id=notebook
@@ -341,6 +366,8 @@ class Autograder:
             log=nb_log,
             events=events,
             unlocked=self._unlocked,
+            checker=self.checker,
+            seed=seed,
         )
         converter.force = True
         mark = len(records)
@@ -397,9 +424,46 @@ class Autograder:
         for name in self.notebooks:
             path = self.course.autograded / student / self.assignment / f"{name}.ipynb"
             if path.exists():
-                failed, notes = _read_outputs(path)
+                failed, notes, setup = _read_outputs(path)
                 result.failed_parts.update(failed)
                 result.notes += [n for n in notes if n not in result.notes]
+                result.setup_errors.update(setup)
+
+    def _stored_seeds(self) -> dict[str, int]:
+        """Each student's seed from the last run, so a regrade draws the same hidden inputs."""
+        path = self.course.runs / f"{self.assignment}.json"
+        if self.new_seeds or not path.exists():
+            return {}
+        try:
+            rows = json.loads(path.read_text())["results"]
+        except (ValueError, KeyError, TypeError):
+            return {}
+        return {
+            r["student"]: r["seed"]
+            for r in rows
+            if isinstance(r, dict)
+            and type(r.get("seed")) is int
+            and isinstance(r.get("student"), str)
+        }
+
+    def _regrade_timeouts_alone(self, results: list[StudentResult]) -> list[StudentResult]:
+        """Regrade, one at a time and with nothing beside them, submissions that ran out of time.
+
+        A hostile neighbour can slow an honest submission graded in parallel until its cells
+        time out. Only a timeout graded alone counts, so a neighbour costs nobody points.
+        """
+        if self.workers < 2 or len(results) < 2:
+            return results
+        again = [r.student for r in results if r.timed_out]
+        if not again:
+            return results
+        log.warning("regrading %d submission(s) that timed out, one at a time", len(again))
+        redone = {}
+        for student in again:
+            result = self.grade_one(student)
+            result.notes.append("ran out of time in parallel grading; regraded alone")
+            redone[student] = result
+        return [redone.get(r.student, r) for r in results]
 
     # -- records ---------------------------------------------------------------------------
     def _write_log(self, student: str, records: list[logging.LogRecord]) -> None:
@@ -545,7 +609,7 @@ def _notes_from_events(events: list[dict]) -> list[str]:
     return list(dict.fromkeys(notes))
 
 
-def _read_outputs(path: Path) -> tuple[dict[str, str], list[str]]:
+def _read_outputs(path: Path) -> tuple[dict[str, str], list[str], dict[str, str]]:
     """From an autograded notebook: failed tests (first error line) and notes on answers.
 
     A test cell passes in nbgrader when it shows no error; an answer cell's error is not
@@ -554,6 +618,7 @@ def _read_outputs(path: Path) -> tuple[dict[str, str], list[str]]:
     nb = nbformat.read(path, as_version=4)
     failed: dict[str, str] = {}
     notes: list[str] = []
+    setup: dict[str, str] = {}
     for index, cell in enumerate(nb.cells):
         if cell.cell_type != "code":
             continue
@@ -570,6 +635,8 @@ def _read_outputs(path: Path) -> tuple[dict[str, str], list[str]]:
         line = err["ename"] + (f": {value[0][:120]}" if value else "")
         if meta.get("grade"):
             failed[meta["grade_id"]] = line
+        elif meta.get("locked") and err["ename"] not in _REPORTED_ELSEWHERE:
+            setup[where] = line
         elif meta.get("solution") and err["ename"] == "NotImplementedError":
             notes.append(f"{where} not answered")
         elif (
@@ -578,7 +645,33 @@ def _read_outputs(path: Path) -> tuple[dict[str, str], list[str]]:
             and not any(where in n for n in notes)
         ):
             notes.append(f"{where} raised {err['ename']}")
-    return failed, notes
+    return failed, notes, setup
+
+
+_TIME_EVENTS = ("timeout", "kernel_stuck", "notebook_timeout")
+
+#: A locked cell failing the same way in at least this share of a class (and 3 submissions)
+#: is the grading machine's fault, not the students'.
+SETUP_FAILURE_SHARE = 0.5
+
+
+def _flag_setup_failures(results: list[StudentResult]) -> None:
+    """Turn class-wide failures of one locked cell into 'not graded', never into zeros."""
+    graded = [r for r in results if r.status == "graded"]
+    counts: dict[tuple[str, str], int] = {}
+    for result in graded:
+        for key in result.setup_errors.items():
+            counts[key] = counts.get(key, 0) + 1
+    for (cell, error), count in counts.items():
+        if count >= 3 and count >= SETUP_FAILURE_SHARE * len(graded):
+            for result in graded:
+                if result.setup_errors.get(cell) == error:
+                    result.status = "failed"
+                    result.error = (
+                        f"the locked cell {cell} failed with {error} in {count} of "
+                        f"{len(graded)} submissions: a grading-machine problem (fix it and "
+                        "regrade), not the student's"
+                    )
 
 
 # errors the sandboxed step writes itself; _notes_from_events already says what happened

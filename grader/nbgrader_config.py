@@ -43,3 +43,7 @@ c.Execute.timeout = 60
 # Grading: a test cell a student deleted is put back from the gradebook (and scored),
 # instead of silently vanishing from the grade.
 c.OverwriteCells.add_missing_cells = True
+
+# Each graded assignment's trusted checker (hidden inputs, reference answers) lives beside its
+# master in solutions/ASSIGNMENT/checker.py; it must never be copied into a release.
+c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", "checker.py"]

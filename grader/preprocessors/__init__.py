@@ -2,5 +2,6 @@
 
 from grader.preprocessors.overwritecells import OverwriteCells
 from grader.preprocessors.sandboxedexecute import SandboxedExecute, SandboxError
+from grader.preprocessors.saveverdicts import MissingVerdict, SaveVerdicts
 
-__all__ = ["OverwriteCells", "SandboxedExecute", "SandboxError"]
+__all__ = ["MissingVerdict", "OverwriteCells", "SandboxedExecute", "SandboxError", "SaveVerdicts"]

@@ -25,15 +25,19 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import secrets
 import time
+from pathlib import Path
 from typing import Any
 
 from nbclient.client import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbformat import NotebookNode
-from nbformat.v4 import new_output
+from nbformat.v4 import new_code_cell, new_output
 from nbgrader.preprocessors import Execute
 from traitlets import Bool, Integer, Unicode, default
+
+from grader.trusted import Context, ProbeFailed, Verdict, parse_answer, probe_code
 
 KERNEL_DIED = "KernelDied"
 KERNEL_STUCK = "KernelUnresponsive"
@@ -77,6 +81,8 @@ class SandboxedExecute(Execute):
 
     @default("extra_arguments")
     def _extra_arguments_default(self) -> list[str]:
+        if self.sandbox:  # the sandboxed kernel loads the guard from its path by itself
+            return []
         return ["--InteractiveShellApp.extensions=grader.kernel_guard"]
 
     @default("startup_timeout")
@@ -91,7 +97,11 @@ class SandboxedExecute(Execute):
         grader_res = resources.setdefault("grader", {})
         self.events: list[dict[str, Any]] = grader_res.setdefault("events", [])
         self._chars: dict[int, int] = {}
+        self._pending_notes: dict[int, list[str]] = {}
         self._truncated: set[int] = set()
+        self._checker = grader_res.get("checker")
+        self._seed = grader_res.get("seed")
+        self._verdicts: dict[str, Verdict] = grader_res.setdefault("verdicts", {})
         unlocked = grader_res.get("unlocked") or contextlib.nullcontext
         with unlocked():  # other submissions may use the gradebook while this one runs
             self._run_all(nb, resources)
@@ -113,8 +123,16 @@ class SandboxedExecute(Execute):
                     self._event("notebook_timeout", index, given_up)
                 if given_up:
                     self._mark(cell, NOT_RUN, f"This cell was not run: {given_up}.")
+                    if self._checker is not None and _is_test_cell(cell):
+                        self._record(cell, Verdict.fail(f"Not checked: {given_up}."))
                     continue
-                problem = self._run_cell(cell, resources, index)
+                judged = self._checker is not None and _is_test_cell(cell)
+                if judged:  # decided by the trusted checker; its code never runs here
+                    problem = self._judge_cell(cell, index)
+                    if problem is None:
+                        continue
+                else:
+                    problem = self._run_cell(cell, resources, index)
                 if problem is None:
                     if self._timed_out(cell):
                         self._event("timeout", index, f"stopped after {self.timeout} s")
@@ -122,7 +140,8 @@ class SandboxedExecute(Execute):
                         clean.append(index)
                     continue
                 ename, text = problem
-                self._mark(cell, ename, text)
+                if not judged:
+                    self._mark(cell, ename, text)
                 self._event("kernel_died" if ename == KERNEL_DIED else "kernel_stuck", index, text)
                 restarts += 1
                 if restarts > self.max_kernel_restarts:
@@ -158,6 +177,109 @@ class SandboxedExecute(Execute):
                 f"Running this cell failed: {_short(err)}. The kernel was restarted.",
             )
         return None
+
+    # -- trusted verdicts (grader.trusted) ----------------------------------------------------
+    def _judge_cell(self, cell, index: int) -> tuple[str, str] | None:
+        """Decide a test cell with the trusted checker instead of running its code.
+
+        Returns (error name, message) when the kernel died or hung under a probe, so the
+        caller restarts it as after a cell; the part itself is already decided (failed).
+        """
+        grade_id = cell.metadata["nbgrader"]["grade_id"]
+        self._probe_problem: tuple[str, str] | None = None
+        ctx = Context(
+            grade_id=grade_id,
+            seed=int(self._seed or 0),
+            probe_fn=lambda module, part, payload: self._probe(index, module, part, payload),
+            module=self._checker.module,
+            course_root=self._course_root(),
+        )
+        try:
+            verdict = self._checker.judge(grade_id, ctx)
+        except ProbeFailed as err:
+            verdict = Verdict.fail(f"{grade_id} could not be checked: {err}.")
+            verdict.notes = ctx.notes
+        self._record(cell, verdict)
+        return self._probe_problem
+
+    def _course_root(self) -> Path:
+        """The course whose data the checker reads: solutions/ASSIGNMENT/checker.py's root."""
+        return Path(self._checker.path).resolve().parents[2]
+
+    def _probe(self, index: int, module: str, part: str, payload) -> object:
+        """Run one probe cell in the kernel and decode its answer (see grader.trusted)."""
+        if self._probe_problem is not None:
+            raise ProbeFailed("the kernel failed during an earlier probe of this part")
+        nonce = f"@@grader-{secrets.token_hex(16)}@@"
+        probe = new_code_cell(probe_code(nonce, module, part, payload))
+        original = self.nb.cells[index]
+        self._chars[index] = 0
+        try:
+            self.execute_cell(probe, index, store_history=False)
+        except DeadKernelError:
+            self._probe_problem = (KERNEL_DIED, "The kernel stopped while this part was checked.")
+            raise ProbeFailed("the kernel stopped while your code ran") from None
+        except CellTimeoutError:
+            self._probe_problem = (
+                KERNEL_STUCK,
+                f"Your code ran for over {self.timeout} s while this part was checked.",
+            )
+            raise ProbeFailed(f"your code ran for over {self.timeout} s") from None
+        finally:
+            self.nb.cells[index] = original
+        if self._timed_out(probe):
+            raise ProbeFailed(f"your code ran for over {self.timeout} s and was interrupted")
+        stdout = "".join(
+            o.get("text", "")
+            for o in probe.outputs
+            if o.get("output_type") == "stream" and o.get("name") == "stdout"
+        )
+        stderr = "".join(
+            o.get("text", "")
+            for o in probe.outputs
+            if o.get("output_type") == "stream" and o.get("name") == "stderr"
+        ).strip()
+        if stderr:
+            first = stderr.splitlines()[-1][:200]
+            self._notes_for(index).append(
+                f"your code wrote to stderr while being checked (this costs nothing): {first}"
+            )
+        errors = [o for o in probe.outputs if o.get("output_type") == "error"]
+        try:
+            return parse_answer(stdout, nonce)
+        except ProbeFailed:
+            if errors:
+                raise ProbeFailed(
+                    f"the check could not run in your kernel ({errors[-1].get('ename')}: "
+                    f"{str(errors[-1].get('evalue', ''))[:150]})"
+                ) from None
+            raise
+
+    def _notes_for(self, index: int) -> list[str]:
+        return self._pending_notes.setdefault(index, [])
+
+    def _record(self, cell, verdict: Verdict) -> None:
+        """The verdict becomes the cell's only outputs (and, later, its score)."""
+        index = self.nb.cells.index(cell) if cell in self.nb.cells else -1
+        notes = list(dict.fromkeys(verdict.notes + self._pending_notes.pop(index, [])))
+        verdict.notes = notes
+        self._verdicts[cell.metadata["nbgrader"]["grade_id"]] = verdict
+        outputs = []
+        if notes:
+            text = "".join(f"Note: {n}\n" for n in notes)
+            outputs.append(new_output("stream", name="stdout", text=text))
+        if verdict.passed:
+            outputs.append(new_output("stream", name="stdout", text=verdict.message + "\n"))
+        else:
+            outputs.append(
+                new_output(
+                    "error",
+                    ename="AssertionError",
+                    evalue=verdict.message,
+                    traceback=[f"AssertionError: {verdict.message}"],
+                )
+            )
+        cell.outputs = outputs
 
     # -- kernel lifecycle --------------------------------------------------------------------
     def _start_kernel(self, first: bool = False) -> None:
@@ -260,6 +382,12 @@ class SandboxedExecute(Execute):
         self.events.append(
             {"kind": kind, "cell": cell_index, "grade_id": grade_id, "detail": detail}
         )
+
+
+def _is_test_cell(cell) -> bool:
+    """An autograded test cell: a locked code grade cell that is not an answer."""
+    meta = cell.metadata.get("nbgrader", {})
+    return cell.cell_type == "code" and bool(meta.get("grade")) and not meta.get("solution")
 
 
 def _has_error(cell) -> bool:

@@ -1,0 +1,621 @@
+"""Trusted checker of ``sql_overfitting``: hidden inputs, reference answers, verdicts.
+
+Runs in the grader process only (never mounted in the sandbox, never released to students).
+Each check draws its hidden inputs from ``ctx.rng()`` (the submission's grading seed), sends
+them into the kernel with ``ctx.probe`` and judges the decoded answers with the judges the
+notebook's visible checks use (:mod:`tunelab.checks.sql_overfitting`). Feedback names the
+kind of case that failed, never the hidden values.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import functools
+import math
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from grader.trusted import Context, Verdict
+from tunelab import scenarios
+from tunelab.checks import sql_overfitting as C
+from tunelab.checks import wire
+
+MODULE = "sql_overfitting"
+BASE_MODEL = "models/gemini-1.5-flash-001-tuning"
+FIRST_MODEL = "tunedModels/sql-20-epochs"
+FIRST_RUN = {"epoch_count": 20, "batch_size": 4, "learning_rate": 0.001}
+ANSWER = "overfitting"
+
+
+# -- reference answers (grader only) ----------------------------------------------------------
+def ref_epoch_mean(frame: pd.DataFrame) -> pd.Series:
+    return frame.groupby("epoch")["mean_loss"].mean().sort_index().astype(float)
+
+
+def ref_plateau(series: pd.Series, tol: float = 0.01) -> int | None:
+    s = series.sort_index()
+    v = s.to_numpy(dtype=float)
+    for i in range(len(v) - 1):
+        if v[i] - v[i + 1] < tol:
+            return int(s.index[i])
+    return None
+
+
+def ref_best(series: pd.Series) -> int:
+    return int(series.dropna().sort_index().idxmin())
+
+
+@functools.cache
+def _data(root: Path) -> dict[str, Any]:
+    data = root / "data"
+    return {
+        "snapshots": pd.read_csv(data / "runs" / "sql_20_epochs.csv"),
+        "train": pd.read_json(data / "nl_sql" / "train.jsonl", lines=True),
+        "heldout": pd.read_json(data / "nl_sql" / "heldout.jsonl", lines=True),
+        "db": data / "nl_sql" / "shop.sqlite",
+    }
+
+
+def _rows(conn: sqlite3.Connection, sql: str) -> collections.Counter | None:
+    try:
+        return collections.Counter(conn.execute(sql).fetchall())
+    except (sqlite3.Error, sqlite3.Warning):
+        return None
+
+
+def ref_accuracy(db: Path, questions: list[str], references: list[str], answers: dict) -> float:
+    """Share of questions whose answer returns the reference's rows (as a multiset)."""
+    conn = sqlite3.connect(db.resolve().as_uri() + "?mode=ro", uri=True)
+    try:
+        ok = 0
+        for question, reference in zip(questions, references, strict=True):
+            found = _rows(conn, answers[question])
+            ok += found is not None and found == _rows(conn, reference)
+    finally:
+        conn.close()
+    return ok / len(questions)
+
+
+class Oracle:
+    """The emulator's tuned models, rebuilt in the grader from their id and hyperparameters.
+
+    The emulator is deterministic: a tuned model's answers follow from its id, training
+    examples and hyperparameters. So the grader can ask its own copy what a student's model
+    answers, without trusting anything the kernel says about it.
+    """
+
+    def __init__(self, train: pd.DataFrame) -> None:
+        from tunelab.emulator.store import Store
+
+        self.store = Store(time_scale=1e9)
+        self.examples = [
+            {"textInput": str(i), "output": str(o)}
+            for i, o in zip(train["text_input"], train["output"], strict=True)
+        ]
+
+    def answers(self, name: str, hp: dict[str, Any], prompts: list[str]) -> list[str] | None:
+        """What tuned model ``name`` trained with ``hp`` answers; None if it cannot train."""
+        from tunelab.emulator import generation
+        from tunelab.emulator.errors import ApiError
+
+        model_id = name.removeprefix("tunedModels/")
+        hyper = {
+            {"epoch_count": "epochCount", "batch_size": "batchSize"}.get(k, _camel(k)): v
+            for k, v in hp.items()
+        }
+        body = {
+            "baseModel": BASE_MODEL,
+            "tuningTask": {
+                "hyperparameters": hyper,
+                "trainingData": {"examples": {"examples": self.examples}},
+            },
+        }
+        with contextlib.suppress(ApiError):
+            self.store.delete(model_id)
+        try:
+            rec = self.store.create(body, tuned_model_id=model_id)
+            plan = self.store.plan(rec)
+        except (ApiError, ValueError):
+            return None
+        if plan.failure is not None or not math.isfinite(float(plan.run.final_quality)):
+            return None
+        domain = generation.trained_domain(rec.examples)
+        return [
+            generation.answer(
+                rec.name,
+                p,
+                quality=float(plan.run.final_quality),
+                memory=plan.memory,
+                trained_domain=domain,
+            )
+            for p in prompts
+        ]
+
+
+def _camel(key: str) -> str:
+    head, *rest = key.split("_")
+    return head + "".join(w.title() for w in rest)
+
+
+@functools.cache
+def _oracle(root: Path) -> Oracle:
+    return Oracle(_data(root)["train"])
+
+
+# -- the checks --------------------------------------------------------------------------------
+def _first_problem(problems: list[str | None]) -> str | None:
+    return next((p for p in problems if p), None)
+
+
+def check_p1(ctx: Context) -> Verdict:
+    rng = ctx.rng()
+    snapshots = _data(ctx.course_root)["snapshots"]
+    frames: list[tuple[str, pd.DataFrame]] = [
+        (
+            "with the colleague's rows shuffled",
+            snapshots.sample(frac=1.0, random_state=rng.integers(1 << 30)),
+        ),
+    ]
+    losses = rng.uniform(0.2, 2.0, size=4).round(3)
+    frames.append(
+        (
+            "with a missing (NaN) step loss, which must be left out of its epoch's mean",
+            pd.DataFrame(
+                {
+                    "step": [1, 2, 3, 4],
+                    "epoch": [1, 1, 2, 2],
+                    "mean_loss": [losses[0], np.nan, losses[2], losses[3]],
+                }
+            ),
+        )
+    )
+    frames.append(
+        (
+            "with epochs given out of order and an extra column",
+            pd.DataFrame(
+                {"epoch": [3, 1, 3, 1], "mean_loss": list(losses), "validation_loss": [np.nan] * 4}
+            ),
+        )
+    )
+    frames.append(
+        (
+            "on a single-epoch run",
+            pd.DataFrame({"step": [1, 2], "epoch": [1, 1], "mean_loss": list(losses[:2])}),
+        )
+    )
+    for label in rng.choice(scenarios.LABELS, size=3, replace=False):
+        run = scenarios.sample_run(str(label), int(rng.integers(10_000, 2**31 - 1)))
+        frames.append((f"on a fresh simulated {label} run", run.snapshots()))
+    got = ctx.probe(
+        "epoch_mean_loss",
+        {
+            "frames": [C.frame_payload(f) for _, f in frames]
+            + [{"step": [], "epoch": [], "mean_loss": []}]
+        },
+    )
+    if type(got) is not list or len(got) != len(frames) + 1:
+        return Verdict.fail("Part 1: the grader got no usable answers from epoch_mean_loss.")
+    problems = []
+    for (why, frame), answer in zip(frames, got, strict=False):
+        want = ref_epoch_mean(frame)
+        problems.append(
+            C.judge_series(
+                answer, [int(i) for i in want.index], [float(v) for v in want], why.capitalize()
+            )
+        )
+    empty = got[-1]
+    if not (isinstance(empty, wire.Series) and len(empty.values) == 0):
+        problems.append(
+            f"An empty snapshot frame should give an empty Series; {wire.describe(empty)}."
+        )
+    problem = _first_problem(problems)
+    if problem:
+        return Verdict.fail(f"Part 1 failed. {problem}")
+    return Verdict.ok(f"Part 1 passed on {len(got)} hidden cases (shuffled rows, NaN, fresh runs).")
+
+
+PLATEAU_EDGES = [
+    (
+        [1.0, 0.8, 0.85, 0.5],
+        [1, 2, 3, 4],
+        0.01,
+        "when the loss rises (a rise counts as 'stopped improving')",
+    ),
+    ([1.0, 0.5, 0.5, 0.1], [1, 2, 3, 4], 0.01, "on a tie (an improvement of 0 is below tol)"),
+    (
+        [0.295, 0.3, 0.5, 1.0],
+        [4, 3, 2, 1],
+        0.01,
+        "on an unsorted index (read the losses in epoch order)",
+    ),
+    (
+        [1.0, np.nan, 0.5, 0.2, 0.195],
+        [1, 2, 3, 4, 5],
+        0.01,
+        "with a missing (NaN) loss (pairs with NaN never count)",
+    ),
+    ([0.7], [1], 0.01, "on a single epoch (no next epoch, so no plateau)"),
+    ([], [], 0.01, "on an empty Series (no plateau)"),
+    ([1.0, 0.95, 0.9], [1, 2, 3], 0.01, "when every improvement is above tol"),
+    ([1.0, 0.95, 0.9], [1, 2, 3], 0.1, "with a larger tol (use the tol argument)"),
+]
+
+
+def check_p2(ctx: Context) -> Verdict:
+    rng = ctx.rng()
+    cases: list[tuple[pd.Series, float, str]] = []
+    for values, index, tol, why in PLATEAU_EDGES:
+        scale = float(rng.uniform(0.5, 2.0))  # same shape, other numbers each grading
+        cases.append(
+            (pd.Series([v * scale for v in values], index=index, dtype=float), tol * scale, why)
+        )
+    for label in np.repeat(scenarios.LABELS, 4):
+        curve = scenarios.sample_run(str(label), int(rng.integers(10_000, 2**31 - 1))).per_epoch()[
+            "train_loss"
+        ]
+        cases.append((curve, 0.01, f"on a fresh simulated {label} curve"))
+    got = ctx.probe(
+        "plateau_epoch", {"cases": [{"series": C.series_payload(s), "tol": t} for s, t, _ in cases]}
+    )
+    if type(got) is not list or len(got) != len(cases):
+        return Verdict.fail("Part 2: the grader got no usable answers from plateau_epoch.")
+    problem = _first_problem(
+        [
+            C.judge_optional_epoch(answer, ref_plateau(s, t), why, "plateau_epoch")
+            for (s, t, why), answer in zip(cases, got, strict=True)
+        ]
+    )
+    if problem:
+        return Verdict.fail(
+            f"Part 2 failed: {problem} Reread 05_early_stopping, 'The plateau rule'."
+        )
+    return Verdict.ok(f"Part 2 passed on {len(cases)} hidden cases.")
+
+
+BEST_EDGES = [
+    ([0.9, 0.4, 0.4, 0.7], [1, 2, 3, 4], "on a tie (the earliest epoch wins)"),
+    (
+        [0.4, 0.6, 0.4, 0.9],
+        [5, 3, 2, 1],
+        "on an unsorted index with a tie (the earliest EPOCH, not the first row)",
+    ),
+    ([np.nan, 0.8, 0.3, np.nan], [1, 2, 3, 4], "with missing (NaN) epochs (ignore them)"),
+    ([0.7], [4], "on a single evaluated epoch"),
+    (
+        [0.5, 0.45, 0.6],
+        [10, 20, 30],
+        "with epochs 10, 20, 30 (return the epoch label, not the position)",
+    ),
+]
+
+
+def check_p3(ctx: Context) -> Verdict:
+    rng = ctx.rng()
+    cases = []
+    for values, index, why in BEST_EDGES:
+        scale = float(rng.uniform(0.5, 2.0))
+        cases.append((pd.Series([v * scale for v in values], index=index, dtype=float), why))
+    for label in rng.choice(scenarios.LABELS, size=8):
+        val = scenarios.sample_run(str(label), int(rng.integers(10_000, 2**31 - 1))).per_epoch()[
+            "validation_loss"
+        ]
+        if val.notna().any():
+            cases.append((val, f"on the validation curve of a fresh simulated {label} run"))
+    got = ctx.probe("best_epoch", {"cases": [C.series_payload(s) for s, _ in cases]})
+    if type(got) is not list or len(got) != len(cases):
+        return Verdict.fail("Part 3: the grader got no usable answers from best_epoch.")
+    problem = _first_problem(
+        [
+            C.judge_optional_epoch(answer, ref_best(s), why, "best_epoch")
+            for (s, why), answer in zip(cases, got, strict=True)
+        ]
+    )
+    if problem:
+        return Verdict.fail(f"Part 3 failed: {problem} {C.REREAD_MONITORING}")
+    return Verdict.ok(f"Part 3 passed on {len(cases)} hidden cases.")
+
+
+WHY_NOT = {
+    "healthy": "A healthy run plateaus at a moderate loss and its validation loss plateaus too. "
+    "Here the training loss keeps falling to ~0.001 while the validation loss rises after its "
+    "minimum, and new questions get garbage. Reread 04_monitoring, 'Recognising overfitting'.",
+    "underfitting": "Underfitting means the loss is still high and still falling when training "
+    "stops. Here the training loss reached ~0.001: the model learned the training set only too "
+    "well. Reread 04_monitoring, 'Recognising overfitting'.",
+    "no_convergence": "No convergence is a flat or chaotic curve. This curve falls steadily and "
+    "smoothly to almost zero. Reread 04_monitoring, 'Four patterns to recognise'.",
+    "divergence": "Divergence is a TRAINING loss that falls and then rises. Here the training loss "
+    "never rises; only the validation loss does, which is the signature of memorisation. Reread "
+    "04_monitoring, 'Recognising overfitting'.",
+}
+
+
+def check_p4(ctx: Context) -> Verdict:
+    got = ctx.probe("diagnosis", {})
+    problem = C.judge_label(got)
+    if problem:
+        return Verdict.fail(f"Part 4 failed. DIAGNOSIS: {problem}")
+    if got != ANSWER:
+        return Verdict.fail(f"Part 4 failed. DIAGNOSIS = {got!r} is not right. {WHY_NOT[got]}")
+    return Verdict.ok("Part 4 passed: the run overfits.")
+
+
+def check_p5(ctx: Context) -> Verdict:
+    rng = ctx.rng()
+    cases, truth = [], []
+    for label in scenarios.LABELS:
+        for seed in rng.integers(10_000, 2**31 - 1, size=40):
+            per_epoch = scenarios.sample_run(label, int(seed)).per_epoch()
+            for with_validation in (True, False):
+                train, val = per_epoch["train_loss"], per_epoch["validation_loss"]
+                if rng.random() < 1 / 3:  # some curves arrive with their epochs shuffled
+                    order = rng.permutation(len(train))
+                    train, val = train.iloc[order], val.iloc[order]
+                cases.append(
+                    {
+                        "train": C.series_payload(train),
+                        "validation": C.series_payload(val) if with_validation else None,
+                    }
+                )
+                truth.append(label)
+    blown = pd.Series([1.1, 0.5, 0.7, 3.0, np.nan, np.nan], index=range(1, 7))
+    cases.append({"train": C.series_payload(blown), "validation": None})
+    cases.append({"train": {"index": [], "values": []}, "validation": None})
+    got = ctx.probe("classify_curve", {"cases": cases})
+    if type(got) is not list or len(got) != len(cases):
+        return Verdict.fail("Part 5: the grader got no usable answers from classify_curve.")
+    labels, edges = got[: len(truth)], got[len(truth) :]
+    invalid = [g for g in labels if type(g) is not str or g not in C.LABELS]
+    if invalid:
+        return Verdict.fail(
+            f"Part 5 failed: classify_curve gave {wire.describe(invalid[0])}, which is not one "
+            f"of {C.LABELS}."
+        )
+    hits = collections.Counter(t for t, g in zip(truth, labels, strict=True) if t == g)
+    mistakes = collections.Counter((t, g) for t, g in zip(truth, labels, strict=True) if t != g)
+    total = collections.Counter(truth)
+    accuracy = sum(hits.values()) / len(truth)
+    per_label = {k: hits[k] / total[k] for k in scenarios.LABELS}
+    summary = f"accuracy on {len(truth)} fresh curves {accuracy:.1%}; per pattern: " + ", ".join(
+        f"{k} {v:.0%}" for k, v in per_label.items()
+    )
+    worst = ", ".join(f"{a} read as {b} ({n}x)" for (a, b), n in mistakes.most_common(3))
+    if accuracy < 0.9:
+        return Verdict.fail(
+            f"Part 5 failed: {summary} (90% needed). Most frequent mistakes: {worst}. Test on "
+            "many sample_run seeds of your own and look at the shape features in 04_monitoring, "
+            "'Four patterns to recognise'."
+        )
+    if min(per_label.values()) < 0.7:
+        return Verdict.fail(
+            f"Part 5 failed: {summary}; every pattern needs 70%. Mistakes: {worst}."
+        )
+    if edges[0] != "divergence":
+        return Verdict.fail(
+            "Part 5 failed: a curve that rises and then becomes NaN (the loss overflowed) is "
+            f"divergence; found {wire.describe(edges[0])}."
+        )
+    if not C.raised(edges[1], "ValueError"):
+        return Verdict.fail(
+            "Part 5 failed: classify_curve on an empty curve should raise ValueError; "
+            f"{wire.describe(edges[1])}."
+        )
+    return Verdict.ok(f"Part 5 passed: {summary}.")
+
+
+def _validation(root: Path) -> pd.Series:
+    snapshots = _data(root)["snapshots"]
+    return (
+        snapshots.dropna(subset=["validation_loss"])
+        .groupby("epoch")["validation_loss"]
+        .first()
+        .sort_index()
+    )
+
+
+def _multiplier(run: dict) -> float:
+    if "learning_rate" in run:
+        return float(run["learning_rate"]) / FIRST_RUN["learning_rate"]
+    return float(run["learning_rate_multiplier"])
+
+
+def check_p6(ctx: Context) -> Verdict:
+    run = ctx.probe("next_run", {})
+    problem = C.judge_next_run_format(run)
+    if problem:
+        return Verdict.fail(f"Part 6 failed. {problem}")
+    val = _validation(ctx.course_root)
+    best = int(val.idxmin())
+    epochs = run["epoch_count"]
+    if epochs > best + 2:
+        return Verdict.fail(
+            f"Part 6 failed. epoch_count={epochs} is past the point where the validation loss "
+            f"stopped improving: by epoch {epochs} it is {val.get(epochs, val.iloc[-1]):.2f}, well "
+            f"above its minimum of {val.min():.2f}, so the rerun would memorise again (and cost "
+            f"{epochs}/20 of the first run). {C.REREAD_MONITORING}"
+        )
+    if epochs < best - 2:
+        return Verdict.fail(
+            f"Part 6 failed. epoch_count={epochs} stops while the validation loss is still clearly "
+            f"falling ({val.get(epochs, np.nan):.2f} at epoch {epochs}): the model would underfit. "
+            "Reread 05_early_stopping, 'The plateau rule'."
+        )
+    if _multiplier(run) > 1.0 + 1e-9:
+        return Verdict.fail(
+            f"Part 6 failed. Your rerun uses a learning rate {_multiplier(run):g}x the first "
+            "run's. "
+            "The first run's problem was too many epochs, not too small a step; raising the "
+            "learning rate when a curve shows a problem makes the loss jumpier and can make it "
+            "diverge. Reread 02_hyperparameters, 'Learning rate and the multiplier'."
+        )
+    return Verdict.ok(f"Part 6 passed: {epochs} epochs, near the validation minimum.")
+
+
+def _scripted_case(rng: np.random.Generator, heldout: pd.DataFrame, size: int) -> tuple[dict, dict]:
+    """Held-out questions with answers of every kind: right, reordered, wrong, broken."""
+    rows = heldout.sample(n=size, random_state=int(rng.integers(1 << 30)))
+    script, frame = {}, {"text_input": [], "output": []}
+    kinds = [
+        "same",
+        "reordered",
+        "distinct",
+        "garbage",
+        "missing column",
+        "two statements",
+        "other query",
+    ]
+    for question, reference in zip(rows["text_input"], rows["output"], strict=True):
+        kind = kinds[int(rng.integers(len(kinds)))]
+        ref = reference.rstrip().rstrip(";")
+        answer = {
+            "same": ref,
+            "reordered": f"SELECT * FROM ({ref}) ORDER BY 1 DESC",
+            "distinct": f"SELECT DISTINCT * FROM ({ref})",
+            "garbage": ref.replace("SELECT", "SELET", 1).replace("FROM", "FROM FROM", 1),
+            "missing column": "SELECT no_such_column FROM customers",
+            "two statements": f"{ref}; SELECT 1",
+            "other query": "SELECT name FROM customers LIMIT 2",
+        }[kind]
+        script[question] = answer
+        frame["text_input"].append(question)
+        frame["output"].append(reference)
+    return script, frame
+
+
+def check_p7(ctx: Context) -> Verdict:
+    rng = ctx.rng()
+    data = _data(ctx.course_root)
+    heldout = data["heldout"].drop_duplicates("text_input")
+    script: dict[str, str] = {}
+    frames = []
+    for size in (8, 12):
+        part_script, frame = _scripted_case(rng, heldout, size)
+        script.update(part_script)
+        frames.append(frame)
+    frames.append({"text_input": [], "output": []})
+    real_rows = heldout.sample(n=20, random_state=int(rng.integers(1 << 30)))
+    real = {"model": FIRST_MODEL, "frame": C.frame_payload(real_rows[["text_input", "output"]])}
+    got = ctx.probe("execution_accuracy", {"script": script, "scripted": frames, "real": [real]})
+    if type(got) is not dict or len(got.get("scripted", [])) != 3 or len(got.get("real", [])) != 1:
+        return Verdict.fail("Part 7: the grader got no usable answers from execution_accuracy.")
+    problems = []
+    for frame, answer in zip(frames[:2], got["scripted"], strict=False):
+        want = ref_accuracy(data["db"], frame["text_input"], frame["output"], script)
+        problems.append(
+            C.judge_accuracy(
+                answer,
+                want,
+                "On a scripted model mixing right answers, the same rows in another order, "
+                "DISTINCT rows (a different multiset when rows repeat), broken SQL and two "
+                "statements at once",
+            )
+        )
+    if not C.raised(got["scripted"][2], "ValueError"):
+        problems.append(
+            "execution_accuracy on an empty held-out set should raise ValueError; "
+            f"{wire.describe(got['scripted'][2])}."
+        )
+    prompts = list(real_rows["text_input"])
+    answers = _oracle(ctx.course_root).answers(FIRST_MODEL, FIRST_RUN, prompts)
+    if answers is not None:
+        want = ref_accuracy(
+            data["db"], prompts, list(real_rows["output"]), dict(zip(prompts, answers, strict=True))
+        )
+        problems.append(
+            C.judge_accuracy(
+                got["real"][0], want, "On 20 held-out questions for the 20-epoch model"
+            )
+        )
+    problem = _first_problem(problems)
+    if problem:
+        return Verdict.fail(f"Part 7 failed. {problem} Reread the rules listed under Part 7.")
+    return Verdict.ok("Part 7 passed on scripted and real models.")
+
+
+def check_p8(ctx: Context) -> Verdict:
+    rng = ctx.rng()
+    data = _data(ctx.course_root)
+    run = ctx.probe("next_run", {})
+    if C.judge_next_run_format(run):
+        return Verdict.fail(
+            "Part 8 failed: next_run (part 6) is not well formed, so there is no plan to launch."
+        )
+    heldout = data["heldout"].drop_duplicates("text_input")
+    probe_rows = heldout.sample(n=15, random_state=int(rng.integers(1 << 30)))
+    prompts = list(probe_rows["text_input"])
+    got = ctx.probe("rerun", {"prompts": prompts})
+    if isinstance(got, wire.Raised):
+        return Verdict.fail(
+            f"Part 8 failed: the rerun model could not be read ({wire.describe(got)})."
+        )
+    if type(got) is not dict or type(got.get("name")) is not str:
+        return Verdict.fail("Part 8 failed: the grader got no usable description of your rerun.")
+    if got.get("state") != "ACTIVE":
+        return Verdict.fail(
+            f"Part 8 failed: {got['name']} is {got.get('state')!r}, not ACTIVE: wait for the "
+            "operation to finish (operation.result()). Reread 03_launching, 'States: CREATING, "
+            "ACTIVE, FAILED'."
+        )
+    if got.get("base_model") != BASE_MODEL:
+        return Verdict.fail(f"Part 8 failed: tune {BASE_MODEL}, not {got.get('base_model')!r}.")
+    if (got.get("epoch_count"), got.get("batch_size")) != (run["epoch_count"], run["batch_size"]):
+        return Verdict.fail(
+            f"Part 8 failed: {got['name']} was trained with epoch_count={got.get('epoch_count')}, "
+            f"batch_size={got.get('batch_size')}, but next_run asks for {run['epoch_count']} and "
+            f"{run['batch_size']}: launch the run you planned."
+        )
+    oracle = _oracle(ctx.course_root)
+    rate = FIRST_RUN["learning_rate"] * _multiplier(run)
+    hp = {"epoch_count": run["epoch_count"], "batch_size": run["batch_size"], "learning_rate": rate}
+    variants = [hp]
+    if "learning_rate_multiplier" in run:
+        variants.append(
+            {
+                **{k: hp[k] for k in ("epoch_count", "batch_size")},
+                "learning_rate_multiplier": run["learning_rate_multiplier"],
+            }
+        )
+    trained = None
+    for variant in variants:
+        answers = oracle.answers(got["name"], variant, prompts)
+        if answers is not None and answers == got.get("answers"):
+            trained = variant
+            break
+    if trained is None:
+        return Verdict.fail(
+            f"Part 8 failed: {got['name']} does not answer like a model trained on the 500 "
+            "training examples (train_set) with next_run's settings. Launch next_run with "
+            "training_data=train_set.to_dict('records')."
+        )
+    eval_rows = heldout.sample(n=60, random_state=int(rng.integers(1 << 30)))
+    questions, refs = list(eval_rows["text_input"]), list(eval_rows["output"])
+    new = oracle.answers(got["name"], trained, questions)
+    old = oracle.answers(FIRST_MODEL, FIRST_RUN, questions)
+    if new is None or old is None:
+        return Verdict.fail("Part 8 failed: the rerun could not be reproduced by the grader.")
+    new_acc = ref_accuracy(data["db"], questions, refs, dict(zip(questions, new, strict=True)))
+    old_acc = ref_accuracy(data["db"], questions, refs, dict(zip(questions, old, strict=True)))
+    problem = C.rerun_gain_problem(new_acc, old_acc, "60 held-out questions the grader chose")
+    if problem:
+        return Verdict.fail(f"Part 8 failed. {problem}")
+    return Verdict.ok(
+        f"Part 8 passed: on 60 held-out questions your rerun gets {new_acc:.0%} right, the "
+        f"20-epoch model {old_acc:.0%}."
+    )
+
+
+CHECKS = {
+    "p1-check": check_p1,
+    "p2-check": check_p2,
+    "p3-check": check_p3,
+    "p4-check": check_p4,
+    "p5-check": check_p5,
+    "p6-check": check_p6,
+    "p7-check": check_p7,
+    "p8-check": check_p8,
+}

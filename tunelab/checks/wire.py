@@ -1,0 +1,240 @@
+"""Plain JSON between a student's kernel and the grader: the only thing a check trusts.
+
+Why: a value a student's code returns may be an object whose ``==`` always succeeds, a
+``float`` subclass whose ``-`` lies, or a Series with a patched ``tolist``. The grader must
+never call a method of such an object. So the kernel side *encodes* every result into JSON
+(:func:`encode`) and the grader *decodes* it (:func:`decode`) into values of exact built-in
+types it created itself, checked with ``type(x) is ...``. A lying encoder can only produce
+wrong data, never a passing verdict: the comparison happens after decoding, outside the
+kernel, against answers the kernel never sees.
+
+The format (every JSON object is tagged, so a student's dict cannot pose as a tag):
+
+* ``null``, ``true``/``false``, finite numbers, strings, lists;
+* ``{"t": "float", "v": "nan" | "inf" | "-inf"}`` for non-finite floats;
+* ``{"t": "series", "index": [...], "values": [...]}`` for a pandas Series;
+* ``{"t": "dict", "items": [[key, value], ...]}`` for a dict with str keys;
+* ``{"t": "error", "type": "ValueError", "message": "..."}`` when the call raised;
+* ``{"t": "other", "type": "list_iterator", "text": "..."}`` for anything else.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+
+MAX_TEXT = 2_000  # characters kept of any string (messages, reprs, labels)
+MAX_ITEMS = 200_000  # elements in one list, Series or dict
+MAX_DEPTH = 8
+MAX_BYTES = 16 * 1024 * 1024  # one probe's whole answer
+
+
+class WireError(ValueError):
+    """The kernel's answer is not valid wire data (malformed, too big, wrong types)."""
+
+
+# -- kernel side ------------------------------------------------------------------------------
+def encode(value: Any, depth: int = 0) -> Any:
+    """Turn a student's value into wire data (runs in the student's kernel)."""
+    import numpy as np
+    import pandas as pd
+
+    if depth > MAX_DEPTH:
+        return {"t": "other", "type": "nested too deeply", "text": ""}
+    if value is None or type(value) in (bool, str, int):
+        return value[:MAX_TEXT] if type(value) is str else value
+    if isinstance(value, bool | np.bool_):
+        return bool(value)
+    if isinstance(value, int | np.integer) and not isinstance(value, bool):
+        return int(value)
+    if isinstance(value, float | np.floating):
+        number = float(value)
+        if math.isfinite(number):
+            return number
+        return {
+            "t": "float",
+            "v": "nan" if math.isnan(number) else ("inf" if number > 0 else "-inf"),
+        }
+    if isinstance(value, str):
+        return str(value)[:MAX_TEXT]
+    if isinstance(value, pd.Series):
+        return {
+            "t": "series",
+            "index": [encode(x, depth + 1) for x in list(value.index)[:MAX_ITEMS]],
+            "values": [encode(x, depth + 1) for x in list(value.to_numpy())[:MAX_ITEMS]],
+        }
+    if isinstance(value, dict):
+        return {
+            "t": "dict",
+            "items": [
+                [str(k)[:MAX_TEXT], encode(v, depth + 1)]
+                for k, v in list(value.items())[:MAX_ITEMS]
+            ],
+        }
+    if isinstance(value, list | tuple):
+        return [encode(x, depth + 1) for x in list(value)[:MAX_ITEMS]]
+    try:
+        text = repr(value)[:200]
+    except Exception:  # noqa: BLE001 (a hostile __repr__)
+        text = ""
+    return {"t": "other", "type": type(value).__name__[:100], "text": text}
+
+
+def error(exc: BaseException) -> dict:
+    """Wire data for an exception a student's function raised."""
+    try:
+        message = str(exc)
+    except Exception:  # noqa: BLE001
+        message = ""
+    lines = message.strip().splitlines()
+    return {
+        "t": "error",
+        "type": type(exc).__name__[:100],
+        "message": (lines[0] if lines else "")[:300],
+    }
+
+
+def dumps(value: Any) -> str:
+    """JSON text of already-encoded wire data (kernel side)."""
+    return json.dumps(value, allow_nan=False, separators=(",", ":"))
+
+
+# -- grader side ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Series:
+    """A decoded pandas Series: the grader's own tuples of exact built-in values."""
+
+    index: tuple
+    values: tuple
+
+
+@dataclass(frozen=True)
+class Raised:
+    """The student's function raised ``type`` with ``message``."""
+
+    type: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Other:
+    """A value of a type the wire does not carry (named, never used)."""
+
+    type: str
+    text: str
+
+
+def decode_text(text: str) -> Any:
+    """Decode one probe's JSON answer into exact built-in values (raises WireError)."""
+    if len(text) > MAX_BYTES:
+        raise WireError(f"the answer is {len(text):,} characters, over {MAX_BYTES:,}")
+
+    def no_constants(name: str) -> Any:
+        raise WireError(f"the answer contains the bare constant {name}")
+
+    try:
+        raw = json.loads(text, parse_constant=no_constants)
+    except (json.JSONDecodeError, RecursionError) as err:
+        raise WireError(f"the answer is not valid JSON ({err})") from None
+    return decode(raw)
+
+
+def decode(raw: Any, depth: int = 0) -> Any:
+    """Validate JSON-parsed wire data and build the grader's values from it."""
+    if depth > MAX_DEPTH + 2:
+        raise WireError("the answer is nested too deeply")
+    kind = type(raw)
+    if raw is None or kind is bool or kind is int:
+        return raw
+    if kind is float:
+        if not math.isfinite(raw):
+            raise WireError("a non-finite float must be tagged")
+        return raw
+    if kind is str:
+        return raw[:MAX_TEXT]
+    if kind is list:
+        if len(raw) > MAX_ITEMS:
+            raise WireError(f"a list has {len(raw):,} items, over {MAX_ITEMS:,}")
+        return [decode(x, depth + 1) for x in raw]
+    if kind is not dict:
+        raise WireError(f"unexpected JSON type {kind.__name__}")
+    tag = raw.get("t")
+    if tag == "float":
+        v = raw.get("v")
+        if v == "nan":
+            return math.nan
+        if v in ("inf", "-inf"):
+            return math.inf if v == "inf" else -math.inf
+        raise WireError(f"bad float tag {v!r}")
+    if tag == "series":
+        index, values = raw.get("index"), raw.get("values")
+        if type(index) is not list or type(values) is not list or len(index) != len(values):
+            raise WireError("a Series needs index and values lists of the same length")
+        return Series(
+            tuple(_scalar(decode(x, depth + 1)) for x in index),
+            tuple(_scalar(decode(x, depth + 1)) for x in values),
+        )
+    if tag == "dict":
+        items = raw.get("items")
+        if type(items) is not list:
+            raise WireError("a dict needs an items list")
+        out: dict[str, Any] = {}
+        for pair in items:
+            if type(pair) is not list or len(pair) != 2 or type(pair[0]) is not str:
+                raise WireError("a dict item must be [str, value]")
+            out[pair[0]] = decode(pair[1], depth + 1)
+        return out
+    if tag == "error":
+        return Raised(_text(raw.get("type")), _text(raw.get("message")))
+    if tag == "other":
+        return Other(_text(raw.get("type")), _text(raw.get("text")))
+    raise WireError(f"unknown tag {tag!r}")
+
+
+def _scalar(value: Any) -> Any:
+    if value is None or type(value) in (bool, int, float, str):
+        return value
+    raise WireError("Series elements must be numbers, strings or null")
+
+
+def _text(value: Any) -> str:
+    return value[:MAX_TEXT] if type(value) is str else ""
+
+
+def describe(value: Any) -> str:
+    """Short words for what a student's function gave back, for a message."""
+    if isinstance(value, Raised):
+        return (
+            f"it raised {value.type}: {value.message}"
+            if value.message
+            else f"it raised {value.type}"
+        )
+    if isinstance(value, Other):
+        return f"a {value.type}"
+    if isinstance(value, Series):
+        return f"a Series of {len(value.values)} value(s)"
+    if type(value) is float:
+        return f"{value:.6g}"
+    text = repr(value)
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+def is_whole(value: Any) -> bool:
+    """An int (numpy integers arrive as int), never a bool."""
+    return type(value) is int
+
+
+def is_number(value: Any) -> bool:
+    return type(value) in (int, float)
+
+
+def same_float(a: Any, b: Any, *, rtol: float = 1e-9, atol: float = 1e-12) -> bool:
+    """Equal as floats, NaN equal to NaN; both must be numbers (never a student object)."""
+    if not (is_number(a) and is_number(b)):
+        return False
+    a, b = float(a), float(b)
+    if math.isnan(a) or math.isnan(b):
+        return math.isnan(a) and math.isnan(b)
+    return math.isclose(a, b, rel_tol=rtol, abs_tol=atol)
