@@ -50,6 +50,36 @@ def cmd_release(args: argparse.Namespace) -> int:
         print(f"  {_rel(path)}")
     if args.dest is None:
         print(f"Masters (with hidden tests) recorded in the gradebook {_rel(course.gradebook)}")
+    return _release_bundle(args, course)
+
+
+def _release_bundle(args: argparse.Namespace, course: Course) -> int:
+    """Build the student bundle from the copies just released (what students get, not a clone).
+
+    A trial release with ``--dest`` builds one only when ``--bundle-dir`` says where, so it
+    never replaces the instructor's bundle.
+    """
+    from grader.bundle import BundleError, build_bundle
+
+    if args.no_bundle or (args.dest is not None and args.bundle_dir is None):
+        print("Student bundle: not built (--no-bundle, or --dest without --bundle-dir)")
+        return 0
+    dest = Path(args.bundle_dir) if args.bundle_dir else course.instructor / "bundle"
+    notebooks = Path(args.dest).resolve() if args.dest is not None else None
+    try:
+        bundle = build_bundle(course, dest, notebooks=notebooks)
+    except BundleError as err:
+        print(f"Student bundle NOT built: {err}")
+        return 1
+    print(
+        f"Student bundle ({len(bundle.files)} files, {bundle.bytes / 1e6:.1f} MB; "
+        f"zip {bundle.zip_bytes / 1e6:.1f} MB; built in {bundle.seconds:.1f} s) "
+        "- give students the zip, never this repository:"
+    )
+    print(f"  {_rel(bundle.folder)}/")
+    print(f"  {_rel(bundle.zip)}")
+    for name in bundle.skipped:
+        print(f"  left out (not a released notebook): {name}")
     return 0
 
 
@@ -286,13 +316,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "release",
-        help="regenerate notebooks/ from solutions/ (nbgrader generate_assignment)",
+        help="regenerate notebooks/ from solutions/, and build the student bundle",
         description="Regenerate the student copies from the masters, exactly as "
         "'nbgrader generate_assignment ASSIGNMENT --force' does, and record the masters in "
-        "the gradebook.",
+        "the gradebook. Then build the student bundle (notebooks, tunelab, data, pins, a "
+        "README; no masters, tests or grader) as a folder and a .zip in INSTRUCTOR/bundle/.",
     )
     p.add_argument("assignments", nargs="*", help="assignment ids (default: all)")
     p.add_argument("--dest", help="write the copies here instead of notebooks/ (no gradebook)")
+    p.add_argument(
+        "--bundle-dir",
+        metavar="DIR",
+        help="write the student bundle (folder and .zip) here (default: INSTRUCTOR/bundle)",
+    )
+    p.add_argument(
+        "--no-bundle", action="store_true", help="only release the notebooks, no student bundle"
+    )
     p.set_defaults(func=cmd_release)
 
     p = sub.add_parser(

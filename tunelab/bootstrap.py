@@ -1,13 +1,17 @@
 """Set up and run the course with nothing but a stock Python 3.11 (standard library only).
 
-Why: a student on a fresh Debian machine, and CI on a clean clone, must get from
-``git clone`` to a running course or a green test suite with one command each:
+Why: a student on a fresh Debian machine (with the student bundle an instructor hands out),
+and CI on a clean clone, must get to a running course or a green test suite with one command
+each:
 
     python3 -m tunelab.bootstrap lab     # install if needed, start the emulator, open JupyterLab
-    python3 -m tunelab.bootstrap test    # install if needed, lint, run every test
+    python3 -m tunelab.bootstrap check   # install if needed, run the environment self-check
+    python3 -m tunelab.bootstrap test    # install if needed, lint, run every test (repository)
 
 The virtual environment lives in ``.venv`` beside this checkout and is reinstalled
-only when ``requirements.txt`` or ``pyproject.toml`` change.
+only when ``requirements.txt`` or ``pyproject.toml`` change. The student bundle has no
+``tests/`` and its ``pyproject.toml`` no ``dev`` extra: the project is installed with the
+extra only where it is declared.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import signal
 import subprocess
 import sys
 import time
+import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,6 +54,13 @@ def _install_fingerprint() -> str:
     return digest.hexdigest()
 
 
+def install_target(root: Path = ROOT) -> str:
+    """What pip installs editable: ``ROOT[dev]`` in the repository, plain ``ROOT`` in the
+    student bundle, whose pyproject declares no ``dev`` extra (pip would warn and go on)."""
+    project = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    return f"{root}[dev]" if "dev" in project.get("optional-dependencies", {}) else str(root)
+
+
 def ensure_venv() -> Path:
     """Create ``.venv`` and install the pinned packages plus this project, once per change."""
     if not VENV_PY.exists():
@@ -66,7 +78,7 @@ def ensure_venv() -> Path:
     say("installing the pinned packages (first run only; a few minutes)")
     pip = [str(VENV_PY), "-m", "pip", "--disable-pip-version-check", "-q"]
     run([*pip, "install", "--upgrade", "pip"])
-    run([*pip, "install", "-r", str(ROOT / "requirements.txt"), "-e", f"{ROOT}[dev]"])
+    run([*pip, "install", "-r", str(ROOT / "requirements.txt"), "-e", install_target()])
     STAMP.write_text(fingerprint)
     return VENV_PY
 
@@ -141,7 +153,17 @@ def cmd_lab(args: argparse.Namespace) -> int:
             emulator.kill()
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    """The student's "is my set-up right?": install if needed, then tunelab.selfcheck."""
+    py = ensure_venv()
+    say("environment self-check")
+    return subprocess.run([str(py), "-m", "tunelab.selfcheck"], cwd=ROOT).returncode
+
+
 def cmd_test(args: argparse.Namespace) -> int:
+    if not (ROOT / "tests").is_dir():
+        say("this copy of the course has no test suite; run 'python3 -m tunelab.bootstrap check'")
+        return 2
     py = ensure_venv()
     ensure_system_packages()
     bin_dir = VENV / "bin"
@@ -162,6 +184,8 @@ def main(argv: list[str] | None = None) -> int:
     lab.add_argument("--headless", action="store_true", help="no browser; for servers and tests")
     lab.add_argument("--token", default="", help="JupyterLab token with --headless ('' = none)")
     lab.set_defaults(func=cmd_lab)
+    check = sub.add_parser("check", help="install if needed, run the environment self-check")
+    check.set_defaults(func=cmd_check)
     test = sub.add_parser("test", help="install if needed, lint, and run the whole test suite")
     test.add_argument("pytest_args", nargs=argparse.REMAINDER, help="extra pytest arguments")
     test.set_defaults(func=cmd_test)
