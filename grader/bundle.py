@@ -160,9 +160,12 @@ def _check_destination(course: Course, folder: Path) -> None:
     for source in ("notebooks", "tunelab", "data", "solutions"):
         if folder.is_relative_to(course.root / source):
             raise BundleError(f"the bundle cannot go inside {course.root / source}")
-    if folder.exists() and not (
-        folder.is_dir() and (folder / "tunelab" / "bootstrap.py").is_file() and not audit(folder)
-    ):
+    # A previous bundle may hold a .venv from trying it out (its site-packages has "tests"
+    # folders), so only the top level decides whether it is a bundle that may be replaced.
+    looks_like_bundle = (folder / "tunelab" / "bootstrap.py").is_file() and not any(
+        (folder / name).exists() for name in ("solutions", "grader", ".git")
+    )
+    if folder.exists() and not looks_like_bundle:
         raise BundleError(f"{folder} exists and is not a student bundle; move it away first")
 
 

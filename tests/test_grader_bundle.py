@@ -371,6 +371,10 @@ def test_rebuilding_gives_the_same_zip(bundle: BundleResult, tmp_path: Path) -> 
     again = build_bundle(course, bundle.folder.parent)
     assert again.files == bundle.files
     assert again.zip.read_bytes() == bundle.zip.read_bytes()
+    # A bundle an instructor tried out in place (its .venv holds "tests" folders) is replaced.
+    (again.folder / ".venv" / "lib" / "tests").mkdir(parents=True)
+    assert build_bundle(course, bundle.folder.parent).files == bundle.files
+    assert not (again.folder / ".venv").exists()
 
 
 # -- (d) the student's check runs inside the bundle ---------------------------------------------
