@@ -12,41 +12,59 @@ What a student's code can reach (everything else does not exist in its file syst
 
 * read-only: the system (/usr, a few /etc files), the Python installation and virtual
   environment, the course packages (``tunelab``, ``grader``) and ``data/``;
-* writable: a fresh copy of its own autograded folder (the kernel's working directory,
-  exactly where nbgrader would run it), a size-capped /tmp, and the ipc socket folder;
+* writable: its working directory, an empty size-capped tmpfs at the path nbgrader would
+  run it in (only the files the assignment declares in ``Sandbox.extra_files`` are there,
+  read-only: nothing else beside the notebook enters), a size-capped /tmp, and the ipc
+  socket folder (locked once the kernel has made its sockets, when grading as root);
 * never: the gradebook, ``solutions/``, ``.git``, other students' submissions, the
   instructor's home (only the Python installation inside it is mounted), the network.
 
-Limits (per sandbox, set by :mod:`grader.sandbox_launch` inside it): address space, CPU
-seconds, processes/threads, largest file, open files. When the grader runs as root the
-kernel also drops to an unprivileged uid of its own (one per concurrent sandbox), so the
-process limit applies and sandboxes cannot signal each other.
+The kernel starts isolated (:mod:`grader.sandbox_kernel`): ``python -I``, IPython's
+``ignore_cwd``, an empty private IPYTHONDIR, configuration read before it moves into its
+working directory, and the output guard loaded from its absolute path.
+
+Limits: per process, set by :mod:`grader.sandbox_launch` inside it (address space, CPU
+seconds, processes/threads, largest file, open files); per submission, a control group
+(:mod:`grader.cgroups`: total memory, processes, CPU share and accounting) where the machine
+lets the grader make one, else only the per-process limits (``isolation`` says which). When
+the grader runs as root the kernel also drops to an unprivileged uid of its own (one per
+concurrent sandbox), so the process limit applies and sandboxes cannot signal each other.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
+import logging
 import os
 import shutil
+import signal
+import stat
 import subprocess
 import sys
 import tempfile
 import threading
-from pathlib import Path
+import time
+from pathlib import Path, PurePosixPath
 
 import zmq
 from jupyter_client.asynchronous import AsyncKernelClient
 from jupyter_client.connect import channel_socket_types
 from jupyter_client.manager import AsyncKernelManager
-from traitlets import Dict, Instance, Integer, List, Unicode, default
+from traitlets import Dict, Enum, Float, Instance, Integer, List, Unicode, default
 from traitlets.config import LoggingConfigurable
 
 import tunelab
+from grader import cgroups
 
 GRADER_DIR = Path(__file__).resolve().parent
 TUNELAB_DIR = Path(tunelab.__file__).resolve().parent
 LAUNCHER = GRADER_DIR / "sandbox_launch.py"
+KERNEL_LAUNCHER = GRADER_DIR / "sandbox_kernel.py"
+KERNEL_MODULES = ("ipykernel_launcher", "ipykernel")
+MAX_IGNORED_LISTED = 200
+_log = logging.getLogger(__name__)
 
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 ETC_FILES = (
@@ -76,13 +94,38 @@ class Sandbox(LoggingConfigurable):
 
     bwrap = Unicode("bwrap", help="The bubblewrap executable.").tag(config=True)
     memory_mb = Integer(
-        2048, help="Address-space limit of each sandboxed process, in MB (RLIMIT_AS)."
+        2048,
+        help="Memory of the whole submission in MB (cgroup), and address space of each of "
+        "its processes (RLIMIT_AS, which gives a MemoryError for one oversized allocation).",
     ).tag(config=True)
     cpu_seconds = Integer(
         600, help="CPU time limit of each sandboxed process, in seconds (RLIMIT_CPU)."
     ).tag(config=True)
     max_processes = Integer(
-        256, help="Processes plus threads the sandboxed user may run (RLIMIT_NPROC)."
+        256,
+        help="Processes plus threads of the whole submission (cgroup pids.max) and of the "
+        "sandboxed user (RLIMIT_NPROC).",
+    ).tag(config=True)
+    cpus = Float(
+        1.0,
+        help="CPUs the whole submission may keep busy at once (cgroup CPU quota; 0: no cap). "
+        "Each submission is also one fair share of the CPU, however many processes it runs.",
+    ).tag(config=True)
+    isolation = Enum(
+        ["auto", cgroups.CGROUP2, cgroups.CGROUP1, cgroups.RLIMITS],
+        "auto",
+        help="Per-submission limits: 'auto' takes cgroup v2, else v1, else per-process "
+        "rlimits only (logged once); naming a cgroup version fails when it is not usable.",
+    ).tag(config=True)
+    workdir_mb = Integer(
+        256,
+        help="Size of the kernel's working directory (a tmpfs: in memory, never on disk), MB.",
+    ).tag(config=True)
+    extra_files = List(
+        Unicode(),
+        help="Paths relative to the notebook's folder (files or folders) that the kernel may "
+        "read, e.g. a data file the assignment ships; nothing else beside the notebook "
+        "enters the sandbox.",
     ).tag(config=True)
     max_file_mb = Integer(64, help="Largest file a submission may write, in MB.").tag(config=True)
     max_open_files = Integer(1024, help="Open file descriptors per process.").tag(config=True)
@@ -156,12 +199,16 @@ class Sandbox(LoggingConfigurable):
         kernel_cmd: list[str],
         *,
         workdir: str,
-        scratch: str,
         ipc_dir: str,
         uid: int | None,
+        files: list[tuple[str, str]] | tuple = (),
         home: str = "/tmp",
     ) -> list[str]:
-        """The full bwrap argv that runs ``kernel_cmd`` with ``scratch`` mounted at ``workdir``."""
+        """The full bwrap argv that runs ``kernel_cmd`` in a fresh tmpfs at ``workdir``.
+
+        ``files``: (host path, path relative to ``workdir``) pairs mounted read-only in it.
+        The process starts in ``/``; :mod:`grader.sandbox_kernel` moves into ``workdir``.
+        """
         cmd = [self.bwrap, "--die-with-parent", "--hostname", "grader"]
         if self.privileged:
             # root: no user namespace (the uid switch needs real uids); keep only what
@@ -185,9 +232,15 @@ class Sandbox(LoggingConfigurable):
         made: set[str] = {"/", "/tmp", "/usr", "/etc", "/proc", "/dev"}
         for path in self.readonly_paths():
             cmd += _parents(path, made) + ["--ro-bind", path, path]
-        for source, target in ((scratch, workdir), (ipc_dir, ipc_dir)):
-            cmd += _parents(target, made) + ["--bind", source, target]
-        cmd += ["--chdir", workdir]
+        cmd += _parents(ipc_dir, made) + ["--bind", ipc_dir, ipc_dir]
+        # the working directory: memory only, capped, empty but for the declared files
+        cmd += _parents(workdir, made)
+        cmd += ["--perms", "1777", "--size", str(self.workdir_mb * 1024 * 1024)]
+        cmd += ["--tmpfs", workdir]
+        for source, relative in files:
+            target = str(PurePosixPath(workdir, relative))
+            cmd += _parents(target, made) + ["--ro-bind", source, target]
+        cmd += ["--chdir", "/"]
         cmd += ["--clearenv"]
         for key, value in self.environment(home).items():
             cmd += ["--setenv", key, value]
@@ -199,6 +252,35 @@ class Sandbox(LoggingConfigurable):
         if uid is not None:
             launch += ["--uid", str(uid), "--gid", str(uid)]
         return [*cmd, "--", *launch, "--", *kernel_cmd]
+
+    def kernel_command(self, kernel_cmd: list[str], workdir: str) -> list[str]:
+        """Rewrite ``python [-X..] -m ipykernel_launcher ARGS`` to the isolated start.
+
+        ``python -I -B grader/sandbox_kernel.py --workdir WORKDIR -- ARGS``: see
+        :mod:`grader.sandbox_kernel`. Any other kernel command is refused.
+        """
+        try:
+            index = kernel_cmd.index("-m")
+            module = kernel_cmd[index + 1]
+        except (ValueError, IndexError):
+            module, index = "", -1
+        if module not in KERNEL_MODULES:
+            raise SandboxUnavailable(
+                f"the sandbox runs only ipykernel kernel specs (python -m ipykernel_launcher), "
+                f"not {' '.join(kernel_cmd)}"
+            )
+        options = [a for a in kernel_cmd[1:index] if a.startswith("-X")]
+        return [
+            kernel_cmd[0],
+            "-I",
+            "-B",
+            *options,
+            str(KERNEL_LAUNCHER),
+            "--workdir",
+            workdir,
+            "--",
+            *kernel_cmd[index + 2 :],
+        ]
 
 
 def _parents(path: str, made: set[str]) -> list[str]:
@@ -269,9 +351,13 @@ class SandboxedKernelClient(AsyncKernelClient):
 class SandboxedKernelManager(AsyncKernelManager):
     """Starts the kernel through bubblewrap, talking to it over Unix sockets.
 
-    nbclient hands over the notebook's folder as ``cwd``; the kernel gets a private copy of
-    that folder (minus notebooks) mounted at the same path, so relative paths behave as in
-    plain ``nbgrader autograde`` while the real folder stays untouched.
+    nbclient hands over the notebook's folder as ``cwd``; the kernel works in an empty tmpfs
+    mounted at that same path (so relative paths behave as in plain ``nbgrader autograde``)
+    holding only the files ``Sandbox.extra_files`` declares; what else lay beside the
+    notebook is listed in :attr:`ignored_files`. The real folder stays untouched.
+
+    For the grader, after each cell: :meth:`kill_strays`, :meth:`cpu_seconds_used`,
+    :meth:`memory_peak_bytes`, and :attr:`isolation` says what they can rely on.
     """
 
     sandbox = Instance(Sandbox)
@@ -295,6 +381,12 @@ class SandboxedKernelManager(AsyncKernelManager):
         self.connection_file = str(self.ipc_dir / "kernel.json")
         self.uid: int | None = None
         self.stderr_path = self.scratch_root / "kernel-stderr.log"
+        #: paths (relative to the notebook's folder) that were not let into the sandbox
+        self.ignored_files: list[str] = []
+        #: the running sandbox's control group, when :attr:`isolation` is a cgroup mode
+        self.group: cgroups.SubmissionCgroup | None = None
+        self._isolation: str | None = None
+        self._launches = 0
 
     @property
     def kernel_spec(self):
@@ -304,33 +396,166 @@ class SandboxedKernelManager(AsyncKernelManager):
             spec.interrupt_mode = "message"
         return spec
 
-    def _prepare_workdir(self, cwd: str | None) -> tuple[str, Path]:
-        work = self.scratch_root / "work"
-        if work.exists():  # a restart: start again from the pristine folder
-            shutil.rmtree(work, ignore_errors=True)
-        work.mkdir()
-        inside = str(Path(cwd).resolve()) if cwd else str(work)
-        if cwd and Path(cwd).is_dir():
-            for item in Path(cwd).iterdir():
-                # links are never followed here: the trusted process must not read for them
-                if item.suffix == ".ipynb" or item.name.startswith(".") or item.is_symlink():
-                    continue
-                if item.is_dir():
-                    shutil.copytree(item, work / item.name, symlinks=True)
-                elif item.is_file():
-                    shutil.copy2(item, work / item.name)
-        return inside, work
+    # -- isolation -------------------------------------------------------------------------
+    @property
+    def isolation(self) -> str:
+        """How the submission as a whole is limited: "cgroup2", "cgroup1" or "rlimits"."""
+        if self._isolation is None:
+            self._isolation = isolation_mode(self.sandbox.isolation, self.log)
+        return self._isolation
+
+    def cpu_seconds_used(self) -> float | None:
+        """CPU seconds used by every process of the running sandbox (None: nothing started).
+
+        With a cgroup: everything the group ever ran. Without: the live processes and what
+        they have reaped (a process killed and reaped by bubblewrap's init still counts).
+        """
+        if self.group is not None:
+            used = self.group.cpu_seconds()
+            if used is not None:
+                return used
+        table = _proc_table()
+        pids = self._sandbox_pids(table) & table.keys()
+        if not pids:
+            return None
+        return sum(table[pid].ticks for pid in pids) / os.sysconf("SC_CLK_TCK")
+
+    def memory_peak_bytes(self) -> int | None:
+        """Highest memory use of the whole sandbox so far (cgroup modes only, else None)."""
+        return self.group.memory_peak() if self.group is not None else None
+
+    def kill_strays(self, keep_kernel: bool = True) -> int:
+        """SIGKILL every process of the sandbox except the kernel; return how many.
+
+        Found by control group, else by process tree and (as root) the sandbox's own uid:
+        a process that called ``setsid()`` or double-forked is still found (it stays in the
+        group, the uid and the pid namespace, whose init is bubblewrap's). With
+        ``keep_kernel=False`` the kernel goes too, which ends the whole sandbox.
+        """
+        killed: set[int] = set()
+        for _ in range(50):  # a process may fork while we look: look again until none is left
+            targets = self.stray_pids(keep_kernel) - killed
+            if not targets:
+                break
+            if self.group is not None:  # frozen meanwhile, where the group has a freezer
+                killed.update(targets)
+                self.group.kill(keep=self.group.pids() - targets)
+                continue
+            for pid in targets:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGKILL)
+                    killed.add(pid)
+        return len(killed)
+
+    def stray_pids(self, keep_kernel: bool = True) -> set[int]:
+        """Live processes of the sandbox other than bubblewrap's and (by default) the kernel."""
+        table = _proc_table() if self.group is None else None
+        pids = self._sandbox_pids(table)
+        targets = pids - self._keep(pids, keep_kernel)
+        if table is not None:  # zombies are dead already; their parent reaps them
+            targets = {pid for pid in targets if pid in table and table[pid].state != b"Z"}
+        return targets
+
+    def _root_pid(self) -> int | None:
+        process = getattr(self.provisioner, "process", None) if self.provisioner else None
+        return getattr(process, "pid", None)
+
+    def _sandbox_pids(self, table: dict[int, _Proc] | None = None) -> set[int]:
+        if self.group is not None:
+            return self.group.pids()
+        table = _proc_table() if table is None else table
+        root = self._root_pid()
+        found: set[int] = set()
+        if root is not None and root in table:
+            children: dict[int, list[int]] = {}
+            for pid, info in table.items():
+                children.setdefault(info.ppid, []).append(pid)
+            todo = [root]
+            while todo:
+                pid = todo.pop()
+                found.add(pid)
+                todo.extend(children.get(pid, ()))
+        if self.uid is not None:
+            found.update(pid for pid, info in table.items() if info.uid == self.uid)
+        return found
+
+    def _keep(self, pids: set[int], keep_kernel: bool) -> set[int]:
+        """bubblewrap's processes, and the kernel: pid 2 of the sandbox's pid namespace."""
+        keep = {self._root_pid()} - {None}
+        depth = _nspid_depth(os.getpid()) + 1
+        wanted = (1, 2) if keep_kernel else (1,)
+        for pid in pids:
+            nspid = _nspids(pid)
+            if len(nspid) == depth and nspid[-1] in wanted:
+                keep.add(pid)
+        return keep  # type: ignore[return-value]
+
+    # -- start -----------------------------------------------------------------------------
+    def _prepare_workdir(self, cwd: str | None) -> tuple[str, list[tuple[str, str]]]:
+        """(the working directory's path, [(copy of a declared file, relative path)])."""
+        copies = self.scratch_root / "files"
+        if copies.exists():  # a restart: start again from the submission
+            shutil.rmtree(copies, ignore_errors=True)
+        copies.mkdir()
+        self.ignored_files = []
+        if not cwd or not Path(cwd).is_dir():
+            return str(self.scratch_root / "work"), []
+        folder = Path(cwd).resolve()
+        files: list[tuple[str, str]] = []
+        declared: list[PurePosixPath] = []
+        for name in self.sandbox.extra_files:
+            relative = _relative(name)
+            source = _without_links(folder, relative) if relative is not None else None
+            if relative is None or source is None:
+                self.log.info("sandbox: declared file %r is not in the submission", name)
+                continue
+            target = copies / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            # the trusted process copies; links are copied as links, never followed
+            if source.is_dir():
+                shutil.copytree(source, target, symlinks=True)
+            else:
+                shutil.copy2(source, target, follow_symlinks=False)
+            _make_readable(target)
+            files.append((str(target), str(relative)))
+            declared.append(relative)
+        self.ignored_files = _left_out(folder, declared)
+        if self.ignored_files:
+            self.log.info(
+                "sandbox: not let in beside the notebook: %s", ", ".join(self.ignored_files)
+            )
+        return str(folder), files
 
     async def _async_launch_kernel(self, kernel_cmd: list[str], **kw) -> None:
-        inside, work = self._prepare_workdir(kw.pop("cwd", None))
+        inside, files = self._prepare_workdir(kw.pop("cwd", None))
+        kernel_cmd = self.sandbox.kernel_command(kernel_cmd, inside)
+        mode = self.isolation
+        self._drop_group()
         if self.sandbox.privileged:
             if self.uid is None:
                 self.uid = UIDS.acquire(self.sandbox.uid_base)
-            for path in [self.ipc_dir, *self.ipc_dir.iterdir(), work, *work.rglob("*")]:
-                os.lchown(path, self.uid, self.uid)
+            _set_ipc_dir(self.ipc_dir, locked=False)
         argv = self.sandbox.command(
-            kernel_cmd, workdir=inside, scratch=str(work), ipc_dir=str(self.ipc_dir), uid=self.uid
+            kernel_cmd, workdir=inside, ipc_dir=str(self.ipc_dir), uid=self.uid, files=files
         )
+        if mode != cgroups.RLIMITS:
+            self._launches += 1
+            try:
+                self.group = cgroups.new_group(
+                    f"{self.scratch_root.name}-{self._launches}",
+                    memory_mb=self.sandbox.memory_mb,
+                    max_pids=self.sandbox.max_processes,
+                    cpus=self.sandbox.cpus,
+                    mode=mode,
+                )
+                self.group.open_for_enter()
+            except OSError as err:
+                self.log.error("sandbox: no control group (%s); per-process limits only", err)
+                self._drop_group()
+                self._isolation = cgroups.RLIMITS
+            else:
+                # the child joins the group between fork and exec: bwrap and all it starts
+                kw["preexec_fn"] = self.group.enter
         kw["cwd"] = str(self.scratch_root)
         kw["env"] = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
         kw["stdout"] = subprocess.DEVNULL
@@ -339,6 +564,23 @@ class SandboxedKernelManager(AsyncKernelManager):
             await super()._async_launch_kernel(argv, **kw)
         finally:
             kw["stderr"].close()
+            if self.group is not None:
+                self.group.close()
+        if self.sandbox.privileged:
+            await self._lock_ipc_dir_when_bound()
+
+    async def _lock_ipc_dir_when_bound(self, timeout: float = 120.0) -> None:
+        """Once the kernel has made its five sockets, its socket folder (on the grading
+        machine's disk) becomes read-only to it: cells run only after that."""
+        ports = (self.shell_port, self.iopub_port, self.stdin_port, self.control_port)
+        sockets = [Path(f"{self.ip}-{port}") for port in (*ports, self.hb_port)]
+        deadline = time.monotonic() + timeout
+        while not all(path.exists() for path in sockets):
+            process = getattr(self.provisioner, "process", None)
+            if time.monotonic() > deadline or process is None or process.poll() is not None:
+                return  # the start fails on its own; the folder is removed with the scratch
+            await asyncio.sleep(0.005)
+        _set_ipc_dir(self.ipc_dir, locked=True)
 
     def stderr_tail(self, lines: int = 5) -> str:
         """Last lines bubblewrap or the kernel wrote to stderr (why a start failed)."""
@@ -348,6 +590,7 @@ class SandboxedKernelManager(AsyncKernelManager):
             return ""
         return "\n".join(text.strip().splitlines()[-lines:])
 
+    # -- end -------------------------------------------------------------------------------
     async def _async_cleanup_resources(self, restart: bool = False) -> None:
         await super()._async_cleanup_resources(restart=restart)
         if not restart:
@@ -355,7 +598,16 @@ class SandboxedKernelManager(AsyncKernelManager):
 
     cleanup_resources = _async_cleanup_resources  # AsyncKernelManager aliases the base one
 
+    def _drop_group(self) -> None:
+        """Kill whatever is left of the previous sandbox and remove its control group."""
+        if self.group is not None:
+            self.group.remove()
+            self.group = None
+        elif self.uid is not None and self._launches is not None:
+            self.kill_strays(keep_kernel=False)
+
     def _remove_scratch(self) -> None:
+        self._drop_group()
         shutil.rmtree(self.scratch_root, ignore_errors=True)
         if self.uid is not None:
             UIDS.release(self.uid)
@@ -364,6 +616,131 @@ class SandboxedKernelManager(AsyncKernelManager):
     def __del__(self) -> None:  # a manager dropped without cleanup must not leak its folder
         with contextlib.suppress(Exception):
             self._remove_scratch()
+
+
+_warned_fallback = threading.Event()
+
+
+def isolation_mode(preferred: str = "auto", log: logging.Logger | None = None) -> str:
+    """The per-submission isolation to use here ("cgroup2", "cgroup1" or "rlimits").
+
+    ``auto`` falls back to per-process rlimits, logging once what that cannot guarantee;
+    a cgroup version asked for by name must work, else :class:`SandboxUnavailable`.
+    """
+    mode, why = cgroups.detect(preferred)
+    if preferred in (cgroups.CGROUP1, cgroups.CGROUP2) and mode != preferred:
+        raise SandboxUnavailable(f"Sandbox.isolation = {preferred} does not work here: {why}")
+    if mode == cgroups.RLIMITS and preferred == "auto" and not _warned_fallback.is_set():
+        _warned_fallback.set()
+        (log or _log).warning(
+            "sandbox: no per-submission control group (%s). Limits are per process only: a "
+            "submission's processes together may use more memory than --memory and more CPU "
+            "than one share, and its CPU time is summed from the processes still alive. "
+            "Delegate a cgroup (v2: a writable group with memory and pids, e.g. systemd-run "
+            "--scope -p Delegate=yes) or run as root with cgroup v1 to close this.",
+            why,
+        )
+    return mode
+
+
+class _Proc:
+    __slots__ = ("ppid", "state", "ticks", "uid")
+
+    def __init__(self, ppid: int, uid: int, ticks: int, state: bytes) -> None:
+        self.ppid, self.uid, self.ticks, self.state = ppid, uid, ticks, state
+
+
+def _proc_table() -> dict[int, _Proc]:
+    """Every process: parent, real uid, CPU ticks (own and reaped children's)."""
+    table: dict[int, _Proc] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as handle:
+                data = handle.read()
+            uid = os.stat(f"/proc/{entry.name}").st_uid
+        except OSError:
+            continue
+        fields = data[data.rindex(b")") + 2 :].split()
+        ticks = sum(int(x) for x in fields[11:15])  # utime, stime, cutime, cstime
+        table[int(entry.name)] = _Proc(int(fields[1]), uid, ticks, fields[0])
+    return table
+
+
+def _nspids(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/status") as handle:
+            for line in handle:
+                if line.startswith("NSpid:"):
+                    return [int(x) for x in line.split()[1:]]
+    except (OSError, ValueError):
+        pass
+    return []
+
+
+@functools.cache
+def _nspid_depth(pid: int) -> int:
+    return len(_nspids(pid)) or 1
+
+
+def _relative(name: str) -> PurePosixPath | None:
+    path = PurePosixPath(name)
+    if path.is_absolute() or not path.parts or ".." in path.parts:
+        return None
+    return path
+
+
+def _without_links(folder: Path, relative: PurePosixPath) -> Path | None:
+    """``folder/relative`` when no part of it is a link and it is a file or folder."""
+    current = folder
+    for part in relative.parts:
+        current = current / part
+        try:
+            mode = current.lstat().st_mode
+        except OSError:
+            return None
+        if stat.S_ISLNK(mode):
+            return None
+    return current if stat.S_ISREG(mode) or stat.S_ISDIR(mode) else None
+
+
+def _make_readable(path: Path) -> None:
+    for item in [path, *path.rglob("*")] if path.is_dir() else [path]:
+        if item.is_symlink():
+            continue
+        mode = item.stat().st_mode
+        extra = 0o555 if item.is_dir() else 0o444 | (0o111 if mode & 0o100 else 0)
+        os.chmod(item, (mode & 0o755) | extra)
+
+
+def _left_out(folder: Path, declared: list[PurePosixPath]) -> list[str]:
+    """What lies in ``folder`` that does not enter the sandbox (notebooks at its top aside)."""
+    out: list[str] = []
+    for root, dirs, names in os.walk(folder):
+        base = PurePosixPath(os.path.relpath(root, folder))
+        entries = [*names, *(d for d in dirs if os.path.islink(os.path.join(root, d)))]
+        dirs[:] = sorted(d for d in dirs if base / d not in declared)  # links: not walked
+        for name in sorted(entries):
+            relative = base / name
+            if relative.parent == PurePosixPath(".") and name.endswith(".ipynb"):
+                continue
+            if any(relative == d or d in relative.parents for d in declared):
+                continue
+            out.append(relative.as_posix())
+            if len(out) > MAX_IGNORED_LISTED:
+                return [*out[:MAX_IGNORED_LISTED], "..."]
+    return out
+
+
+def _set_ipc_dir(ipc_dir: Path, locked: bool) -> None:
+    """Root-owned; open to the sandbox uid (sticky) while its kernel makes its sockets."""
+    os.chown(ipc_dir, 0, 0)
+    os.chmod(ipc_dir, 0o755 if locked else 0o1777)
+    for item in ipc_dir.iterdir():
+        if not item.is_socket() and not item.is_symlink():
+            os.chown(item, 0, 0)
+            os.chmod(item, 0o644)
 
 
 def _probe_kernel_cmd() -> list[str]:
@@ -379,14 +756,11 @@ def check_sandbox(bwrap: str = "bwrap") -> str:
         return f"bubblewrap ({bwrap}) is not installed; on Debian: sudo apt-get install bubblewrap"
     sandbox = Sandbox(bwrap=bwrap)
     with tempfile.TemporaryDirectory(prefix="grader-probe-") as tmp:
-        work, ipc = Path(tmp, "work"), Path(tmp, "ipc")
-        work.mkdir()
+        ipc = Path(tmp, "ipc")
         ipc.mkdir()
         uid = sandbox.uid_base if sandbox.privileged else None
-        if uid is not None:
-            os.chown(work, uid, uid)
         argv = sandbox.command(
-            _probe_kernel_cmd(), workdir=str(work), scratch=str(work), ipc_dir=str(ipc), uid=uid
+            _probe_kernel_cmd(), workdir=str(Path(tmp, "work")), ipc_dir=str(ipc), uid=uid
         )
         try:
             proc = subprocess.run(argv, capture_output=True, text=True, timeout=60)

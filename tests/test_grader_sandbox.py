@@ -49,9 +49,9 @@ def test_file_system_view(tmp_path: Path) -> None:
         "import tunelab\nprint(pathlib.Path(tunelab.data_path()).exists())",
         "print(os.getuid())",
     ]
-    out = run(cells, tmp_path)
+    out = run(cells, tmp_path, extra_files=["given.csv"])
     assert out[0]["text"].strip() == "a,b"
-    assert out[1]["text"].strip() == "['given.csv']", "notebooks are not copied in"
+    assert out[1]["text"].strip() == "['given.csv']", "only declared files are let in"
     visible = eval(out[2]["text"])  # noqa: S307 (our own printed list)
     assert set(visible) <= {"data", "grader", "tunelab", ".venv"}, visible
     assert {"solutions", ".git", ".instructor", "tests", "notebooks"}.isdisjoint(visible)
@@ -127,7 +127,7 @@ def test_no_environment_or_descriptors_leak_in(tmp_path: Path, monkeypatch) -> N
 
 
 def test_command_binds_nothing_private() -> None:
-    argv = Sandbox().command(["python"], workdir="/w", scratch="/s", ipc_dir="/i", uid=None)
+    argv = Sandbox().command(["python"], workdir="/w", ipc_dir="/i", uid=None, files=[("/s", "f")])
     joined = " ".join(argv)
     for private in ("/solutions", ".instructor", "/.git", "/notebooks", "/tests"):
         assert private not in joined, private
@@ -137,7 +137,10 @@ def test_command_binds_nothing_private() -> None:
         assert not home.startswith(source), source
         assert not source.startswith(home) or source in (sys.base_prefix, sys.prefix), source
     assert "--unshare-net" in argv or "--unshare-all" in argv
-    assert argv[argv.index("--chdir") + 1] == "/w"
+    tmpfs = [argv[i + 1] for i, arg in enumerate(argv) if arg == "--tmpfs"]
+    assert tmpfs == ["/tmp", "/w"], "the working directory is a fresh tmpfs"
+    assert argv[argv.index("/s") - 1 : argv.index("/s") + 2] == ["--ro-bind", "/s", "/w/f"]
+    assert argv[argv.index("--chdir") + 1] == "/", "the kernel moves to /w after its config"
 
 
 def test_check_sandbox_explains_a_missing_bwrap() -> None:
