@@ -131,10 +131,13 @@ def load_checker(course_root: Path, assignment: str) -> Checker:
         raise CheckerError(f"{path} cannot be imported")
     module: ModuleType = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
+    writes, sys.dont_write_bytecode = sys.dont_write_bytecode, True  # no __pycache__ in solutions/
     try:
         spec.loader.exec_module(module)
     except Exception as err:
         raise CheckerError(f"{path} failed to import: {type(err).__name__}: {err}") from err
+    finally:
+        sys.dont_write_bytecode = writes
     checks = getattr(module, "CHECKS", None)
     probes = getattr(module, "MODULE", None)
     if not isinstance(checks, dict) or not isinstance(probes, str):

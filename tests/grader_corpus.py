@@ -54,6 +54,47 @@ TESTS = {
 }
 POINTS = {"test_square": 1, "test_answer": 2, "test_cube": 1}
 
+#: The mini course's trusted checker (solutions/mini/checker.py): the hidden test of
+#: ``test_answer`` lives here, not in the notebook, and every verdict is computed here.
+CHECKER = """
+from grader.trusted import Context, Verdict
+from tunelab.checks import wire
+
+MODULE = "generic"
+
+
+def _calls(ctx: Context, name: str, calls: list, want: list, why: str) -> Verdict:
+    got = ctx.probe("call", {"name": name, "calls": calls})
+    if type(got) is not list or len(got) != len(want):
+        return Verdict.fail(f"{why}; the grader got no answers")
+    for g, w in zip(got, want):
+        if not (type(g) is int and g == w):
+            return Verdict.fail(f"{why}; {wire.describe(g)}")
+    return Verdict.ok(f"{name} passed")
+
+
+def check_square(ctx: Context) -> Verdict:
+    x = int(ctx.rng().integers(3, 1000))
+    return _calls(ctx, "square", [[2], [x]], [4, x * x], "square(2) should be 4")
+
+
+def check_answer(ctx: Context) -> Verdict:
+    got = ctx.probe("variable", {"name": "answer"})
+    if type(got) is not int:
+        return Verdict.fail(f"answer must be an int; {wire.describe(got)}")
+    if got != 42:
+        return Verdict.fail("answer is not the expected value")
+    return Verdict.ok("answer passed")
+
+
+def check_cube(ctx: Context) -> Verdict:
+    x = int(ctx.rng().integers(3, 1000))
+    return _calls(ctx, "cube", [[2], [x]], [8, x**3], "cube(2) should be 8")
+
+
+CHECKS = {"test_square": check_square, "test_answer": check_answer, "test_cube": check_cube}
+"""
+
 
 def master_notebook() -> nbformat.NotebookNode:
     cells = [
@@ -78,6 +119,7 @@ def build_course(root: Path) -> Path:
     folder = root / "solutions" / ASSIGNMENT
     folder.mkdir(parents=True)
     nbformat.write(master_notebook(), folder / f"{ASSIGNMENT}.ipynb")
+    (folder / "checker.py").write_text(CHECKER)
     (root / "data").mkdir()
     (root / "data" / "numbers.csv").write_text("x\n1\n2\n")
     (root / "secret.txt").write_text("not for students\n")
