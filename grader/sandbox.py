@@ -603,7 +603,7 @@ class SandboxedKernelManager(AsyncKernelManager):
         if self.group is not None:
             self.group.remove()
             self.group = None
-        elif self.uid is not None and self._launches is not None:
+        elif self.uid is not None:  # no group: the uid and process tree find what is left
             self.kill_strays(keep_kernel=False)
 
     def _remove_scratch(self) -> None:
