@@ -3,6 +3,12 @@
 Each page is the student's autograded notebook with the score of every part, the test
 cells (hidden tests included, as nbgrader shows them) and their errors. One converter per
 student, so one broken submission cannot stop the others, and the progress bar moves.
+
+Submissions are untrusted, and so is everything they printed: pages are rendered by
+:class:`grader.sanitize.SafeFeedbackExporter`, which cleans the notebook, caps its outputs,
+runs no script and puts a Content-Security-Policy first in ``<head>``. A page that still
+fails :func:`grader.sanitize.page_problems` is deleted (a stale page from an older run too)
+and the student is listed as failed, so an unsafe page is never left to be opened.
 """
 
 from __future__ import annotations
@@ -11,8 +17,11 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from traitlets.config import Config
+
 from grader.course import Course
 from grader.logs import captured, failure_reason
+from grader.sanitize import SafeFeedbackExporter, page_problems
 
 log = logging.getLogger("grader.nbgrader")
 
@@ -34,8 +43,34 @@ def autograded_students(course: Course, assignment: str) -> list[str]:
     )
 
 
+def feedback_config(course: Course, limits: dict[str, int] | None = None) -> Config:
+    """The course's configuration with the safe exporter; ``limits`` overrides the caps of
+    :class:`grader.sanitize.SanitizeForFeedback` (e.g. ``{"max_output_chars": 5000}``)."""
+    extra = Config()
+    extra.GenerateFeedback.exporter_class = SafeFeedbackExporter
+    for name, value in (limits or {}).items():
+        extra.SanitizeForFeedback[name] = int(value)
+    return course.config(extra)
+
+
+def _unsafe_pages(pages: list[Path]) -> str:
+    """Delete every page that must not be opened; say why, or "" when all are safe."""
+    reasons = []
+    for page in pages:
+        problems = page_problems(page.read_text(encoding="utf-8", errors="replace"))
+        if problems:
+            page.unlink()
+            reasons.append(f"{page.name} was unsafe and was deleted: " + "; ".join(problems[:3]))
+    return "; ".join(reasons)
+
+
 def generate_feedback(
-    course: Course, assignment: str, *, students: list[str] | None = None, progress: bool = False
+    course: Course,
+    assignment: str,
+    *,
+    students: list[str] | None = None,
+    progress: bool = False,
+    limits: dict[str, int] | None = None,
 ) -> FeedbackRun:
     """Write ``feedback/STUDENT/ASSIGNMENT/NOTEBOOK.html`` for every autograded student."""
     from nbgrader.converters import GenerateFeedback, NbGraderException
@@ -44,7 +79,7 @@ def generate_feedback(
 
     course.notebooks(assignment)  # a clear error for an unknown assignment
     names = autograded_students(course, assignment) if students is None else students
-    cfg = course.config()
+    cfg = feedback_config(course, limits)
     run = FeedbackRun(assignment)
     bar = _progress(len(names), f"feedback {assignment}", progress)
     try:
@@ -58,7 +93,10 @@ def generate_feedback(
                 except NbGraderException as err:
                     run.failed[student] = failure_reason(errors) or str(err)
             pages = sorted((course.feedback / student / assignment).glob("*.html"))
-            if pages and student not in run.failed:
+            unsafe = _unsafe_pages(pages)
+            if unsafe:
+                run.failed[student] = unsafe
+            elif pages and student not in run.failed:
                 run.pages[student] = pages
             elif student not in run.failed:
                 run.failed[student] = "no feedback page was written"
