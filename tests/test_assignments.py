@@ -2,9 +2,10 @@
 
 Why these tests: a master whose own solution fails its tests, a released copy that passes with
 nothing filled in, or a student copy that drifted from its master would all reach students
-silently. So every check here runs the real nbgrader 0.9.6 pipeline (generate_assignment,
-validate, autograde, generate_feedback) in a throw-away course directory built from the
-repository's own ``grader/nbgrader_config.py``.
+silently. So every check here runs the real pipeline: nbgrader 0.9.6's generate_assignment and
+validate in a throw-away course directory built from the repository's own
+``grader/nbgrader_config.py``, and the instructor's ``grader`` autograde (sandboxed kernel,
+trusted checker) and feedback with a throw-away instructor folder.
 
 The helpers at the top are shared with ``tests/test_cheating.py``.
 """
@@ -94,8 +95,15 @@ class Course:
         self.nbgrader("generate_assignment", assignment, "--force")
         return self.root / "notebooks" / assignment / f"{assignment}.ipynb"
 
+    @property
+    def graders(self):
+        """The grader's view: this repository's course, instructor files under ``root``."""
+        from grader.course import Course as GraderCourse
+
+        return GraderCourse(root=ROOT, instructor=self.root / "instructor")
+
     def submit(self, assignment: str, student: str, nb: nbformat.NotebookNode | Path) -> None:
-        dest = self.root / "submitted" / student / assignment
+        dest = self.graders.submitted / student / assignment
         dest.mkdir(parents=True, exist_ok=True)
         target = dest / f"{assignment}.ipynb"
         if isinstance(nb, Path):
@@ -103,28 +111,35 @@ class Course:
         else:
             nbformat.write(nb, target)
 
-    def autograde(self, assignment: str) -> None:
-        self.nbgrader("autograde", assignment, "--force")
+    def autograde(self, assignment: str):
+        """``python -m grader autograde``: sandboxed when bubblewrap works here."""
+        from grader.autograde import autograde
+        from grader.sandbox import check_sandbox
+
+        return autograde(self.graders, assignment, sandbox=not check_sandbox())
 
     def feedback(self, assignment: str) -> None:
-        self.nbgrader("generate_feedback", assignment, "--force")
+        from grader.feedback import generate_feedback
+
+        run = generate_feedback(self.graders, assignment)
+        assert not run.failed, run.failed
 
     def feedback_html(self, assignment: str, student: str) -> str:
-        path = self.root / "feedback" / student / assignment / f"{assignment}.html"
+        path = self.graders.feedback / student / assignment / f"{assignment}.html"
         return path.read_text(encoding="utf-8")
 
     def grades(self, assignment: str, student: str) -> dict[str, Grade]:
         """Per-cell grades of one autograded submission, keyed by grade_id."""
         from nbgrader.api import Gradebook
 
-        with Gradebook(f"sqlite:///{self.root / 'gradebook.db'}") as gb:
+        with Gradebook(self.graders.db_url) as gb:
             nb = gb.find_submission_notebook(assignment, assignment, student)
             return {
                 g.name: Grade(g.name, g.score, g.max_score, g.needs_manual_grade) for g in nb.grades
             }
 
     def autograded_notebook(self, assignment: str, student: str) -> nbformat.NotebookNode:
-        path = self.root / "autograded" / student / assignment / f"{assignment}.ipynb"
+        path = self.graders.autograded / student / assignment / f"{assignment}.ipynb"
         return nbformat.read(path, as_version=4)
 
 

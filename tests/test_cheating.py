@@ -1,21 +1,23 @@
-"""Submissions that only fit the visible checks must lose points on the hidden tests.
+"""Submissions that only fit the visible checks must lose points on the hidden checks.
 
 Why: the visible checks in a released notebook show a handful of examples. A student (or a
 language model) can write code that passes exactly those -- hard-coded answers, a rule of thumb
 copied from somewhere, a function that only works on sorted input -- and see every check go
-green. The hidden tests exist to catch that; these tests prove each one does.
+green. The trusted checker's hidden inputs exist to catch that; these tests prove each one does.
 
 Two levels:
 
-* fast, in this process: each cheat runs the released (visible-only) check cell, which must
-  PASS, and then the master's check cell with its hidden tests, which must FAIL;
-* end to end: a whole cheating submission goes through ``nbgrader autograde`` and its score is
-  compared with the master's.
+* fast, in this process: each cheat runs the released check cell, which must PASS, and then the
+  trusted checker (``solutions/sql_overfitting/checker.py``) through the same wire format the
+  grader uses across the sandbox, which must FAIL;
+* end to end: a whole cheating submission goes through ``python -m grader autograde`` and its
+  score is compared with the master's.
 """
 
 from __future__ import annotations
 
 import collections
+import json
 import sqlite3
 import textwrap
 from pathlib import Path
@@ -31,7 +33,12 @@ except ImportError:  # pragma: no cover
     from tests.test_assignments import Course, master_path, release_path, validate
 
 import tunelab
+from grader.trusted import Context, Verdict, load_checker
+from tunelab.checks import sql_overfitting as sql_checks
+from tunelab.checks import wire
 from tunelab.scenarios import LABELS
+
+ROOT = Path(__file__).resolve().parents[1]
 
 SQL = "sql_overfitting"
 
@@ -62,6 +69,7 @@ def base_namespace(notebooks) -> dict:
         "sqlite3": sqlite3,
         "Path": Path,
         "LABELS": LABELS,
+        "checks": sql_checks,
         "snapshots": pd.read_csv(tunelab.data_path("runs/sql_20_epochs.csv")),
     }
     for part in ("p1", "p2", "p3", "p4", "p5"):
@@ -173,37 +181,58 @@ CHEATS = {
 }
 
 
+def trusted_verdict(part: str, ns: dict, seed: int = 1) -> Verdict:
+    """The grader's verdict on one part, with the kernel replaced by ``ns`` in this process.
+
+    The probe's answer still crosses the wire format (encode, JSON, strict decode), so the
+    checker sees exactly what it would see from a sandboxed kernel.
+    """
+    checker = load_checker(ROOT, SQL)
+
+    def probe(module: str, name: str, payload) -> object:
+        result = sql_checks.PROBES[name](ns, json.loads(json.dumps(payload)))
+        return wire.decode_text(wire.dumps(result))
+
+    ctx = Context(f"{part}-check", seed, probe, checker.module, ROOT)
+    return checker.judge(f"{part}-check", ctx)
+
+
 @pytest.mark.parametrize("name", sorted(CHEATS))
-def test_cheat_passes_visible_check_but_fails_hidden_tests(name, notebooks, base_namespace):
+def test_cheat_passes_visible_check_but_fails_hidden_checks(name, notebooks, base_namespace):
     master, release = notebooks
     part, source = CHEATS[name]
     ns = dict(base_namespace)
     exec(textwrap.dedent(source), ns)
     # What the student sees: the released check cell passes...
     exec(cell_source(release, f"{part}-check"), dict(ns))
-    # ...and what grading runs: the same cell with its hidden tests fails.
-    with pytest.raises(AssertionError) as failure:
-        exec(cell_source(master, f"{part}-check"), dict(ns))
+    # ...and what grading decides, outside the kernel: the part fails.
+    verdict = trusted_verdict(part, ns)
+    assert not verdict.passed, verdict.message
     # The message is feedback for the student: it must say something, not just fail.
-    assert len(str(failure.value)) > 40, str(failure.value)
+    assert len(verdict.message) > 40, verdict.message
 
 
 @pytest.mark.parametrize("part", ["p1", "p2", "p3", "p4", "p5", "p6"])
-def test_master_answers_pass_the_hidden_tests(part, notebooks, base_namespace):
+@pytest.mark.parametrize("seed", [1, 2])
+def test_master_answers_pass_the_hidden_checks(part, seed, notebooks, base_namespace):
     """Control for the test above: the same harness with the honest answer passes."""
     master, _ = notebooks
     exec(cell_source(master, f"{part}-check"), dict(base_namespace))
+    verdict = trusted_verdict(part, dict(base_namespace), seed)
+    assert verdict.passed, verdict.message
 
 
-def test_every_cheat_part_is_graded_and_the_release_hides_the_grading(notebooks):
+def test_every_cheat_part_is_graded_and_the_notebooks_hold_no_hidden_check(notebooks):
     master, release = notebooks
+    checker = load_checker(ROOT, SQL)
     for part, _ in CHEATS.values():
-        assert "BEGIN HIDDEN TESTS" in cell_source(master, f"{part}-check")
-        assert "HIDDEN" not in cell_source(release, f"{part}-check")
+        assert f"{part}-check" in checker.checks
+        for nb in (master, release):
+            assert "HIDDEN" not in cell_source(nb, f"{part}-check")
 
 
 # --------------------------------------------------------------------------------------------
-# End to end through nbgrader autograde
+# End to end through the grader's autograde
 # --------------------------------------------------------------------------------------------
 
 # A whole submission tuned to the visible checks: parts 1-7 cheat, part 8 is honest.

@@ -12,8 +12,9 @@ step keeps going:
   past ``notebook_timeout``) gets an error output too,
   so a test cell can never pass by not running (nbgrader scores a test cell without an
   error output as passed);
-* what a cell prints is capped (``max_output_chars``) but error outputs are always kept,
-  since they decide the grade.
+* what a cell sends is capped per cell (``max_output_chars``) and per notebook
+  (``max_notebook_output``), counting every message's whole content; a cell's first error
+  is always kept, clipped to ``max_error_chars``.
 
 The kernel itself is started by ``kernel_manager_class``: :class:`grader.sandbox.
 SandboxedKernelManager` by default, the stock manager with ``python -m grader autograde
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import json
 import secrets
 import time
 from pathlib import Path
@@ -64,7 +66,15 @@ class SandboxedExecute(Execute):
     ).tag(config=True)
     max_output_chars = Integer(
         2_000_000,
-        help="Characters of output kept per cell (error outputs are always kept).",
+        help="Characters of output (all message content) kept per cell.",
+    ).tag(config=True)
+    max_notebook_output = Integer(
+        8_000_000,
+        help="Characters of output kept for the whole notebook, all cells together.",
+    ).tag(config=True)
+    max_error_chars = Integer(
+        20_000,
+        help="Characters kept of an error's message and of its traceback.",
     ).tag(config=True)
     sandbox = Bool(
         True,
@@ -99,6 +109,8 @@ class SandboxedExecute(Execute):
         self._chars: dict[int, int] = {}
         self._pending_notes: dict[int, list[str]] = {}
         self._truncated: set[int] = set()
+        self._pending_truncation: dict[int, str] = {}
+        self._total = 0
         self._checker = grader_res.get("checker")
         self._seed = grader_res.get("seed")
         self._verdicts: dict[str, Verdict] = grader_res.setdefault("verdicts", {})
@@ -334,33 +346,75 @@ class SandboxedExecute(Execute):
             self._event("replayed", None, f"re-ran {len(indices)} earlier cell(s) after a restart")
 
     # -- outputs ---------------------------------------------------------------------------
-    def output(self, outs, msg, display_id, cell_index):
-        if self.clear_before_next_output:
-            self._chars[cell_index] = 0
-        if msg["msg_type"] == "error":  # always kept: errors decide the grade
-            return super().output(outs, msg, display_id, cell_index)
-        size = _size(msg.get("content", {}))
+    # Every message a kernel sends counts against two budgets, per cell and per notebook, by
+    # its whole JSON content (text, data of every mime type, metadata, error text): streams,
+    # display data, results, updates of earlier displays and widget messages alike. A hostile
+    # kernel can otherwise grow the graded notebook and the feedback page without bound.
+    def _charge(self, cell_index: int, size: int) -> bool:
+        """Take ``size`` characters from the cell's and the notebook's budgets, if both allow."""
         used = self._chars.get(cell_index, 0)
-        if used + size > self.max_output_chars:
+        if used + size > self.max_output_chars or self._total + size > self.max_notebook_output:
             if cell_index not in self._truncated:
                 self._truncated.add(cell_index)
+                limit = (
+                    f"{self.max_output_chars:,} characters in one cell"
+                    if used + size > self.max_output_chars
+                    else f"{self.max_notebook_output:,} characters in the notebook"
+                )
+                self._pending_truncation[cell_index] = limit
+                self._event("output_truncated", cell_index, f"over {limit}")
+            return False
+        self._chars[cell_index] = used + size
+        self._total += size
+        return True
+
+    def output(self, outs, msg, display_id, cell_index):
+        if self.clear_before_next_output:
+            self._release(cell_index)
+        content = msg.get("content", {})
+        if msg["msg_type"] == "error":
+            _clip_error(content, self.max_error_chars)
+            first = not any(o.get("output_type") == "error" for o in outs)
+            if not self._charge(cell_index, _size(content)) and not first:
+                return None  # the first error is always kept (bounded by the clip)
+            return super().output(outs, msg, display_id, cell_index)
+        if not self._charge(cell_index, _size(content)):
+            if self._pending_truncation.pop(cell_index, None) is not None:
                 outs.append(
                     new_output(
                         "stream",
                         name="stderr",
-                        text=f"\n... output truncated: more than {self.max_output_chars} "
-                        "characters ...\n",
+                        text="\n... output truncated by the grader: this cell (or the notebook) "
+                        "printed more than it may ...\n",
                     )
                 )
-                self._event("output_truncated", cell_index, f"over {self.max_output_chars} chars")
             return None
-        self._chars[cell_index] = used + size
         return super().output(outs, msg, display_id, cell_index)
+
+    def _update_display_id(self, display_id: str, msg: dict) -> None:
+        """An update rewrites every output showing that display: charge each copy."""
+        targets = self._display_id_map.get(display_id, {})
+        size = _size(msg.get("content", {}))
+        for cell_index, indices in targets.items():
+            if not self._charge(cell_index, size * len(indices)):
+                return
+        super()._update_display_id(display_id, msg)
+
+    def handle_comm_msg(self, outs, msg, cell_index):
+        """Widget messages end up in the notebook's metadata: they count too."""
+        if not self._charge(cell_index, _size(msg.get("content", {}))):
+            return None
+        return super().handle_comm_msg(outs, msg, cell_index)
 
     def clear_output(self, outs, msg, cell_index):
         super().clear_output(outs, msg, cell_index)
         if not outs:
-            self._chars[cell_index] = 0
+            self._release(cell_index)
+
+    def _release(self, cell_index: int) -> None:
+        """Outputs cleared from a cell give their characters back."""
+        self._total -= self._chars.get(cell_index, 0)
+        self._chars[cell_index] = 0
 
     # -- helpers ---------------------------------------------------------------------------
     def _timed_out(self, cell) -> bool:
@@ -395,10 +449,27 @@ def _has_error(cell) -> bool:
 
 
 def _size(content: dict) -> int:
-    if "text" in content:
-        return len(content["text"])
-    data = content.get("data") or {}
-    return sum(len(v) if isinstance(v, str) else len(str(v)) for v in data.values())
+    """Characters of a message's whole content (text, data, metadata, error text...)."""
+    try:
+        return len(json.dumps(content, default=str))
+    except (TypeError, ValueError, RecursionError):
+        return 1 << 40  # unmeasurable: refuse it
+
+
+def _clip_error(content: dict, limit: int) -> None:
+    """Bound an error's name, message and traceback (they are kept even past the caps)."""
+    content["ename"] = str(content.get("ename", "Error"))[:200]
+    content["evalue"] = str(content.get("evalue", ""))[:limit]
+    lines = [str(line)[:limit] for line in content.get("traceback") or []]
+    kept: list[str] = []
+    used = 0
+    for line in reversed(lines):  # the end of a traceback says where it failed
+        if used + len(line) > limit:
+            kept.append("... (traceback shortened by the grader)")
+            break
+        kept.append(line)
+        used += len(line)
+    content["traceback"] = list(reversed(kept))
 
 
 def _short(err: BaseException) -> str:
