@@ -604,6 +604,11 @@ def _notes_from_events(events: list[dict]) -> list[str]:
             notes.append(f"{where} could not be interrupted; the kernel was restarted")
         elif kind == "notebook_timeout":
             notes.append(f"{event['detail']}; cells from {where} on were not run")
+        elif kind == "forked":
+            notes.append(
+                f"{where} left {event['detail']} running; they were stopped, and the cell is "
+                "never re-run after a restart"
+            )
         elif kind == "output_truncated":
             notes.append(f"{where} printed too much; its output was truncated")
     return list(dict.fromkeys(notes))

@@ -145,11 +145,12 @@ class SandboxedExecute(Execute):
                         continue
                 else:
                     problem = self._run_cell(cell, resources, index)
+                forked = self._reap(index)  # nothing a cell started outlives it
                 if problem is None:
                     if self._timed_out(cell):
                         self._event("timeout", index, f"stopped after {self.timeout} s")
-                    elif not _has_error(cell):
-                        clean.append(index)
+                    elif not _has_error(cell) and not forked and not judged:
+                        clean.append(index)  # cells that forked are never replayed
                     continue
                 ename, text = problem
                 if not judged:
@@ -292,6 +293,21 @@ class SandboxedExecute(Execute):
                 )
             )
         cell.outputs = outputs
+
+    def _reap(self, index: int) -> int:
+        """Stop every process a cell left running (a fork bomb, a busy child in its own
+        session), so it cannot slow other submissions; the count is noted."""
+        kill = getattr(self.km, "kill_strays", None)
+        if kill is None:
+            return 0
+        try:
+            count = int(kill())
+        except Exception as err:  # noqa: BLE001 (the sandbox may already be gone)
+            self.log.debug("kill_strays: %s", err)
+            return 0
+        if count:
+            self._event("forked", index, f"{count} process(es)")
+        return count
 
     # -- kernel lifecycle --------------------------------------------------------------------
     def _start_kernel(self, first: bool = False) -> None:
