@@ -604,6 +604,8 @@ def _notes_from_events(events: list[dict]) -> list[str]:
             notes.append(f"{where} could not be interrupted; the kernel was restarted")
         elif kind == "notebook_timeout":
             notes.append(f"{event['detail']}; cells from {where} on were not run")
+        elif kind == "note":
+            notes.append(f"{where}: {event['detail']}")
         elif kind == "forked":
             notes.append(
                 f"{where} left {event['detail']} running; they were stopped, and the cell is "

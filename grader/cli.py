@@ -134,6 +134,8 @@ def cmd_autograde(args: argparse.Namespace) -> int:
         sandbox=not args.no_sandbox,
         students=args.student or None,
         progress=not args.quiet,
+        new_seeds=args.new_seeds,
+        preflight=not args.skip_preflight,
     )
     print_autograde(course, run)
     return 0 if not run.failed else 1
@@ -146,12 +148,12 @@ def print_autograde(course: Course, run) -> None:
         f"Autograded {run.assignment}: {len(run.results)} submission(s) in {run.seconds:.1f} s "
         f"({run.workers} worker(s), {mode})"
     )
-    print(f"  graded: {len(run.graded)}   failed: {len(run.failed)}")
+    print(f"  graded: {len(run.graded)}   not graded: {len(run.failed)}")
     width = max([len(r.student) for r in run.results] + [7])
     for result in run.results:
         print(f"  {result.student:<{width}}  {result.message}")
     if run.failed:
-        print("  Failed (no grade; fix the cause and run autograde again):")
+        print("  Not graded (no grade recorded; fix the cause and run autograde again):")
         for result in run.failed:
             print(f"    {result.student}: {result.error}")
     print("Outputs:")
@@ -354,6 +356,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("assignment", help=ASSIGNMENT_HELP)
     _grading_options(p, timeout=None)
     p.add_argument("--student", action="append", help="grade only this student (repeatable)")
+    p.add_argument(
+        "--new-seeds",
+        action="store_true",
+        help="draw new hidden inputs even for students graded before (default: a regrade "
+        "reuses each student's stored seed, so it reproduces the grade)",
+    )
+    p.add_argument(
+        "--skip-preflight",
+        action="store_true",
+        help="do not grade the master solution first (it must earn full marks in the sandbox "
+        "before a class is graded; a pass is remembered until the course or grader changes)",
+    )
     p.set_defaults(func=cmd_autograde)
 
     p = sub.add_parser(

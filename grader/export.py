@@ -1,15 +1,21 @@
-"""Export: the grades CSV, written by nbgrader's own ``CsvExportPlugin``.
+"""Export: the grades CSV, written by nbgrader's own ``CsvExportPlugin``, plus a status column.
 
-One row per assignment and student in the gradebook (students without a submission get
-0), with nbgrader's columns: assignment, duedate, timestamp, student_id, last_name,
-first_name, email, raw_score, late_submission_penalty, score, max_score.
+One row per assignment and student in the gradebook, with nbgrader's columns: assignment,
+duedate, timestamp, student_id, last_name, first_name, email, raw_score,
+late_submission_penalty, score, max_score. The grader adds ``status``: ``graded``, ``no
+submission``, or ``not graded: REASON`` for a submission the grader could not grade (its
+score columns are left empty instead of showing a silent 0), from the last autograde run.
 """
 
 from __future__ import annotations
 
+import csv
+import json
 from pathlib import Path
 
 from grader.course import Course, CourseError
+
+SCORE_COLUMNS = ("raw_score", "late_submission_penalty", "score")
 
 
 def export_grades(course: Course, dest: Path | None = None) -> Path:
@@ -25,4 +31,51 @@ def export_grades(course: Course, dest: Path | None = None) -> Path:
     plugin = CsvExportPlugin(config=cfg, to=str(dest))
     with Gradebook(course.db_url, cfg.CourseDirectory.course_id) as gb:
         plugin.export(gb)
+    add_status(course, dest)
     return dest
+
+
+def run_statuses(course: Course) -> dict[tuple[str, str], str]:
+    """(assignment, student) -> status, from each assignment's last autograde record."""
+    statuses: dict[tuple[str, str], str] = {}
+    if not course.runs.is_dir():
+        return statuses
+    for record in sorted(course.runs.glob("*.json")):
+        try:
+            data = json.loads(record.read_text())
+            rows = data["results"]
+            assignment = str(data["assignment"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        for row in rows:
+            if not isinstance(row, dict) or "student" not in row:
+                continue
+            if row.get("status") == "failed":
+                status = f"not graded: {row.get('error') or 'unknown reason'}"
+            else:
+                status = "graded"
+            statuses[(assignment, str(row["student"]))] = status
+    return statuses
+
+
+def add_status(course: Course, path: Path) -> None:
+    """Add the status column; empty the scores of submissions that were not graded."""
+    with path.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+        columns = list(rows[0].keys()) if rows else []
+    if not columns:
+        return
+    statuses = run_statuses(course)
+    for row in rows:
+        status = statuses.get((row.get("assignment", ""), row.get("student_id", "")))
+        if status is None:
+            status = "graded" if row.get("timestamp") else "no submission"
+        row["status"] = " ".join(status.split())  # one line per row
+        if status.startswith("not graded"):
+            for column in SCORE_COLUMNS:
+                if column in row:
+                    row[column] = ""
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=[*columns, "status"])
+        writer.writeheader()
+        writer.writerows(rows)

@@ -72,7 +72,14 @@ def check_master(ag: Autograder) -> None:
                 ),
             }
             step = SandboxedExecute(config=ag.config)
-            step.preprocess(nb, resources)
+            try:
+                step.preprocess(nb, resources)
+            except Exception as err:  # noqa: BLE001 (any failure here stops grading)
+                raise PreflightError(
+                    f"the master solution of {ag.assignment} could not run in the grading "
+                    f"sandbox ({type(err).__name__}: {err}); no student was graded. Fix the "
+                    "grading machine and run autograde again."
+                ) from err
         verdicts = resources["grader"]["verdicts"]
         for cell in nb.cells:
             meta = cell.metadata.get("nbgrader", {})

@@ -277,6 +277,8 @@ class SandboxedExecute(Execute):
         notes = list(dict.fromkeys(verdict.notes + self._pending_notes.pop(index, [])))
         verdict.notes = notes
         self._verdicts[cell.metadata["nbgrader"]["grade_id"]] = verdict
+        for note in notes:
+            self._event("note", index if index >= 0 else None, note)
         outputs = []
         if notes:
             text = "".join(f"Note: {n}\n" for n in notes)
