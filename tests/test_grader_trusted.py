@@ -1,0 +1,183 @@
+"""The trusted verdict machinery: the wire format, the checkers, the preflight, setup failures.
+
+Why: the whole grade rests on three claims. The grader only believes data of exact built-in
+types (the wire), every test cell has a checker's verdict (never its outputs), and a grading
+machine that cannot run the master stops before it turns a class into zeros.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import nbformat
+import pytest
+from grader_corpus import ASSIGNMENT, build_course, master_notebook
+
+from grader.autograde import StudentResult, _flag_setup_failures, autograde
+from grader.course import Course, CourseError
+from grader.preflight import PreflightError
+from grader.release import release_all
+from grader.sandbox import check_sandbox
+from grader.trusted import Context, load_checker, parse_answer, probe_code
+from tunelab.checks import quiz as quiz_checks
+from tunelab.checks import wire
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+# -- the wire -------------------------------------------------------------------------------------
+def test_wire_round_trip_gives_exact_builtin_types() -> None:
+    import numpy as np
+    import pandas as pd
+
+    class Liar(int):
+        def __eq__(self, other):
+            return True
+
+        __hash__ = int.__hash__
+
+    value = {
+        "n": np.int64(3),
+        "liar": Liar(7),
+        "x": np.float32(0.5),
+        "nan": float("nan"),
+        "s": pd.Series([1.0, np.nan], index=[2, 1]),
+        "label": "healthy",
+        "flag": True,
+    }
+    got = wire.decode_text(wire.dumps(wire.encode(value)))
+    assert type(got["n"]) is int and got["n"] == 3
+    assert type(got["liar"]) is int and got["liar"] == 7 and got["liar"] != 8
+    assert type(got["x"]) is float and math.isnan(got["nan"])
+    assert got["s"] == wire.Series((2, 1), (1.0, got["s"].values[1]))
+    assert type(got["flag"]) is bool and not wire.is_whole(got["flag"])
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "NaN",  # a bare constant
+        '{"a": 1}',  # an untagged object
+        '{"t": "float", "v": "huge"}',
+        '{"t": "series", "index": [1], "values": []}',
+        '{"t": "series", "index": [[1]], "values": [1]}',
+        '{"t": "dict", "items": [[1, 2]]}',
+        "[" * 5000 + "]" * 5000,  # nesting
+        "not json",
+    ],
+)
+def test_wire_rejects_malformed_answers(text: str) -> None:
+    with pytest.raises(wire.WireError):
+        wire.decode_text(text)
+
+
+def test_only_the_line_with_the_nonce_is_believed() -> None:
+    nonce = "@@grader-abc@@"
+    assert parse_answer(f"noise\n{nonce}[1, 2]\n@@grader-other@@[3]", nonce) == [1, 2]
+    from grader.trusted import ProbeFailed
+
+    with pytest.raises(ProbeFailed):
+        parse_answer("[1, 2]\n", nonce)
+    code = probe_code(nonce, "generic", "variable", {"name": "x'); import os; ('"})
+    assert code.count("\n") == 0 and "import os;" in code  # inside a string literal, inert
+    compile(code, "probe", "eval")
+
+
+# -- checkers -------------------------------------------------------------------------------------
+def _quiz_verdicts(answers: dict) -> dict[str, bool]:
+    checker = load_checker(ROOT, "quiz")
+    ns = {"answers": answers}
+
+    def probe(module: str, part: str, payload) -> object:
+        result = quiz_checks.PROBES[part](ns, json.loads(json.dumps(payload)))
+        return wire.decode_text(wire.dumps(result))
+
+    return {
+        gid: checker.judge(gid, Context(gid, 1, probe, checker.module, ROOT)).passed
+        for gid in checker.checks
+    }
+
+
+def test_always_equal_quiz_answers_score_only_their_letter() -> None:
+    class Always(str):
+        def __eq__(self, other):
+            return True
+
+        def __ne__(self, other):
+            return False
+
+        def strip(self, *args):
+            return self
+
+        def lower(self):
+            return self
+
+        __hash__ = str.__hash__
+
+    honest = _quiz_verdicts({q: "a" for q in quiz_checks.QUESTIONS})
+    forged = _quiz_verdicts({q: Always("a") for q in quiz_checks.QUESTIONS})
+    assert forged == honest
+    assert 0 < sum(forged.values()) < len(forged) / 2
+
+
+def test_every_test_cell_of_every_assignment_has_a_check() -> None:
+    for assignment in ("sql_overfitting", "quiz"):
+        checker = load_checker(ROOT, assignment)
+        nb = nbformat.read(ROOT / "solutions" / assignment / f"{assignment}.ipynb", as_version=4)
+        tests = {
+            c.metadata["nbgrader"]["grade_id"]
+            for c in nb.cells
+            if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("grade")
+        }
+        assert tests == set(checker.checks), assignment
+
+
+def test_an_assignment_without_a_checker_is_refused(tmp_path: Path) -> None:
+    root = build_course(tmp_path / "course")
+    (root / "solutions" / ASSIGNMENT / "checker.py").unlink()
+    course = Course(root=root, instructor=root / ".instructor")
+    with pytest.raises(CourseError, match="checker.py is missing"):
+        autograde(course, ASSIGNMENT, sandbox=False)
+
+
+def test_the_release_never_holds_a_checker(tmp_path: Path) -> None:
+    root = build_course(tmp_path / "course")
+    course = Course(root=root, instructor=root / ".instructor")
+    release_all(course=course)
+    assert not list((root / "notebooks").rglob("checker.py"))
+
+
+# -- a broken grading machine ---------------------------------------------------------------------
+@pytest.mark.skipif(bool(check_sandbox()), reason=check_sandbox() or "ok")
+def test_preflight_stops_before_a_class_gets_zeros(tmp_path: Path) -> None:
+    """The machine cannot read what the setup cell needs: no student is graded at all."""
+    root = build_course(tmp_path / "course")
+    master = master_notebook()
+    master.cells[1].source = "import math\nopen('/opt/grading-data-that-is-not-mounted.csv')"
+    nbformat.write(master, root / "solutions" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb")
+    course = Course(root=root, instructor=root / ".instructor")
+    release_all(course=course)
+    for student in ("ann", "bob"):
+        folder = course.submitted / student / ASSIGNMENT
+        folder.mkdir(parents=True)
+        nbformat.write(master, folder / f"{ASSIGNMENT}.ipynb")
+    with pytest.raises(PreflightError) as err:
+        autograde(course, ASSIGNMENT, workers=1)
+    text = str(err.value)
+    assert "master solution" in text and "FileNotFoundError" in text and "setup" in text
+    assert not course.autograded.exists() or not any(course.autograded.iterdir())
+
+
+def test_a_setup_cell_failing_for_most_of_a_class_is_not_graded() -> None:
+    results = []
+    for i in range(5):
+        result = StudentResult(f"s{i}", ASSIGNMENT, score=0.0, max_score=4.0)
+        if i < 4:
+            result.setup_errors = {"setup": "ModuleNotFoundError: No module named 'tunelab'"}
+        results.append(result)
+    _flag_setup_failures(results)
+    assert [r.status for r in results] == ["failed"] * 4 + ["graded"]
+    assert "grading-machine problem" in results[0].message
+    assert results[0].message.startswith("not graded:")
