@@ -40,8 +40,26 @@ def test_operation_is_served_under_v1_and_v1beta(http) -> None:
     assert [o["name"] for o in everything["operations"]] == [op["name"]]
     missing = http.get("/v1beta/tunedModels/ops/operations/nope")
     assert missing.status_code == 404
+    # CancelOperation has an HTTP binding for tuning operations in v1 only (googleapis'
+    # generativelanguage_v1.yaml); under v1beta the URL does not exist.
     cancel = http.post(f"/v1beta/{op['name']}:cancel")
-    assert cancel.status_code == 501 and cancel.json()["error"]["status"] == "UNIMPLEMENTED"
+    assert cancel.status_code == 404 and cancel.json()["error"]["status"] == "NOT_FOUND"
+    done = http.post(f"/v1/{op['name']}:cancel")  # best effort: a finished job stays ACTIVE
+    assert done.status_code == 200 and done.json() == {}
+    assert http.get("/v1beta/tunedModels/ops").json()["state"] == "ACTIVE"
+
+
+def test_v1_cancel_stops_a_running_job(http, emulator) -> None:
+    emulator.store.time_scale = 1e-3  # stays CREATING for the whole test
+    op = create(http, "stopped")
+    assert http.post(f"/v1/{op['name']}:cancel").json() == {}
+    got = http.get(f"/v1/{op['name']}").json()
+    assert got["done"] is True
+    assert got["error"] == {"code": 1, "message": "Operation cancelled."}
+    model = http.get("/v1beta/tunedModels/stopped").json()
+    assert model["state"] == "FAILED" and "snapshots" not in model["tuningTask"]
+    # google-genai's tunings.cancel(name="tunedModels/ID") posts tunedModels/ID:cancel: no such URL.
+    assert http.post("/v1/tunedModels/stopped:cancel").status_code == 404
 
 
 def test_errors_use_google_json(http) -> None:

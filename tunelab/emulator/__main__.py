@@ -21,6 +21,8 @@ import uvicorn
 from tunelab.emulator.app import create_app
 from tunelab.emulator.server import bind_socket, endpoint_url, uvicorn_config
 from tunelab.emulator.store import Store
+from tunelab.emulator.vertex.buckets import Buckets
+from tunelab.emulator.vertex.store import VertexStore
 
 
 class _AnnouncingServer(uvicorn.Server):
@@ -68,7 +70,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8765, help="port (0 = any free port)")
-    parser.add_argument("--state", default=None, help="SQLite file that keeps tuned models")
+    parser.add_argument(
+        "--state", default=None, help="SQLite file that keeps tuned models and Vertex tuning jobs"
+    )
+    parser.add_argument(
+        "--buckets",
+        default=None,
+        help="folder standing in for Cloud Storage (gs://BUCKET/PATH -> DIR/BUCKET/PATH); "
+        "default: $TUNELAB_GCS_ROOT, else STATE.gcs beside --state, else a temporary folder",
+    )
     parser.add_argument(
         "--time-scale",
         type=_positive,
@@ -84,6 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         store = Store(args.state, time_scale=args.time_scale)
+        buckets = Buckets(args.buckets) if args.buckets else Buckets.for_state(args.state)
+        vertex = VertexStore(args.state, buckets=buckets, time_scale=store.time_scale)
     except ValueError as exc:
         parser.error(str(exc))
     try:
@@ -93,13 +105,16 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     port = sock.getsockname()[1]
     server = _AnnouncingServer(
-        uvicorn_config(create_app(store, poll_delay=args.poll_delay), args.host, port)
+        uvicorn_config(
+            create_app(store, poll_delay=args.poll_delay, vertex=vertex), args.host, port
+        )
     )
     server.announce = f"listening on {endpoint_url(args.host, port)}"
     try:
         server.run(sockets=[sock])
     finally:
         store.close()
+        vertex.close()
     return 0
 
 

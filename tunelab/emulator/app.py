@@ -25,6 +25,7 @@ POST     /v1beta/tunedModels/{id}:countTokens            CountTokens
 GET      /v1beta/tunedModels/{id}/operations             ListOperations of one model
 GET      /v1beta/tunedModels/{id}/operations/{op}        GetOperation
 GET      /v1beta/operations                              ListOperations (all tuning operations)
+POST     /v1/tunedModels/{id}/operations/{op}:cancel     CancelOperation (v1 only, as Google)
 =======  ==============================================  ======================================
 """
 
@@ -43,6 +44,8 @@ from starlette.routing import Route
 from tunelab.emulator import catalog, generation
 from tunelab.emulator import errors as E
 from tunelab.emulator.store import Plan, Store, TunedModelRecord, paginate
+from tunelab.emulator.vertex.routes import VertexApi
+from tunelab.emulator.vertex.store import VertexStore
 
 JSON_TYPE = "application/json; charset=UTF-8"
 _METHODS = ("GET", "POST", "PATCH", "DELETE", "PUT")
@@ -232,8 +235,20 @@ class Api:
         return _page("operations", [self.store.operation_json(r) for r in records], token)
 
     def cancel_operation(self, req: Call, model_id: str, op_id: str) -> str:
+        """CancelOperation. The service's HTTP rules bind it for tuning operations in ``v1``
+        only (``POST /v1/{name=tunedModels/*/operations/*}:cancel``); ``v1beta`` has no such
+        URL, so it answers 404 like any unknown path. google-genai's ``tunings.cancel`` posts
+        ``{name}:cancel``: with ``name="tunedModels/ID"`` that URL does not exist either (404);
+        pass the operation name ``tunedModels/ID/operations/OP`` to cancel."""
+        if req.version != "v1":
+            raise E.NotFound(
+                f"The requested URL /{req.version}/tunedModels/{model_id}/operations/{op_id}"
+                ":cancel was not found on this server. (CancelOperation exists for tuning "
+                "operations under /v1 only.)"
+            )
         self._operation_record(model_id, op_id)
-        raise E.Unimplemented("Operation cancellation is not supported for tuning operations.")
+        self.store.cancel(model_id)
+        return "{}"
 
 
 class Call:
@@ -305,9 +320,15 @@ _NO_KEY = (
 )
 
 
-def create_app(store: Store | None = None, *, poll_delay: float = 0.0) -> FastAPI:
-    """The FastAPI application serving ``store`` (a fresh in-memory store by default)."""
+def create_app(
+    store: Store | None = None, *, poll_delay: float = 0.0, vertex: VertexStore | None = None
+) -> FastAPI:
+    """The FastAPI application serving ``store`` (a fresh in-memory store by default) and the
+    Vertex AI tuning service of ``vertex`` (:mod:`tunelab.emulator.vertex`)."""
     api = Api(store if store is not None else Store(), poll_delay=poll_delay)
+    if vertex is None:
+        vertex = VertexStore(time_scale=api.store.time_scale)
+    vertex_api = VertexApi(vertex)
     app = FastAPI(
         title="Fine-Tuning Lab emulator (Generative Language API v1beta)",
         docs_url=None,
@@ -317,8 +338,11 @@ def create_app(store: Store | None = None, *, poll_delay: float = 0.0) -> FastAP
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.api = api
+    app.state.vertex_api = vertex_api
 
     async def dispatch(request: Request) -> Response:
+        if vertex_api.owns(request.url.path):
+            return await vertex_api.dispatch(request)
         try:
             headers = request.headers
             if not (

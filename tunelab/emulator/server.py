@@ -21,6 +21,7 @@ import uvicorn
 
 from tunelab.emulator.app import create_app
 from tunelab.emulator.store import Store
+from tunelab.emulator.vertex.store import VertexStore
 
 API_KEY = "offline-emulator"
 
@@ -34,6 +35,8 @@ class EmulatorServer:
     _server: uvicorn.Server
     _thread: threading.Thread
     _api: Any = None
+    vertex: VertexStore | None = None  # the Vertex AI tuning service (tunelab.emulator.vertex)
+    _vertex_api: Any = None
 
     @property
     def port(self) -> int:
@@ -50,6 +53,12 @@ class EmulatorServer:
         if poll_delay is not None:
             self._api.poll_delay = poll_delay
         old.close()
+        if self._vertex_api is not None:
+            old_vertex = self.vertex
+            self.vertex = VertexStore(time_scale=time_scale)
+            self._vertex_api.store = self.vertex
+            if old_vertex is not None:
+                old_vertex.close()
         return self.store
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -57,6 +66,8 @@ class EmulatorServer:
         self._server.should_exit = True
         self._thread.join(timeout)
         self.store.close()
+        if self.vertex is not None:
+            self.vertex.close()
 
     def __enter__(self) -> EmulatorServer:
         return self
@@ -105,12 +116,19 @@ def start(
     time_scale: float | None = None,
     poll_delay: float = 0.02,
     store: Store | None = None,
+    vertex: VertexStore | None = None,
 ) -> EmulatorServer:
-    """Start an emulator in a background thread and wait until it accepts connections."""
+    """Start an emulator in a background thread and wait until it accepts connections.
+
+    ``state`` keeps both services' jobs (Gemini tuned models and Vertex tuning jobs); Vertex's
+    stand-in buckets then live in ``<state>.gcs/`` (see :mod:`tunelab.emulator.vertex`).
+    """
     store = store if store is not None else Store(state, time_scale=time_scale)
+    if vertex is None:
+        vertex = VertexStore(state, time_scale=store.time_scale)
     sock = bind_socket(host, port)
     real_port = sock.getsockname()[1]
-    app = create_app(store, poll_delay=poll_delay)
+    app = create_app(store, poll_delay=poll_delay, vertex=vertex)
     config = uvicorn_config(app, host, real_port)
     server = uvicorn.Server(config)
     thread = threading.Thread(
@@ -124,7 +142,15 @@ def start(
         if time.monotonic() > deadline:
             raise RuntimeError("the tuning emulator did not start within 30 s")
         time.sleep(0.005)
-    return EmulatorServer(endpoint_url(host, real_port), store, server, thread, app.state.api)
+    return EmulatorServer(
+        endpoint_url(host, real_port),
+        store,
+        server,
+        thread,
+        app.state.api,
+        vertex,
+        app.state.vertex_api,
+    )
 
 
 _lock = threading.Lock()
@@ -161,6 +187,8 @@ def connect(endpoint: str | None = None, *, time_scale: float | None = None) -> 
                 _running = start(time_scale=time_scale)
             elif time_scale is not None:
                 _running.store.time_scale = float(time_scale)
+                if _running.vertex is not None:
+                    _running.vertex.time_scale = float(time_scale)
             endpoint = _running.endpoint
         _endpoint = endpoint
     configure_generativeai(endpoint)

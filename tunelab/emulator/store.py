@@ -278,6 +278,7 @@ class TunedModelRecord:
     patch_time: float | None = None
     revision: int = 0  # bumped by every update; part of the rendering cache key
     reader_project_numbers: list[int] = field(default_factory=list)
+    cancel_time: float | None = None  # CancelOperation (v1 only) stops the job here
 
     @property
     def name(self) -> str:
@@ -314,6 +315,7 @@ class Progress:
     shown: int  # snapshots visible now
     complete_time: float | None
     update_time: float
+    cancelled: bool = False
 
 
 def _default_simulate(examples: list[list[str]], hp: dict[str, Any], seed: int) -> Any:
@@ -673,10 +675,16 @@ class Store:
         plan = self.plan(rec) if plan is None else plan
         now = self.clock() if now is None else now
         elapsed = max(0.0, now - rec.create_time)
-        done = min(plan.stop_step, int(elapsed / rec.step_seconds + 1e-9))
-        end = rec.create_time + plan.stop_step * rec.step_seconds
-        if done >= plan.stop_step:
-            state = "FAILED" if plan.failure else "ACTIVE"
+        stop, end = plan.stop_step, rec.create_time + plan.stop_step * rec.step_seconds
+        cancelled = rec.cancel_time is not None and rec.cancel_time < end and rec.cancel_time <= now
+        if cancelled:
+            # Cancelled: the job stops at the step it had reached; the model is FAILED.
+            assert rec.cancel_time is not None
+            stop = int((rec.cancel_time - rec.create_time) / rec.step_seconds + 1e-9)
+            end = rec.cancel_time
+        done = min(stop, int(elapsed / rec.step_seconds + 1e-9))
+        if done >= stop:
+            state = "FAILED" if plan.failure or cancelled else "ACTIVE"
             complete: float | None = end
             updated = end
         else:
@@ -684,7 +692,7 @@ class Store:
             updated = rec.create_time + done * rec.step_seconds
         if rec.patch_time is not None:
             updated = max(updated, rec.patch_time)
-        return Progress(state, done, min(done, plan.visible), complete, updated)
+        return Progress(state, done, min(done, plan.visible), complete, updated, cancelled)
 
     # --- JSON rendering --------------------------------------------------------------------
     def tuned_model_json(self, rec: TunedModelRecord, now: float | None = None) -> str:
@@ -727,6 +735,8 @@ class Store:
         out += ',"done":true'
         if prog.state == "FAILED":
             err = {"code": E.Internal.grpc_code, "message": plan.failure}
+            if prog.cancelled:
+                err = {"code": 1, "message": "Operation cancelled."}  # google.rpc CANCELLED
             return out + ',"error":' + _dumps(err) + "}"
         model = _tuned_model_json(rec, plan, prog, type_url=True)
         return out + ',"response":' + model + "}"
@@ -773,6 +783,18 @@ class Store:
             rec.patch_time = self.clock()
             rec.revision += 1
             self._save(rec)
+            return rec
+
+    def cancel(self, model_id: str) -> TunedModelRecord:
+        """CancelOperation: best effort, as google.longrunning defines it -- a running job stops
+        at its current step (model state FAILED, operation error code 1 CANCELLED); a finished
+        one is left as it is (the call still succeeds)."""
+        with self._lock:
+            rec = self.get(model_id)
+            if rec.cancel_time is None and self.progress(rec).state == "CREATING":
+                rec.cancel_time = self.clock()
+                rec.revision += 1
+                self._save(rec)
             return rec
 
     def delete(self, model_id: str) -> None:
