@@ -14,7 +14,14 @@ CREATING/ACTIVE/FAILED to JOB_STATE_RUNNING/SUCCEEDED/FAILED and exposes no snap
 
 Layout (moto style): ``store`` (resources, lazy job progress, SQLite), ``app`` (HTTP),
 ``errors`` (Google error JSON), ``catalog`` (base models), ``generation`` (answers, tokens),
-``server`` (background server, ``connect()``, ``genai_client()``), ``__main__`` (CLI).
+``server`` (background server, ``connect()``, ``genai_client()``), ``__main__`` (CLI), and
+``vertex/`` -- the Vertex AI tuning service (``tuningJobs``, gs:// buckets as a folder,
+checkpoints; google-genai with ``vertexai=True``), see ``vertex/README.md``.
+
+Cancelling (Gemini API): CancelOperation exists for tuning operations under ``/v1`` only, as
+in Google's HTTP rules; it stops the job (model FAILED, operation error code 1 CANCELLED).
+google-genai's ``tunings.cancel(name="tunedModels/ID")`` posts ``tunedModels/ID:cancel``, a URL
+the service never had (404); ``tunings.cancel(name="tunedModels/ID/operations/OP")`` works.
 
 The server's names are re-exported lazily: ``store``, ``generation`` and ``catalog`` (used by
 ``data/build.py`` and the tests) then import without FastAPI and uvicorn.
