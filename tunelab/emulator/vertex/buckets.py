@@ -39,6 +39,14 @@ def parse_gs_uri(uri: object, field: str) -> tuple[str, str]:
     if not isinstance(uri, str) or not uri:
         raise E.InvalidArgument(f"{field}: a Cloud Storage URI gs://BUCKET/PATH.jsonl is required")
     match = _GS_RE.fullmatch(uri)
+    if match is None and uri.startswith("gs://"):
+        bucket = uri[5:].split("/", 1)[0]
+        if not _BUCKET_RE.fullmatch(bucket):
+            raise E.InvalidArgument(
+                f"{field}: {uri!r}: {bucket!r} is not a valid bucket name (3-63 characters: "
+                "lowercase letters, digits, '-', '_' and '.', starting and ending with a letter "
+                "or digit)"
+            )
     if match is None:
         hint = ""
         if uri.startswith(("/", "./", "~")) or "://" not in uri:
