@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 VENV = ROOT / ".venv"
 VENV_PY = VENV / "bin" / "python"
 STAMP = VENV / ".fine-tuning-lab-installed"
-SYSTEM_PACKAGES = {"bwrap": "bubblewrap", "chromium": "chromium"}
+SYSTEM_PACKAGES = {"bwrap": "bubblewrap", "chromium": "chromium", "pg_ctlcluster": "postgresql"}
 
 
 def say(msg: str) -> None:
