@@ -181,3 +181,23 @@ def test_a_setup_cell_failing_for_most_of_a_class_is_not_graded() -> None:
     assert [r.status for r in results] == ["failed"] * 4 + ["graded"]
     assert "grading-machine problem" in results[0].message
     assert results[0].message.startswith("not graded:")
+
+
+def test_hints_in_checks_and_checkers_name_real_sections() -> None:
+    """The visible and hidden checks' "Reread NN_name, 'Section'" hints point at headings."""
+    import re
+
+    from test_notebooks import _REFERENCE, MASTERS, headings
+
+    titles = {p.parent.name: {text for _, text in headings(nbformat.read(p, 4))} for p in MASTERS}
+    sources = [*sorted((ROOT / "tunelab" / "checks").glob("*.py"))]
+    sources += sorted((ROOT / "solutions").glob("*/checker.py"))
+    broken, found = [], 0
+    for path in sources:
+        text = re.sub(r"([\"'])\s*\n\s*[rbfu]*\1", "", path.read_text())
+        for target, section in _REFERENCE.findall(" ".join(text.split())):
+            found += 1
+            if target not in titles or not any(t.endswith(section) for t in titles[target]):
+                broken.append(f"{path.relative_to(ROOT)}: {target}, {section!r}")
+    assert found >= 20, f"only {found} hints found: did the pattern stop matching?"
+    assert not broken, "hints point at sections that do not exist:\n" + "\n".join(broken)
