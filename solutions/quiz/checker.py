@@ -20,19 +20,20 @@ KEY = {
     "q14": "a",
     "q2": "b",
     "q3": "a",
-    "q4": "a",
-    "q5": "c",
-    "q6": "b",
-    "q7": "b",
-    "q8": "c",
+    "q4": "c",
+    "q5": "d",
+    "q6": "c",
+    "q7": "a",
+    "q8": "d",
     "q9": "d",
 }
 
 WHY_WRONG = {
     "q1": {
-        "a": "A sudden drop to about zero means the model has started memorising the training "
-        "examples word for word: the overfitting pattern. Training loss near zero says "
-        "nothing good about new prompts. Reread 04_monitoring, 'Recognising overfitting'.",
+        "a": "A sudden drop to about zero is how memorising the training examples often shows "
+        "(the overfitting pattern); short, fixed outputs can reach a near-zero loss honestly too, "
+        "so it is a reason to test new prompts, not a sign of success. Reread 04_monitoring, "
+        "'Recognising overfitting'.",
         "c": "A flat or chaotic curve is the no-convergence pattern: the model is not learning "
         "(dirty data, a learning rate that is too high, or a wrong format). Reread "
         "04_monitoring, 'Four patterns to recognise'.",
@@ -40,13 +41,21 @@ WHY_WRONG = {
         "went off the rails. Reread 04_monitoring, 'Four patterns to recognise'.",
     },
     "q10": {
-        "b": "A plateau means more epochs buy almost nothing, only more cost and more risk of "
-        "memorising the data. Reread 05_early_stopping, 'The plateau rule'.",
-        "c": "Raising the learning rate on a plateau risks making the loss jump or diverge; "
-        "avoid raising the learning rate to fix a curve. Reread 02_hyperparameters, "
-        "'Learning rate and the multiplier'.",
-        "d": "Extra epochs past the plateau cost money and push toward overfitting. Reread "
-        "05_early_stopping, 'The plateau rule'.",
+        "b": (
+            "Epoch 5 is the first epoch that barely improved on the one before it; the plateau "
+            "rule counts the epoch *after which* the next epoch gains less than 0.01. From 4 to "
+            "5 the loss gains 0.005 (from 3 to 4 it still gained 0.14), so the plateau starts "
+            "at epoch 4. Reread 05_early_stopping, 'The plateau rule'."
+        ),
+        "c": (
+            "Raising the learning rate on a plateau risks making the loss jump or diverge; "
+            "avoid raising the learning rate to fix a curve. Reread 02_hyperparameters, "
+            "'Learning rate and the multiplier'."
+        ),
+        "d": (
+            "Extra epochs past the plateau cost time (and, where tuning is billed, money) and "
+            "push toward overfitting. Reread 05_early_stopping, 'The plateau rule'."
+        ),
     },
     "q11": {
         "a": "That is one pass over the data; every epoch processes the whole data set again. "
@@ -105,55 +114,91 @@ WHY_WRONG = {
         "for how much data?'.",
     },
     "q4": {
-        "b": "The number of passes over the data is set by epoch_count, not batch_size; a "
-        "bigger batch just groups the same examples into fewer, larger updates. Reread "
-        "02_hyperparameters, 'Batch size'.",
-        "c": "It is the other way round: a larger batch holds more examples in memory at once, "
-        "so it needs more memory. Reread 02_hyperparameters, 'Batch size'.",
-        "d": "The learning rate is a separate hyperparameter; changing batch_size does not "
-        "change it. Reread 02_hyperparameters, 'Learning rate and the multiplier'.",
+        "a": (
+            "The version is not the problem: google-generativeai converts the reply with "
+            "to_dict(), so the model and its task are objects but every snapshot stays a plain "
+            "dict. Reread 04_monitoring, 'Snapshots are dicts: the `snap.step` pitfall'."
+        ),
+        "b": (
+            "Snapshots are dicts while the job runs and after it ends; the state changes "
+            "nothing. Reread 04_monitoring, 'Snapshots are dicts: the `snap.step` pitfall'."
+        ),
+        "d": (
+            "camelCase (meanLoss) is the raw REST JSON; the SDK's snapshot dicts use snake_case "
+            "keys, and no dict supports attribute access. Reread 04_monitoring, 'Snapshots are "
+            "dicts: the `snap.step` pitfall'."
+        ),
     },
     "q5": {
-        "a": "Aggressive would be a multiplier above 1.0 (such as 2.0). A multiplier of 0.1 "
-        "shrinks each step, so the loss falls more slowly, not faster. Reread "
-        "02_hyperparameters, 'Learning rate and the multiplier'.",
-        "b": "The multiplier scales the size of each update, not the amount of data; every "
-        "example is still used. Reread 02_hyperparameters, 'Learning rate and the "
-        "multiplier'.",
-        "d": "The number of steps comes from the examples, epoch_count and batch_size; the "
-        "multiplier does not stop anything early. Reread 02_hyperparameters, 'Learning "
-        "rate and the multiplier'.",
+        "a": (
+            "The multiplier was used: 0.002 is 2 × the default rate. And learning_rate=2.0 "
+            "would be 2,000 times that default, a sure divergence. Reread 03_launching, 'A job "
+            "that fails — and how to read why'."
+        ),
+        "b": (
+            "The multiplier scales the default learning rate, which the API documents as 0.001 "
+            "or 0.0002 depending on the number of training examples: on a large dataset the "
+            "same 2.0 can mean 0.0004. Reread 02_hyperparameters, 'Learning rate and the "
+            "multiplier'."
+        ),
+        "c": (
+            "0.002 is not the default: it is 2 × 0.001, so the multiplier was applied, and the "
+            "emulator reports the rate it resolved to because the old SDK has no multiplier "
+            "field. Reread 03_launching, 'A job that fails — and how to read why'."
+        ),
     },
     "q6": {
-        "a": "Crawling down slowly is the sign of a learning rate that is too small. Reread "
-        "02_hyperparameters, 'Learning rate and the multiplier'.",
-        "c": "That is the healthy pattern; nothing is wrong with the learning rate. Reread "
-        "04_monitoring, 'Four patterns to recognise'.",
-        "d": "Low training loss with bad answers on new prompts is overfitting, usually from "
-        "too many epochs, not a too-large learning rate. Reread 04_monitoring, "
-        "'Recognising overfitting'.",
+        "a": (
+            "That was true on the Gemini API, where you reran. Vertex AI (and OpenAI) save "
+            "checkpoints during the job, and you can use the one from the best epoch without "
+            "paying for a new job. Reread 05_early_stopping, 'Checkpoints: the best epoch "
+            "without a rerun'."
+        ),
+        "b": (
+            "After epoch 3 the validation loss climbs: the later epochs made the model worse on "
+            "new prompts. Reread 04_monitoring, 'Recognising overfitting'."
+        ),
+        "d": (
+            "That pays for 8 more epochs in the hope of moving the minimum, while the model you "
+            "want already exists as a checkpoint. Reread 05_early_stopping, 'Checkpoints: the "
+            "best epoch without a rerun'."
+        ),
     },
     "q7": {
-        "a": "The model does not exist yet when the call returns: it is still CREATING. Reread "
-        "03_launching, 'Launching the job'.",
-        "c": "Snapshots appear on the tuned model (tuning_task.snapshots) while the job runs; "
-        "the call itself does not wait for them. Reread 03_launching, 'States: CREATING, "
-        "ACTIVE, FAILED'.",
-        "d": "The call returns at once; waiting is something you do explicitly, on the "
-        "operation (operation.result()) or by polling the model. Reread 03_launching, "
-        "'Launching the job'.",
+        "b": (
+            "Local paths and lists of dicts are accepted; Cloud Storage URIs are how Vertex AI "
+            "takes training data. The error comes from how the SDK parses the path. Reread "
+            "03_launching, 'The `.jsonl` pitfall'."
+        ),
+        "c": (
+            "Your dicts use snake_case text_input; the SDK translates them to the REST API's "
+            "camelCase itself. Reread 03_launching, 'The `.jsonl` pitfall'."
+        ),
+        "d": (
+            "A .json path is read with json.load, which reads ONE JSON document; a JSON Lines "
+            "file is many, so that fails too. Reread 03_launching, 'The `.jsonl` pitfall'."
+        ),
     },
     "q8": {
-        "a": "Launching again starts a second paid job; the first one is simply not finished "
-        "yet. Reread 03_launching, 'States: CREATING, ACTIVE, FAILED'.",
-        "b": "A model is only usable once it is ACTIVE; while CREATING there is nothing to "
-        "answer your prompt yet. Reread 03_launching, 'States: CREATING, ACTIVE, FAILED'.",
-        "d": "CREATING is the normal state of a running job, not an error; the failure state "
-        "is FAILED. Reread 03_launching, 'States: CREATING, ACTIVE, FAILED'.",
+        "a": (
+            "tuning_task has no error_message field, in the API or in the SDK: code that reads "
+            "it raises AttributeError. Reread 03_launching, 'A job that fails — and how to read "
+            "why'."
+        ),
+        "b": (
+            "Snapshots hold step, epoch and loss: they show what happened before the job "
+            "stopped, not the service's reason. Reread 03_launching, 'A job that fails — and "
+            "how to read why'."
+        ),
+        "c": (
+            "The state only says FAILED; the reason is in the operation's error. Reread "
+            "03_launching, 'A job that fails — and how to read why'."
+        ),
     },
     "q9": {
-        "a": "Training loss only measures the examples the model has already seen. Near zero "
-        "it usually means memorisation; what counts is how the model does on new prompts. "
+        "a": "Training loss only measures the examples the model has already seen. Near zero, "
+        "with poor answers on new prompts, it means memorisation; what counts is how the model "
+        "does on new prompts. "
         "Reread 04_monitoring, 'Recognising overfitting'.",
         "b": "A too-small learning rate makes the loss crawl and stay high, not drop to almost "
         "zero. Reread 02_hyperparameters, 'Learning rate and the multiplier'.",
@@ -164,39 +209,38 @@ WHY_WRONG = {
 }
 
 CORRECT = {
-    "q1": "q1 is correct. A smooth fall that settles on a plateau is the healthy pattern: the "
-    "model picked up the regularities of the data quickly and then had little left to "
-    "learn.",
-    "q10": "q10 is correct. Once the loss has plateaued the remaining epochs add cost and "
-    "overfitting risk but little learning, so you rerun with the epoch where the plateau "
-    "began.",
-    "q11": "q11 is correct. Cost = tokens in the data set × epochs = 2,000,000 × 5 = 10,000,000. "
-    "The batch size does not change how many tokens are processed.",
-    "q12": "q12 is correct. Tuning costs data-set tokens × epochs; if the base model already does "
-    "the job, or the data is broken, that money is wasted.",
-    "q13": "q13 is correct. After all its epochs the loss is still about where it started and "
-    "lurches up and down: the model is not learning a consistent pattern. Dirty or "
-    "contradictory data, a wrong format or a learning rate that is too high are the usual "
-    "causes; more epochs will not help.",
-    "q14": "q14 is correct. The training loss falls and then climbs ever faster: divergence. The "
-    "steps are too large for this batch size, so the fix is a smaller learning rate.",
-    "q2": "q2 is correct. Small data sets (under about 500 examples) need several passes for the "
-    "model to pick up the pattern, so 5–10 epochs is the usual starting range.",
-    "q3": "q3 is correct. With more than about 10,000 examples each pass already shows the model "
-    "a lot of variety, so 1–3 epochs are enough, and every extra epoch costs the whole data "
-    "set again.",
-    "q4": "q4 is correct. The batch size is how many examples one update averages over: more "
-    "examples give a smoother (less noisy) gradient estimate and need more memory per step.",
-    "q5": "q5 is correct. The multiplier scales the standard learning rate: 1.0 is standard, 0.1 "
-    "gentle (small steps, slow but safe), 2.0 aggressive.",
-    "q6": "q6 is correct. Steps that are too large overshoot: the loss jumps, stays chaotic or "
-    "even explodes instead of settling.",
-    "q7": "q7 is correct. Tuning takes minutes to hours, so the call only starts the job and "
-    "returns an operation you can wait on or poll.",
-    "q8": "q8 is correct. CREATING means the job is still running. It ends in ACTIVE (ready to "
-    "use) or FAILED (read the error and fix the cause).",
-    "q9": "q9 is correct. A training loss near zero with bad answers on new prompts is "
-    "memorisation: the model learned the examples, not the task.",
+    "q1": "A smooth fall that settles on a plateau is the healthy pattern: the model picked up "
+    "the regularities of the data quickly and then had little left to learn.",
+    "q10": "The plateau starts at the first epoch e whose next epoch improves the loss by less "
+    "than 0.01: 0.48 - 0.475 = 0.005 after epoch 4 (after epoch 3 the gain was still 0.14). "
+    "Rerun with epoch_count=4.",
+    "q11": "Cost = tokens in the data set × epochs = 2,000,000 × 5 = 10,000,000. The batch size "
+    "does not change how many tokens are processed.",
+    "q12": "Tuning costs data-set tokens × epochs; if the base model already does the job, or the "
+    "data is broken, that money is wasted.",
+    "q13": "After all its epochs the loss is still about where it started and lurches up and "
+    "down: the model is not learning a consistent pattern. Dirty or contradictory data, a wrong "
+    "format or a learning rate that is too high are the usual causes; more epochs will not help.",
+    "q14": "The training loss falls and then climbs ever faster: divergence. The steps are too "
+    "large for this batch size, so the fix is a smaller learning rate.",
+    "q2": "Small data sets (under about 500 examples) need several passes for the model to pick "
+    "up the pattern, so 5–10 epochs is the usual starting range.",
+    "q3": "With more than about 10,000 examples each pass already shows the model a lot of "
+    "variety, so 1–3 epochs are enough, and every extra epoch costs the whole data set again.",
+    "q4": "google-generativeai turns the model and its task into objects, but every snapshot "
+    "stays a plain dict: index it with keys, or build a DataFrame from the list.",
+    "q5": "The multiplier scales the default learning rate (documented as 0.001 or 0.0002, "
+    "depending on the dataset size; 0.001 here in the emulator), and the emulator reports the "
+    "resolved rate because the old SDK has no multiplier field.",
+    "q6": "With checkpoints the epoch-3 model already exists: use it instead of paying for a "
+    "rerun. Rerunning is the answer only where a job delivers just its final model, as on the "
+    "Gemini API.",
+    "q7": "Any path that does not end in .json is read as CSV, so the 'columns' are pieces of the "
+    "first line. Load the JSON Lines yourself and pass the list of dicts.",
+    "q8": "The tuned model only says FAILED; the reason is the operation's error Status (code and "
+    "message). The message's wording is the service's own (in the course, the emulator's).",
+    "q9": "A training loss near zero with bad answers on new prompts is memorisation: the model "
+    "learned the examples, not the task.",
 }
 
 
