@@ -7,17 +7,24 @@ each:
     python3 -m tunelab.bootstrap lab     # install if needed, start the emulator, open JupyterLab
     python3 -m tunelab.bootstrap check   # install if needed, run the environment self-check
     python3 -m tunelab.bootstrap test    # install if needed, lint, run every test (repository)
+    python3 -m tunelab.bootstrap hub     # a JupyterHub class on this machine (repository)
 
 The virtual environment lives in ``.venv`` beside this checkout and is reinstalled
 only when ``requirements.txt`` or ``pyproject.toml`` change. The student bundle has no
 ``tests/`` and its ``pyproject.toml`` no ``dev`` extra: the project is installed with the
 extra only where it is declared.
+
+Students see student tools, instructors instructor tools: ``lab`` starts JupyterLab with
+nbgrader's Assignment List and Validate only (``lab --instructor`` adds Formgrader, Create
+Assignment and Course List, and opens the repository so formgrader finds the course); ``hub``
+gives each hub user the same split by role (``hub/jupyterhub_config.py``).
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import os
 import shutil
 import signal
@@ -32,6 +39,36 @@ VENV = ROOT / ".venv"
 VENV_PY = VENV / "bin" / "python"
 STAMP = VENV / ".fine-tuning-lab-installed"
 SYSTEM_PACKAGES = {"bwrap": "bubblewrap", "chromium": "chromium", "pg_ctlcluster": "postgresql"}
+#: JupyterHub's proxy, installed with npm into a project-local folder (``.hub/node_modules``).
+PROXY_PACKAGE = "configurable-http-proxy@5.3.0"
+PROXY_PREFIX = ROOT / ".hub"
+PROXY_BIN = PROXY_PREFIX / "node_modules" / ".bin" / "configurable-http-proxy"
+HUB_CONFIG = ROOT / "hub" / "jupyterhub_config.py"
+HUB_DEFAULT_PASSWORD = "tunelab"
+HUB_INSTRUCTORS = ("instructor",)
+HUB_STUDENTS = ("student1", "student2", "student3")
+COURSE_ID = "fine-tuning-lab"
+
+#: nbgrader 0.9.6's pieces (``share/jupyter/labextensions/@jupyter/nbgrader`` plugins and
+#: ``nbgrader.server_extensions``): what a student gets, and what only an instructor gets.
+NBGRADER_STUDENT_PLUGINS = (
+    "@jupyter/nbgrader:menu",
+    "@jupyter/nbgrader:assignment-list",
+    "@jupyter/nbgrader:validate-assignment",
+)
+NBGRADER_INSTRUCTOR_PLUGINS = (
+    "@jupyter/nbgrader:formgrader",
+    "@jupyter/nbgrader:create-assignment",
+    "@jupyter/nbgrader:course-list",
+)
+NBGRADER_STUDENT_SERVER = (
+    "nbgrader.server_extensions.assignment_list",
+    "nbgrader.server_extensions.validate_assignment",
+)
+NBGRADER_INSTRUCTOR_SERVER = (
+    "nbgrader.server_extensions.formgrader",
+    "nbgrader.server_extensions.course_list",
+)
 
 
 def say(msg: str) -> None:
@@ -101,6 +138,77 @@ def ensure_system_packages() -> None:
     raise SystemExit(2)
 
 
+def ensure_proxy(required: bool = True) -> Path | None:
+    """Install JupyterHub's configurable-http-proxy with npm into ``.hub/node_modules`` once.
+
+    ``required=False`` (the test command): a machine without npm only loses the hub test,
+    which then skips with the reason."""
+    if PROXY_BIN.exists():
+        return PROXY_BIN
+    npm = shutil.which("npm")
+    if npm is None or shutil.which("node") is None:
+        msg = "JupyterHub needs node and npm for its proxy (sudo apt-get install -y nodejs npm)"
+        if required:
+            say(msg)
+            raise SystemExit(2)
+        say(msg + "; the hub test will be skipped")
+        return None
+    say(f"installing {PROXY_PACKAGE} with npm into {PROXY_PREFIX / 'node_modules'}")
+    PROXY_PREFIX.mkdir(exist_ok=True)
+    cmd = [npm, "install", "--prefix", str(PROXY_PREFIX), "--no-audit", "--no-fund", "--silent"]
+    result = subprocess.run([*cmd, PROXY_PACKAGE])
+    if result.returncode != 0 or not PROXY_BIN.exists():
+        say(f"npm could not install {PROXY_PACKAGE} (exit {result.returncode})")
+        if required:
+            raise SystemExit(result.returncode or 1)
+        return None
+    return PROXY_BIN
+
+
+def write_role_config(dest: Path, role: str, nbgrader_config: str = "") -> Path:
+    """A Jupyter config folder (for ``JUPYTER_CONFIG_PATH``) that shows one role's tools.
+
+    ``role`` is ``"student"`` (Assignment List and Validate; Formgrader, Create Assignment
+    and Course List disabled in JupyterLab's page config and as server extensions) or
+    ``"instructor"`` (everything enabled). ``nbgrader_config`` becomes its
+    ``nbgrader_config.py``."""
+    if role not in ("student", "instructor"):
+        raise ValueError(f"unknown role {role!r}")
+    student = role == "student"
+    lab_disabled = {name: student for name in NBGRADER_INSTRUCTOR_PLUGINS}
+    lab_disabled.update({name: False for name in NBGRADER_STUDENT_PLUGINS})
+    server = {name: not student for name in NBGRADER_INSTRUCTOR_SERVER}
+    server.update({name: True for name in NBGRADER_STUDENT_SERVER})
+    (dest / "labconfig").mkdir(parents=True, exist_ok=True)
+    page = {"disabledExtensions": {k: v for k, v in lab_disabled.items() if v}}
+    (dest / "labconfig" / "page_config.json").write_text(json.dumps(page, indent=2) + "\n")
+    server_config = {"ServerApp": {"jpserver_extensions": server}}
+    (dest / "jupyter_server_config.json").write_text(json.dumps(server_config, indent=2) + "\n")
+    nb_path = dest / "nbgrader_config.py"
+    if nbgrader_config:
+        nb_path.write_text(nbgrader_config)
+    elif nb_path.exists():
+        nb_path.unlink()
+    return dest
+
+
+def instructor_nbgrader_config(exchange: Path | None = None) -> str:
+    """An ``nbgrader_config.py`` that is the course's own (``grader/nbgrader_config.py``)."""
+    text = (
+        "# Written by tunelab.bootstrap: the course's nbgrader configuration.\n"
+        "c = get_config()  # noqa: F821\n"
+        f"load_subconfig({str(ROOT / 'grader' / 'nbgrader_config.py')!r})  # noqa: F821\n"
+    )
+    if exchange is not None:
+        text += f"c.Exchange.root = {str(exchange)!r}\n"
+    return text
+
+
+def _config_path(first: Path) -> str:
+    rest = os.environ.get("JUPYTER_CONFIG_PATH", "")
+    return os.pathsep.join([str(first), *[p for p in rest.split(os.pathsep) if p]])
+
+
 def start_emulator(py: Path, port: int) -> tuple[subprocess.Popen, str]:
     """Start the shared emulator (state kept in .tunelab/) and wait until it listens."""
     state = ROOT / ".tunelab" / "state.sqlite"
@@ -127,11 +235,17 @@ def cmd_lab(args: argparse.Namespace) -> int:
     py = ensure_venv()
     emulator, endpoint = start_emulator(py, args.emulator_port)
     say(f"tuning emulator ready at {endpoint} (TUNELAB_ENDPOINT)")
-    env = {**os.environ, "TUNELAB_ENDPOINT": endpoint}
+    role = "instructor" if args.instructor else "student"
+    nbgrader = instructor_nbgrader_config() if args.instructor else ""
+    config = write_role_config(ROOT / ".tunelab" / "jupyter" / role, role, nbgrader)
+    say(f"JupyterLab with the {role}'s nbgrader tools ({config})")
+    env = {**os.environ, "TUNELAB_ENDPOINT": endpoint, "JUPYTER_CONFIG_PATH": _config_path(config)}
+    # Formgrader needs the course (this repository) inside the server's root folder.
+    notebook_dir = ROOT if args.instructor else ROOT / "notebooks"
     lab = [
         str(VENV / "bin" / "jupyter"),
         "lab",
-        f"--notebook-dir={ROOT / 'notebooks'}",
+        f"--notebook-dir={notebook_dir}",
         f"--ServerApp.port={args.port}",
         "--ServerApp.ip=127.0.0.1",
     ]
@@ -139,6 +253,8 @@ def cmd_lab(args: argparse.Namespace) -> int:
         lab.append("--allow-root")  # containers and CI run as root; Jupyter refuses otherwise
     if args.headless:
         lab += ["--no-browser", f"--IdentityProvider.token={args.token}"]
+    elif args.instructor:
+        lab.append("--LabApp.default_url=/formgrader")
     else:
         lab.append("--LabApp.default_url=/lab/tree/01_welcome/01_welcome.ipynb")
     try:
@@ -166,6 +282,7 @@ def cmd_test(args: argparse.Namespace) -> int:
         return 2
     py = ensure_venv()
     ensure_system_packages()
+    ensure_proxy(required=False)  # for tests/test_hub.py
     bin_dir = VENV / "bin"
     say("ruff: lint and format check")
     run([str(bin_dir / "ruff"), "check", "."], cwd=ROOT)
@@ -173,6 +290,68 @@ def cmd_test(args: argparse.Namespace) -> int:
     say("pytest")
     result = subprocess.run([str(py), "-m", "pytest", *args.pytest_args], cwd=ROOT)
     return result.returncode
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def hub_env(hub_dir: Path, port: int, password: str) -> dict[str, str]:
+    """The environment ``hub/jupyterhub_config.py`` reads (ports picked here, once)."""
+    return {
+        **os.environ,
+        "TUNELAB_HUB_DIR": str(hub_dir),
+        "TUNELAB_HUB_PORT": str(port),
+        "TUNELAB_HUB_API_PORT": str(_free_port()),
+        "TUNELAB_HUB_PROXY_API_PORT": str(_free_port()),
+        "TUNELAB_HUB_EMULATOR_PORT": str(_free_port()),
+        "TUNELAB_HUB_PASSWORD": password,
+        "TUNELAB_HUB_PROXY": str(PROXY_BIN),
+    }
+
+
+def cmd_hub(args: argparse.Namespace) -> int:
+    """A real JupyterHub for a class on this machine (``hub/README.md``)."""
+    ensure_venv()
+    ensure_proxy()
+    hub_dir = Path(args.hub_dir).resolve()
+    hub_dir.mkdir(parents=True, exist_ok=True)
+    url = f"http://127.0.0.1:{args.port}/"
+    env = hub_env(hub_dir, args.port, args.password)
+    say(f"JupyterHub at {url} (state in {hub_dir})")
+    say(f"  instructor: {', '.join(HUB_INSTRUCTORS)}   students: {', '.join(HUB_STUDENTS)}")
+    say(f"  password for every demo user: {args.password}")
+    cmd = [str(VENV / "bin" / "jupyterhub"), "-f", str(HUB_CONFIG)]
+    proc = subprocess.Popen(cmd, env=env, cwd=hub_dir)
+    try:
+        if not args.headless:
+            _open_when_ready(url, proc)
+        return proc.wait()
+    except KeyboardInterrupt:
+        # JupyterHub stops the single-user servers, the proxy and the emulator service.
+        try:
+            return proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            return proc.wait()
+
+
+def _open_when_ready(url: str, proc: subprocess.Popen) -> None:
+    import urllib.request
+    import webbrowser
+
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            with urllib.request.urlopen(url + "hub/api", timeout=5):
+                webbrowser.open(url)
+                return
+        except OSError:
+            time.sleep(0.5)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -183,12 +362,27 @@ def main(argv: list[str] | None = None) -> int:
     lab.add_argument("--emulator-port", type=int, default=8765, help="tuning emulator port")
     lab.add_argument("--headless", action="store_true", help="no browser; for servers and tests")
     lab.add_argument("--token", default="", help="JupyterLab token with --headless ('' = none)")
+    lab.add_argument(
+        "--instructor",
+        action="store_true",
+        help="the instructor's tools too (formgrader, Create Assignment), in the repository",
+    )
     lab.set_defaults(func=cmd_lab)
     check = sub.add_parser("check", help="install if needed, run the environment self-check")
     check.set_defaults(func=cmd_check)
     test = sub.add_parser("test", help="install if needed, lint, and run the whole test suite")
     test.add_argument("pytest_args", nargs=argparse.REMAINDER, help="extra pytest arguments")
     test.set_defaults(func=cmd_test)
+    hub = sub.add_parser("hub", help="a JupyterHub class on this machine (see hub/README.md)")
+    hub.add_argument("--port", type=int, default=8000, help="the hub's public port")
+    hub.add_argument("--headless", action="store_true", help="no browser; for servers and tests")
+    hub.add_argument(
+        "--hub-dir", default=str(ROOT / ".hub"), help="state: homes, exchange, gradebook"
+    )
+    hub.add_argument(
+        "--password", default=HUB_DEFAULT_PASSWORD, help="the demo users' shared password"
+    )
+    hub.set_defaults(func=cmd_hub)
     args = parser.parse_args(argv)
     return args.func(args)
 
