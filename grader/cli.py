@@ -28,7 +28,13 @@ def _rel(path: Path | str) -> str:
 
 
 def _course(args: argparse.Namespace) -> Course:
-    return Course.from_env(args.course_dir, args.instructor_root)
+    return Course.from_env(args.course_dir, args.instructor_root, getattr(args, "db_url", None))
+
+
+def _gradebook(course: Course) -> str:
+    """The gradebook for messages: the SQLite file's path, or the server URL (no password)."""
+    book = course.gradebook
+    return _rel(book) if isinstance(book, Path) else str(book)
 
 
 # -- release ---------------------------------------------------------------------------------
@@ -49,7 +55,7 @@ def cmd_release(args: argparse.Namespace) -> int:
     for path in paths:
         print(f"  {_rel(path)}")
     if args.dest is None:
-        print(f"Masters (with hidden tests) recorded in the gradebook {_rel(course.gradebook)}")
+        print(f"Masters (with hidden tests) recorded in the gradebook {_gradebook(course)}")
     return _release_bundle(args, course)
 
 
@@ -158,7 +164,7 @@ def print_autograde(course: Course, run) -> None:
             print(f"    {result.student}: {result.error}")
     print("Outputs:")
     print(f"  autograded notebooks  {_rel(course.autograded)}/STUDENT/{run.assignment}/")
-    print(f"  gradebook             {_rel(course.gradebook)}")
+    print(f"  gradebook             {_gradebook(course)}")
     if run.record:
         print(f"  messages (JSON)       {_rel(run.record)}")
     print(f"  per-student logs      {_rel(course.instructor / 'logs' / 'autograde')}/")
@@ -311,6 +317,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--instructor-root",
         help="where the gradebook, submissions and results live (default: COURSE/.instructor, "
         "or $TUNELAB_INSTRUCTOR_ROOT)",
+    )
+    parser.add_argument(
+        "--db-url",
+        metavar="URL",
+        help="the gradebook on a database server several graders share, e.g. "
+        "postgresql://USER:PASSWORD@HOST/DB (default: $TUNELAB_GRADEBOOK_URL, else the SQLite "
+        "file INSTRUCTOR/gradebook.db)",
     )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     parser.add_argument("-v", "--verbose", action="store_true", help="show nbgrader's log")

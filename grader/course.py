@@ -5,6 +5,10 @@ Why a class: the same grading code runs on the real course (this repository, gra
 tests build in temporary directories. Every command takes a :class:`Course` and builds its
 nbgrader ``Config`` from ``grader/nbgrader_config.py`` plus the course's own paths, so plain
 ``nbgrader`` and ``python -m grader`` always agree on settings.
+
+The gradebook is ``INSTRUCTOR/gradebook.db`` (SQLite, one instructor) unless the course is
+given a database server's URL (``--db-url`` or ``$TUNELAB_GRADEBOOK_URL``, e.g.
+``postgresql://grader:PASSWORD@db.example.org/course``), which several graders can share.
 """
 
 from __future__ import annotations
@@ -13,15 +17,24 @@ import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import nbformat
 from traitlets.config import Config
 from traitlets.config.loader import PyFileConfigLoader
 
+if TYPE_CHECKING:
+    from grader.gradebook import ServerGradebook
+
 REPO = Path(__file__).resolve().parents[1]
 CONFIG_FILE = Path(__file__).resolve().parent / "nbgrader_config.py"
 ENV_INSTRUCTOR = "TUNELAB_INSTRUCTOR_ROOT"
 ENV_COURSE = "TUNELAB_COURSE_DIR"
+ENV_GRADEBOOK = "TUNELAB_GRADEBOOK_URL"
+
+#: instructor folder -> the server gradebook a course with that folder was given: a course
+#: derived from it (``Course(course.root, course.instructor, dest)``) keeps the same gradebook.
+_SERVER_GRADEBOOKS: dict[Path, str] = {}
 
 
 def _tools_on_path() -> None:
@@ -47,17 +60,31 @@ class Course:
     root: Path = REPO
     instructor: Path = field(default=REPO / ".instructor")
     release_dir: Path | None = None  # default: root / "notebooks"
+    #: a gradebook URL (``postgresql://...`` shared by several graders, or ``sqlite:///FILE``);
+    #: None: ``INSTRUCTOR/gradebook.db``, or the URL an earlier course with this folder had
+    gradebook_url: str | None = None
+
+    def __post_init__(self) -> None:
+        key = Path(self.instructor)
+        if self.gradebook_url:
+            if _is_server(self.gradebook_url):
+                _SERVER_GRADEBOOKS[key] = self.gradebook_url
+        elif key in _SERVER_GRADEBOOKS:
+            object.__setattr__(self, "gradebook_url", _SERVER_GRADEBOOKS[key])
 
     @classmethod
     def from_env(
         cls,
         course_dir: str | os.PathLike | None = None,
         instructor_root: str | os.PathLike | None = None,
+        db_url: str | None = None,
     ) -> Course:
-        """The course named by arguments, else by $TUNELAB_COURSE_DIR / $TUNELAB_INSTRUCTOR_ROOT."""
+        """The course named by arguments, else by $TUNELAB_COURSE_DIR / $TUNELAB_INSTRUCTOR_ROOT
+        (and its gradebook by ``db_url``, else $TUNELAB_GRADEBOOK_URL, else the SQLite file)."""
         root = Path(course_dir or os.environ.get(ENV_COURSE) or REPO).resolve()
         instructor = instructor_root or os.environ.get(ENV_INSTRUCTOR) or root / ".instructor"
-        return cls(root=root, instructor=Path(instructor).resolve())
+        url = db_url or os.environ.get(ENV_GRADEBOOK) or None
+        return cls(root=root, instructor=Path(instructor).resolve(), gradebook_url=url)
 
     # -- paths -------------------------------------------------------------------------
     @property
@@ -69,11 +96,27 @@ class Course:
         return self.release_dir or self.root / "notebooks"
 
     @property
-    def gradebook(self) -> Path:
+    def shared_gradebook(self) -> bool:
+        """True when the gradebook is on a database server (PostgreSQL), not a SQLite file."""
+        return _is_server(self.gradebook_url)
+
+    @property
+    def gradebook(self) -> Path | ServerGradebook:
+        """The SQLite file, or a :class:`~grader.gradebook.ServerGradebook` standing for the
+        server's database (``exists()`` and ``str()`` work on both)."""
+        if self.shared_gradebook:
+            from grader.gradebook import ServerGradebook
+
+            return ServerGradebook(self.gradebook_url)
+        if self.gradebook_url and self.gradebook_url.startswith("sqlite:///"):
+            return Path(self.gradebook_url.removeprefix("sqlite:///"))
         return self.instructor / "gradebook.db"
 
     @property
     def db_url(self) -> str:
+        """nbgrader's ``CourseDirectory.db_url`` for this course."""
+        if self.shared_gradebook:
+            return str(self.gradebook_url)
         return f"sqlite:///{self.gradebook}"
 
     @property
@@ -160,4 +203,9 @@ class Course:
         from grader.gradebook import ensure_gradebook
 
         self.instructor.mkdir(parents=True, exist_ok=True)
-        ensure_gradebook(self.gradebook)
+        ensure_gradebook(self.gradebook)  # a server gradebook: its tables, created once
+
+
+def _is_server(url: str | None) -> bool:
+    """A URL of a database server (not a SQLite file); kept here so importing is cheap."""
+    return bool(url) and "://" in str(url) and not str(url).startswith("sqlite:")

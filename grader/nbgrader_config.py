@@ -7,6 +7,9 @@ git-ignored ``.instructor/`` folder, so it never lands in the repository.
 
 ``TUNELAB_INSTRUCTOR_ROOT`` moves that instructor folder elsewhere (the test suite and
 ``python -m grader --instructor-root`` use it so they never touch the real gradebook).
+``TUNELAB_GRADEBOOK_URL`` (e.g. ``postgresql://grader:PASSWORD@db.example.org/course``) puts
+the gradebook on a database server several graders share; unset, it is the SQLite file
+``INSTRUCTOR/gradebook.db`` (one instructor).
 The same file serves plain ``nbgrader`` commands and ``python -m grader``, so both grade
 with exactly the same settings.
 """
@@ -27,7 +30,9 @@ c.CourseDirectory.release_directory = "notebooks"
 c.CourseDirectory.submitted_directory = str(INSTRUCTOR / "submitted")
 c.CourseDirectory.autograded_directory = str(INSTRUCTOR / "autograded")
 c.CourseDirectory.feedback_directory = str(INSTRUCTOR / "feedback")
-c.CourseDirectory.db_url = f"sqlite:///{INSTRUCTOR / 'gradebook.db'}"
+c.CourseDirectory.db_url = (
+    os.environ.get("TUNELAB_GRADEBOOK_URL") or f"sqlite:///{INSTRUCTOR / 'gradebook.db'}"
+)
 c.CourseDirectory.course_id = "fine-tuning-lab"
 
 # Released copies: solutions replaced by a stub that raises, hidden tests removed.
