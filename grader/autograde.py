@@ -49,6 +49,7 @@ from traitlets.config import Config
 
 from grader.checks import NotebookCheck, check_submission, edited_locked_cells
 from grader.course import Course, CourseError
+from grader.editions import RetranslateEdition, released_copy, submission_language
 from grader.logs import captured, failure_reason, message_of
 from grader.preprocessors import OverwriteCells, SandboxedExecute, SaveVerdicts
 from grader.preprocessors.sandboxedexecute import KERNEL_DIED, KERNEL_STUCK, NOT_RUN
@@ -70,6 +71,7 @@ SANITIZING_STEPS = [
     DeduplicateIds,
     OverwriteKernelspec,
     OverwriteCells,
+    RetranslateEdition,  # a translated edition's restored cells in its language again
     CheckCellMetadata,
 ]
 
@@ -103,6 +105,7 @@ class StudentResult:
     seed: int | None = None  # the hidden inputs' seed: a regrade reuses it
     timed_out: bool = False  # some cell or check ran out of time (regraded alone)
     setup_errors: dict[str, str] = field(default_factory=dict)  # locked cell -> error line
+    edition: str = "en"  # the submission's edition (language): "en" or "ru"
 
     @property
     def message(self) -> str:
@@ -260,6 +263,21 @@ class Autograder:
     def run(self, students: list[str] | None = None, *, progress: bool = False) -> AutogradeRun:
         from grader.release import assignment_in_gradebook, register_assignment
 
+        self._check_machine()
+        self.course.ensure_instructor()
+        if not assignment_in_gradebook(self.course, self.assignment):
+            log.warning("registering %s in the gradebook from solutions/", self.assignment)
+            register_assignment(self.course, self.assignment)
+        names = self.students() if students is None else students
+        with _exclusive(self.course.instructor / ".autograde.lock"):
+            if self.preflight and names:
+                self._preflight()
+            return self._run(names, progress)
+
+    # Where student code runs: here. grader.distributed.DaskAutograder overrides these two
+    # (and the execution step) to run it on a Dask cluster's workers instead.
+    def _check_machine(self) -> None:
+        """Refuse to grade where student code cannot be sandboxed."""
         if self.sandbox:
             reason = check_sandbox()
             if reason:
@@ -268,17 +286,12 @@ class Autograder:
                     "sandbox (python -m grader autograde --no-sandbox) on a machine where "
                     "running students' code unconfined is acceptable."
                 )
-        self.course.ensure_instructor()
-        if not assignment_in_gradebook(self.course, self.assignment):
-            log.warning("registering %s in the gradebook from solutions/", self.assignment)
-            register_assignment(self.course, self.assignment)
-        names = self.students() if students is None else students
-        with _exclusive(self.course.instructor / ".autograde.lock"):
-            if self.preflight and names:
-                from grader.preflight import check_master
 
-                check_master(self)
-            return self._run(names, progress)
+    def _preflight(self) -> None:
+        """The master must earn full marks where the students' code will run."""
+        from grader.preflight import check_master
+
+        check_master(self)
 
     def _run(self, names: list[str], progress: bool) -> AutogradeRun:
         started = time.perf_counter()
@@ -330,7 +343,12 @@ class Autograder:
         result.notes += notes
         for check in checks:
             if check.ok:
-                released = self.course.release / self.assignment / check.path.name
+                result.edition = submission_language(check.path)
+                released = released_copy(
+                    self.course.release, self.assignment, check.name, result.edition
+                )
+                if not released.exists():
+                    released = self.course.release / self.assignment / check.path.name
                 result.notes += edited_locked_cells(check.path, released)
         events: list[dict] = []
         with self.lock, captured(nb_log, logging.INFO) as records:

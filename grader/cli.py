@@ -131,7 +131,14 @@ def cmd_autograde(args: argparse.Namespace) -> int:
     course = _course(args)
     if args.no_sandbox:
         _warn_unsandboxed()
-    run = autograde(
+    grade = autograde
+    if args.scheduler:
+        from functools import partial
+
+        from grader.distributed import dask_autograde
+
+        grade = partial(dask_autograde, scheduler=args.scheduler)
+    run = grade(
         course,
         args.assignment,
         workers=args.workers,
@@ -149,10 +156,12 @@ def cmd_autograde(args: argparse.Namespace) -> int:
 
 def print_autograde(course: Course, run) -> None:
     mode = "sandboxed" if run.sandboxed else "NOT sandboxed"
+    where = getattr(run, "scheduler", None)
+    workers = f"{run.workers} at once on the Dask cluster {where}" if where else run.workers
     print(RULE)
     print(
         f"Autograded {run.assignment}: {len(run.results)} submission(s) in {run.seconds:.1f} s "
-        f"({run.workers} worker(s), {mode})"
+        f"({workers} worker(s), {mode})"
     )
     print(f"  graded: {len(run.graded)}   not graded: {len(run.failed)}")
     width = max([len(r.student) for r in run.results] + [7])
@@ -369,6 +378,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("assignment", help=ASSIGNMENT_HELP)
     _grading_options(p, timeout=None)
     p.add_argument("--student", action="append", help="grade only this student (repeatable)")
+    p.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="run each submission's kernel on the workers of this Dask scheduler, e.g. "
+        "tcp://HOST:8786 (every worker needs the course checkout at this same path, the venv "
+        "and bubblewrap; --workers then means submissions in flight, default: the cluster's "
+        "threads). Only this machine writes the gradebook.",
+    )
     p.add_argument(
         "--new-seeds",
         action="store_true",
