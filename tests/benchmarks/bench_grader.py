@@ -7,9 +7,14 @@ Builds STUDENTS submissions of each real graded assignment (sql_overfitting and 
 complete, partial, wrong and blank copies made by ``grader.demo``), grades them both ways
 into two separate gradebooks, and prints wall times and the speed-up (goal: at least 3x on a
 2-core machine, never below 2x). The grader's time includes its preflight (the master graded
-first). Grades are not expected to be identical: plain nbgrader scores the visible checks'
-outputs in the student's kernel, the grader scores trusted verdicts; the script checks that
-every complete submission earns full marks and every blank one 0 with the grader.
+first).
+
+The baseline is nbgrader grading the same parts the nbgrader way: the masters as they were
+before trusted verdicts (commit LEGACY, hidden tests in the test cells, run in the student's
+kernel), so both sides check the same hidden cases. Their grades are not expected to be
+identical (nbgrader scores outputs, fixed seeds; the grader scores verdicts on fresh inputs);
+the script checks that every complete submission earns full marks and every blank one 0 with
+the grader, and prints how many grade cells differ.
 
 It also grades one honest submission alone and then beside a CPU hog (a submission forking
 busy processes), and prints the honest one's time beside the hog as a ratio to its time
@@ -45,12 +50,39 @@ KINDS = ("complete", "partial", "wrong", "blank", "complete")
 BIN = Path(sys.executable).parent
 
 
+#: The last commit whose masters held nbgrader hidden tests (run in the student's kernel).
+LEGACY = "535a3d6"
+LEGACY_CONFIG = """\
+from pathlib import Path
+_repo = Path({repo!r}) / "grader" / "nbgrader_config.py"
+_names = {{"__file__": str(_repo), "get_config": get_config}}
+exec(compile(_repo.read_text(), str(_repo), "exec"), _names)
+c = get_config()
+c.CourseDirectory.root = {root!r}
+"""
+
+
+def legacy_course(root: Path, assignments: list[str]) -> Path:
+    """A course folder with the pre-trusted-verdict masters, for plain ``nbgrader``."""
+    for assignment in assignments:
+        rel = f"solutions/{assignment}/{assignment}.ipynb"
+        text = subprocess.run(
+            ["git", "-C", str(REPO), "show", f"{LEGACY}:{rel}"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+    (root / "nbgrader_config.py").write_text(LEGACY_CONFIG.format(repo=str(REPO), root=str(root)))
+    return root
+
+
 def build(course_a: Course, course_b: Course, assignments: list[str], students: int) -> None:
-    """Register the masters in both gradebooks and write identical submissions to both."""
+    """Register the masters and write identical submissions to both gradebooks."""
     rng = random.Random(7)
-    for course in (course_a, course_b):
-        for assignment in assignments:
-            register_assignment(course, assignment)
+    for assignment in assignments:
+        register_assignment(course_a, assignment)
     for assignment in assignments:
         master = nbformat.read(REPO / "solutions" / assignment / f"{assignment}.ipynb", 4)
         released = nbformat.read(REPO / "notebooks" / assignment / f"{assignment}.ipynb", 4)
@@ -121,11 +153,15 @@ def main() -> int:
     build(ours, theirs, assignments, args.students)
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
 
+    legacy = legacy_course(work / "legacy", assignments)
+    env_b = {**env, "TUNELAB_INSTRUCTOR_ROOT": str(theirs.instructor)}
+    for assignment in assignments:
+        generate = [str(BIN / "nbgrader"), "generate_assignment", assignment, "--force"]
+        subprocess.run([*generate, "--log-level=ERROR"], cwd=legacy, env=env_b, check=True)
     rows = []
     for assignment in assignments:
         plain = [str(BIN / "nbgrader"), "autograde", assignment, "--force", "--log-level=ERROR"]
-        env_b = {**env, "TUNELAB_INSTRUCTOR_ROOT": str(theirs.instructor)}
-        wall_b, load_b, proc_b = timed(plain, cwd=REPO / "grader", env=env_b)
+        wall_b, load_b, proc_b = timed(plain, cwd=legacy, env=env_b)
         if proc_b.returncode != 0:
             print(f"nbgrader autograde {assignment} exited {proc_b.returncode}:")
             print(proc_b.stderr[-2000:])
@@ -156,9 +192,11 @@ def main() -> int:
     print(f"per submission: nbgrader {total_b / (n * len(rows)):.2f} s, "  # noqa: E501
           f"grader {total_a / (n * len(rows)):.2f} s (wall, {os.cpu_count()} cores)")  # fmt: skip
     print(
-        f"grade cells where nbgrader's in-kernel scoring differs from the trusted verdicts: "
-        f"{len(differing)} of {len(a)} (expected: nbgrader scores the visible checks' outputs)"
+        f"grade cells where nbgrader's in-kernel hidden tests and the trusted verdicts differ: "
+        f"{len(differing)} of {len(a)}"
     )
+    for key in differing[:6]:
+        print(f"  {key}: grader {a.get(key)} vs nbgrader {b.get(key)}")
     print(f"complete = full marks and blank = 0 with the grader: {not wrong}")
     for problem in wrong[:10]:
         print(f"  {problem}")
