@@ -34,6 +34,7 @@ concurrent sandbox), so the process limit applies and sandboxes cannot signal ea
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import functools
 import logging
@@ -230,6 +231,12 @@ class Sandbox(LoggingConfigurable):
         cmd += ["--proc", "/proc", "--dev", "/dev"]
         cmd += ["--perms", "1777", "--size", str(self.tmp_mb * 1024 * 1024), "--tmpfs", "/tmp"]
         made: set[str] = {"/", "/tmp", "/usr", "/etc", "/proc", "/dev"}
+        fonts = matplotlib_font_list()
+        if fonts is not None and home.startswith("/tmp"):
+            # matplotlib scans every system font on first import (~1 s per kernel) unless its
+            # config folder holds the list: share one the grader built, read-only
+            cmd += ["--perms", "1777", "--dir", f"{home}/.matplotlib"]
+            cmd += ["--ro-bind", str(fonts), f"{home}/.matplotlib/{fonts.name}"]
         for path in self.readonly_paths():
             cmd += _parents(path, made) + ["--ro-bind", path, path]
         cmd += _parents(ipc_dir, made) + ["--bind", ipc_dir, ipc_dir]
@@ -281,6 +288,33 @@ class Sandbox(LoggingConfigurable):
             "--",
             *kernel_cmd[index + 2 :],
         ]
+
+
+@functools.cache
+def matplotlib_font_list() -> Path | None:
+    """Matplotlib's font list (``fontlist-vNNN.json``), built once per grader process.
+
+    Built by the grader's own Python from the system's fonts, the same files the sandbox sees
+    at the same paths; None when it cannot be built (kernels then build their own).
+    """
+    folder = Path(tempfile.mkdtemp(prefix="grader-mpl-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "MPLCONFIGDIR": str(folder)}
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-I", "-c", "import matplotlib.font_manager"],
+            env=env,
+            capture_output=True,
+            timeout=300,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    found = sorted(folder.glob("fontlist-*.json"))
+    if proc.returncode != 0 or not found:
+        return None
+    folder.chmod(0o755)
+    found[0].chmod(0o644)
+    return found[0]
 
 
 def _parents(path: str, made: set[str]) -> list[str]:
