@@ -76,6 +76,8 @@ class Context:
     module: str
     course_root: Path
     notes: list[str] = field(default_factory=list)
+    #: the submission's edition ("en" or "ru", from its notebook metadata): the verdict's language
+    lang: str = "en"
 
     def rng(self, salt: str = "") -> np.random.Generator:
         """A generator fixed by the submission's seed and the part (and an optional salt)."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["connect", "data_path", "ROOT"]
+__all__ = ["connect", "data_path", "set_language", "ROOT"]
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -21,6 +21,13 @@ def data_path(name: str = "") -> Path:
     if name and not path.exists():
         raise FileNotFoundError(f"course data file {name!r} not found in {base}")
     return path
+
+
+def set_language(lang: str) -> str:
+    """Messages of checks, hints, the panel and plots in ``lang`` ("en" or "ru")."""
+    from tunelab.i18n import set_language as _set
+
+    return _set(lang)
 
 
 def connect(endpoint: str | None = None, *, time_scale: float | None = None) -> str:

@@ -39,6 +39,7 @@ from nbformat.v4 import new_code_cell, new_output
 from nbgrader.preprocessors import Execute
 from traitlets import Bool, Integer, Unicode, default
 
+from grader.editions import edition_language
 from grader.trusted import Context, ProbeFailed, Verdict, parse_answer, probe_code
 
 KERNEL_DIED = "KernelDied"
@@ -206,6 +207,7 @@ class SandboxedExecute(Execute):
             probe_fn=lambda module, part, payload: self._probe(index, module, part, payload),
             module=self._checker.module,
             course_root=self._course_root(),
+            lang=edition_language(self.nb),
         )
         try:
             verdict = self._checker.judge(grade_id, ctx)

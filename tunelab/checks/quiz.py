@@ -9,22 +9,33 @@ from __future__ import annotations
 from typing import Any
 
 from tunelab.checks import wire
+from tunelab.i18n import tr
 
 QUESTIONS = tuple(f"q{i}" for i in range(1, 15))
 OPTIONS = {qid: "abcd" for qid in QUESTIONS}
 
 
-def format_problem(qid: str, value: Any) -> str | None:
-    """Why a decoded answer is not one of the question's letters, or None."""
+def format_problem(qid: str, value: Any, lang: str | None = None) -> str | None:
+    """Why a decoded answer is not one of the question's letters, or None (in ``lang``)."""
     if value is None:
-        return (
-            f'There is no answer for {qid} yet: write answers[{qid!r}] = "<letter>" in the '
-            "answer cell above and run it."
+        return tr(
+            'There is no answer for {qid} yet: write answers[{qid!r}] = "<letter>" in the '
+            "answer cell above and run it.",
+            'Ответа на {qid} пока нет: напишите answers[{qid!r}] = "<буква>" в ячейке ответа '
+            "выше и выполните её.",
+            lang,
+            qid=qid,
         )
     if type(value) is not str or value.strip().lower() not in OPTIONS[qid] or not value.strip():
-        return (
-            f"answers[{qid!r}] is {wire.describe(value)}, but it should be one letter out of "
-            f'{", ".join(OPTIONS[qid])} (a string, e.g. "a").'
+        return tr(
+            "answers[{qid!r}] is {got}, but it should be one letter out of {letters} "
+            '(a string, e.g. "a").',
+            "answers[{qid!r}] — это {got}, а должна быть одна буква из {letters} "
+            '(строка, например "a").',
+            lang,
+            qid=qid,
+            got=wire.describe(value, lang),
+            letters=", ".join(OPTIONS[qid]),
         )
     return None
 
@@ -51,4 +62,11 @@ def check_format(answers: dict, qid: str) -> None:
     problem = format_problem(qid, value)
     if problem:
         raise AssertionError(problem)
-    print(f"{qid}: answer {letter(value)!r} recorded; it is graded after you submit.")
+    print(
+        tr(
+            "{qid}: answer {answer!r} recorded; it is graded after you submit.",
+            "{qid}: ответ {answer!r} записан; он будет оценён после сдачи.",
+            qid=qid,
+            answer=letter(value),
+        )
+    )

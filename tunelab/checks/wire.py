@@ -203,18 +203,25 @@ def _text(value: Any) -> str:
     return value[:MAX_TEXT] if type(value) is str else ""
 
 
-def describe(value: Any) -> str:
-    """Short words for what a student's function gave back, for a message."""
+def describe(value: Any, lang: str | None = None) -> str:
+    """Short words for what a student's function gave back, for a message (in ``lang``)."""
+    from tunelab.i18n import tr
+
     if isinstance(value, Raised):
-        return (
-            f"it raised {value.type}: {value.message}"
-            if value.message
-            else f"it raised {value.type}"
-        )
+        if value.message:
+            return tr(
+                "it raised {t}: {m}",
+                "возникло исключение {t}: {m}",
+                lang,
+                t=value.type,
+                m=value.message,
+            )
+        return tr("it raised {t}", "возникло исключение {t}", lang, t=value.type)
     if isinstance(value, Other):
-        return f"a {value.type}"
+        return tr("a {t}", "объект типа {t}", lang, t=value.type)
     if isinstance(value, Series):
-        return f"a Series of {len(value.values)} value(s)"
+        n = len(value.values)
+        return tr("a Series of {n} value(s)", "Series из {n} знач.", lang, n=n)
     if type(value) is float:
         return f"{value:.6g}"
     text = repr(value)
