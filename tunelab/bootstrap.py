@@ -5,6 +5,7 @@ and CI on a clean clone, must get to a running course or a green test suite with
 each:
 
     python3 -m tunelab.bootstrap lab     # install if needed, start the emulator, open JupyterLab
+    python3 -m tunelab.bootstrap lab --lang ru   # the same, the course in Russian (notebooks/ru/)
     python3 -m tunelab.bootstrap check   # install if needed, run the environment self-check
     python3 -m tunelab.bootstrap test    # install if needed, lint, run every test (repository)
     python3 -m tunelab.bootstrap hub     # a JupyterHub class on this machine (repository)
@@ -240,6 +241,7 @@ def cmd_lab(args: argparse.Namespace) -> int:
     config = write_role_config(ROOT / ".tunelab" / "jupyter" / role, role, nbgrader)
     say(f"JupyterLab with the {role}'s nbgrader tools ({config})")
     env = {**os.environ, "TUNELAB_ENDPOINT": endpoint, "JUPYTER_CONFIG_PATH": _config_path(config)}
+    env["TUNELAB_LANG"] = args.lang  # checks, hints, panel and plots in the student's language
     # Formgrader needs the course (this repository) inside the server's root folder.
     notebook_dir = ROOT if args.instructor else ROOT / "notebooks"
     lab = [
@@ -256,7 +258,7 @@ def cmd_lab(args: argparse.Namespace) -> int:
     elif args.instructor:
         lab.append("--LabApp.default_url=/formgrader")
     else:
-        lab.append("--LabApp.default_url=/lab/tree/01_welcome/01_welcome.ipynb")
+        lab.append(f"--LabApp.default_url=/lab/tree/{first_notebook(args.lang)}")
     try:
         return subprocess.run(lab, env=env, cwd=ROOT).returncode
     except KeyboardInterrupt:
@@ -267,6 +269,20 @@ def cmd_lab(args: argparse.Namespace) -> int:
             emulator.wait(timeout=10)
         except subprocess.TimeoutExpired:
             emulator.kill()
+
+
+def first_notebook(lang: str = "en", notebooks: Path | None = None) -> str:
+    """The notebook ``lab`` opens first, relative to ``notebooks/``: lesson 01 of the chosen
+    edition (``ru/`` holds the Russian one), else that edition's first notebook."""
+    notebooks = notebooks or ROOT / "notebooks"
+    if lang == "en":
+        return "01_welcome/01_welcome.ipynb"
+    edition = notebooks / lang
+    found = sorted(edition.glob("*/*.ipynb"), key=lambda p: (p.parent.name != "01_welcome", p))
+    if not found:
+        say(f"this copy of the course has no {lang!r} edition (notebooks/{lang}/); English it is")
+        return "01_welcome/01_welcome.ipynb"
+    return found[0].relative_to(notebooks).as_posix()
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -366,6 +382,12 @@ def main(argv: list[str] | None = None) -> int:
         "--instructor",
         action="store_true",
         help="the instructor's tools too (formgrader, Create Assignment), in the repository",
+    )
+    lab.add_argument(
+        "--lang",
+        choices=("en", "ru"),
+        default="en",
+        help="the course's language: en (default) or ru (the Russian edition, notebooks/ru/)",
     )
     lab.set_defaults(func=cmd_lab)
     check = sub.add_parser("check", help="install if needed, run the environment self-check")
