@@ -132,14 +132,17 @@ class RemoteExecute(SandboxedExecute):
         }
         unlocked = grader_res.get("unlocked") or contextlib.nullcontext
         with unlocked():  # other submissions may use the gradebook while this one runs
+            started = time.perf_counter()
             result = self.dispatcher(payload)
+            waited = time.perf_counter() - started
         for level, text in result["log"]:
             self.log.log(level, text)
         self.log.info(
-            "graded on worker %s (%s) in %.2f s",
+            "graded on worker %s (%s) in %.2f s; round trip %.2f s",
             result["worker"],
             result["host"],
             result["seconds"],
+            waited,
         )
         events.extend(result["events"])
         for grade_id, verdict in result["verdicts"].items():
