@@ -229,8 +229,10 @@ def build_edition(
 def edition_language(nb) -> str:
     """The language a notebook (a master, a release, a submission) was written in."""
     meta = nb.get("metadata", {}) if isinstance(nb, dict) else nb.metadata
-    lang = (meta.get("tunelab") or {}).get("lang")
-    return lang if lang in LANGS else "en"
+    tunelab_meta = meta.get("tunelab") if isinstance(meta, dict) else None
+    lang = tunelab_meta.get("lang") if isinstance(tunelab_meta, dict) else None
+    # a submission's metadata is hostile: only an exact known string selects an edition
+    return lang if type(lang) is str and lang in LANGS else "en"
 
 
 def submission_language(path: Path) -> str:
