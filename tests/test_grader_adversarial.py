@@ -62,6 +62,7 @@ class Attack:
     answers: dict[str, str] = field(default_factory=dict)  # answer cell -> source
     files: dict[str, str] = field(default_factory=dict)  # beside the notebook
     markdown: str | None = None  # an extra markdown cell
+    metadata: dict = field(default_factory=dict)  # merged into the notebook's metadata
     core: float = CORE
     note: str | None = None  # a phrase the student's message must contain
 
@@ -77,6 +78,7 @@ def submission(attack: Attack) -> nbformat.NotebookNode:
         cells[grade_id].source = textwrap.dedent(source).strip()
     if attack.markdown:
         nb.cells.append(nbformat.v4.new_markdown_cell(attack.markdown))
+    nb.metadata.update(attack.metadata)
     return nb
 
 
@@ -414,6 +416,14 @@ ATTACKS = [
         except OSError as err:
             print("fallocate refused:", err)
         """
+        },
+    ),
+    Attack(
+        "hostile_notebook_metadata",
+        metadata={
+            "tunelab": {"lang": ["ru"], "seed": 1},
+            "kernelspec": {"name": "../../evil", "display_name": "x", "language": "python"},
+            "widgets": {"application/vnd.jupyter.widget-state+json": {"state": "x" * 1000}},
         },
     ),
     Attack(
