@@ -147,9 +147,10 @@ def pre_spawn_hook(spawner):
     (HOMES / name).mkdir(parents=True, exist_ok=True)
     env = dict(spawner.environment)
     if name in HUB_INSTRUCTORS:
-        config = write_role_config(
-            USER_CONFIG / name, "instructor", instructor_nbgrader_config(EXCHANGE)
-        )
+        nbgrader = instructor_nbgrader_config(EXCHANGE)
+        # Every server runs as the hub's OS user here, so submissions are not owned by students.
+        nbgrader += "c.ExchangeCollect.check_owner = False\n"
+        config = write_role_config(USER_CONFIG / name, "instructor", nbgrader)
         spawner.notebook_dir = str(ROOT)
         env["TUNELAB_INSTRUCTOR_ROOT"] = str(INSTRUCTOR_ROOT)
     else:

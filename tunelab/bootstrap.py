@@ -343,12 +343,19 @@ def cmd_hub(args: argparse.Namespace) -> int:
     say(f"  password for every demo user: {args.password}")
     cmd = [str(VENV / "bin" / "jupyterhub"), "-f", str(HUB_CONFIG)]
     proc = subprocess.Popen(cmd, env=env, cwd=hub_dir)
+
+    def _stop(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _stop)
     try:
         if not args.headless:
             _open_when_ready(url, proc)
         return proc.wait()
     except KeyboardInterrupt:
         # JupyterHub stops the single-user servers, the proxy and the emulator service.
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
         try:
             return proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
