@@ -38,6 +38,8 @@ ALLOWED = (
     "Run All Cells",
     "Restart Kernel and Run All Cells",
     "JSON Lines",
+    # prompts sent to the emulator, whose task domains (and training data) are English
+    "How do I clear a paper jam in my PrintPro 450?",
 )
 ENGLISH_RUN = re.compile(r"\b[A-Za-z][a-z']*(?:[ ,;:]+[A-Za-z][a-z']*){3,}\b")
 
