@@ -332,6 +332,9 @@ def hub_env(hub_dir: Path, port: int, password: str) -> dict[str, str]:
 
 def cmd_hub(args: argparse.Namespace) -> int:
     """A real JupyterHub for a class on this machine (``hub/README.md``)."""
+    if not HUB_CONFIG.exists():
+        say("this copy of the course has no hub/ folder; run the hub from the repository")
+        return 2
     ensure_venv()
     ensure_proxy()
     hub_dir = Path(args.hub_dir).resolve()
