@@ -24,6 +24,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tunelab.i18n import tr
+
 __all__ = [
     "VALIDATION_LABEL",
     "LivePlot",
@@ -35,6 +37,22 @@ __all__ = [
 #: Legend label of the validation curve: the real Gemini API never reported one.
 VALIDATION_LABEL = "validation loss (emulator only — the Gemini API does not report it)"
 TRAINING_LABEL = "training loss"
+#: the same labels in the Russian edition (``tunelab.set_language("ru")``)
+VALIDATION_LABEL_RU = "потери на валидации (только эмулятор — Gemini API их не сообщает)"
+TRAINING_LABEL_RU = "потери на обучении"
+_AXIS_RU = {"step": "шаг", "epoch": "эпоха"}
+
+
+def _axis_name(x: str) -> str:
+    """An axis label (the column name, "step" or "epoch") in the current language."""
+    return tr(x, _AXIS_RU.get(x, x))
+
+
+def _title(title: str) -> str:
+    """The default title in the current language; a caller's title is kept as given."""
+    if title == "Training loss" or title.startswith("Training loss — "):
+        return tr(title, title.replace("Training loss", "Потери на обучении", 1))
+    return title
 
 COLUMNS = ["step", "epoch", "mean_loss"]
 
@@ -281,7 +299,7 @@ def plot_loss(
             ax=ax,
             errorbar=None,
             marker="o" if x == "epoch" else None,
-            **({"palette": "tab10"} if hue else {"label": TRAINING_LABEL}),
+            **({"palette": "tab10"} if hue else {"label": tr(TRAINING_LABEL, TRAINING_LABEL_RU)}),
         )
     bad = frame[~np.isfinite(frame["mean_loss"])]
     if not bad.empty:
@@ -294,7 +312,13 @@ def plot_loss(
             color="red",
             markersize=12,
             mew=3,
-            label=f"loss became {first['mean_loss']} at {x} {int(first[x])}",
+            label=tr(
+                "loss became {v} at {x} {n}",
+                "потери стали {v}: {x} {n}",
+                v=first["mean_loss"],
+                x=_axis_name(x),
+                n=int(first[x]),
+            ),
         )
     if validation is not None:
         val = _validation_frame(validation)
@@ -307,14 +331,14 @@ def plot_loss(
             val["validation_loss"],
             "s--",
             color="tab:orange",
-            label=VALIDATION_LABEL,
+            label=tr(VALIDATION_LABEL, VALIDATION_LABEL_RU),
         )
     if logy:
         ax.set_yscale("log")
-    ax.set_xlabel(x)
-    ax.set_ylabel("mean loss")
+    ax.set_xlabel(_axis_name(x))
+    ax.set_ylabel(tr("mean loss", "средние потери"))
     if title:
-        ax.set_title(title)
+        ax.set_title(_title(title))
     if ax.get_legend_handles_labels()[0]:
         ax.legend(loc="best", fontsize="small")
     return ax
@@ -362,10 +386,11 @@ class LivePlot:
         self.ax.clear()
         title = f"{self.title} — {status}" if status else self.title
         if self.frame.empty:
-            self.ax.set_title(title)
-            self.ax.set_xlabel(self.x)
-            self.ax.set_ylabel("mean loss")
-            self.ax.text(0.5, 0.5, "waiting for the first snapshot…", ha="center", va="center")
+            self.ax.set_title(_title(title))
+            self.ax.set_xlabel(_axis_name(self.x))
+            self.ax.set_ylabel(tr("mean loss", "средние потери"))
+            waiting = tr("waiting for the first snapshot…", "ждём первый снимок…")
+            self.ax.text(0.5, 0.5, waiting, ha="center", va="center")
         else:
             plot_loss(self.frame, self.ax, x=self.x, title=title, validation=validation)
         self.updates += 1
