@@ -46,6 +46,10 @@ LANGS = ("ru",)
 #: where the Russian editions go, relative to the release folder (``notebooks/``)
 EDITION_DIRS = {"ru": "ru"}
 EDITION_LINE = {"ru": 'tunelab.set_language("ru")  # проверки и подсказки — на русском'}
+#: For a notebook without ``import tunelab``: the same switch on one line of its own.
+EDITION_IMPORT_LINE = {
+    "ru": '__import__("tunelab").set_language("ru")  # проверки и подсказки — на русском'
+}
 #: ``"set_xlabel||\"step\""``: the fragment ``"step"`` only in a token on a line that also holds
 #: ``set_xlabel`` (a bare word like "step" may also be a column name, which must not change).
 CONTEXT_MARK = "||"
@@ -139,7 +143,8 @@ def code_view(source: str, lang: str | None = None) -> list[tuple[int, str]]:
     """The code of a cell without its comments and with every string literal blanked (f-string
     fields kept): what must be identical in both editions."""
     if lang is not None:
-        source = "\n".join(line for line in source.split("\n") if line != EDITION_LINE[lang])
+        marked = (EDITION_LINE[lang], EDITION_IMPORT_LINE[lang])
+        source = "\n".join(line for line in source.split("\n") if line not in marked)
     out = []
     for tok in _tokens(source):
         if tok.type in (tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE):
@@ -180,18 +185,18 @@ def needs_translation(cell) -> bool:
 
 
 def _insert_edition_line(nb, lang: str) -> None:
-    for cell in nb.cells:
-        if cell.cell_type != "code":
-            continue
+    """Switch the notebook's messages to ``lang`` right after its first ``import tunelab``;
+    a notebook that never imports tunelab gets one marked line at the top of its first code
+    cell (both are left out when the editions' code is compared)."""
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    for cell in code:
         lines = cell.source.split("\n")
-        for i, line in enumerate(lines):
-            if line == "import tunelab":
-                lines.insert(i + 1, EDITION_LINE[lang])
-                break
-        else:
-            lines[0:0] = ["import tunelab", EDITION_LINE[lang]]
-        cell.source = "\n".join(lines)
-        return
+        if "import tunelab" in lines:
+            lines.insert(lines.index("import tunelab") + 1, EDITION_LINE[lang])
+            cell.source = "\n".join(lines)
+            return
+    if code:
+        code[0].source = EDITION_IMPORT_LINE[lang] + "\n" + code[0].source
 
 
 def build_edition(
@@ -268,7 +273,8 @@ def retranslate_locked(nb, root: Path, notebook: str) -> None:
         elif cell.cell_type == "code":
             with _suppress_edition_errors():
                 cell.source, _ = translate_code(cell.source, entry.get("strings", {}))
-    if not any(EDITION_LINE[lang] in c.source for c in nb.cells if c.cell_type == "code"):
+    marked = (EDITION_LINE[lang], EDITION_IMPORT_LINE[lang])
+    if not any(m in c.source for m in marked for c in nb.cells if c.cell_type == "code"):
         _insert_edition_line(nb, lang)
 
 
