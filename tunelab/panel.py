@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tunelab.i18n import tr
 from tunelab.simulator import DatasetProfile, Hyperparameters, SimulatedRun, simulate
 
 __all__ = [
@@ -55,6 +56,7 @@ MAX_POINTS = 1500
 #: Fixed loss axis, so that two settings can be compared by eye across redraws.
 Y_LIMIT = 3.0
 VALIDATION_NOTE = "validation loss (emulator only)"
+VALIDATION_NOTE_RU = "потеря на валидации (только в эмуляторе)"
 #: One colour per variant in :func:`compare_runs` (matplotlib's tab10, in order).
 COLOURS = (
     "tab:blue",
@@ -97,11 +99,17 @@ class PanelSettings:
         return DatasetProfile(n_examples=self.n_examples, noise=self.noise)
 
     def label(self) -> str:
-        return (
-            f"epochs {self.epoch_count}, batch {self.batch_size}, "
-            f"×{self.learning_rate_multiplier:g}, {self.n_examples} ex."
-            + (f", noise {self.noise:.0%}" if self.noise else "")
+        text = tr(
+            "epochs {e}, batch {b}, ×{m:g}, {n} ex.",
+            "эпох {e}, батч {b}, ×{m:g}, {n} примеров",
+            e=self.epoch_count,
+            b=self.batch_size,
+            m=self.learning_rate_multiplier,
+            n=self.n_examples,
         )
+        if self.noise:
+            text += tr(", noise {x:.0%}", ", шум {x:.0%}", x=self.noise)
+        return text
 
 
 @dataclass(frozen=True, eq=False)
@@ -141,11 +149,17 @@ class PanelData:
         last = per_epoch.iloc[-1]
         best = self.best_epoch
         parts = [
-            f"{run.total_steps} steps",
-            f"final training loss {last['train_loss']:.3f}",
-            f"validation loss {last['validation_loss']:.3f}",
-            f"best epoch {best}" if best is not None else "no finite validation loss",
-            f"held-out quality {run.final_quality:.0%}",
+            tr("{n} steps", "шагов: {n}", n=run.total_steps),
+            tr(
+                "final training loss {x:.3f}",
+                "итоговая потеря на обучении {x:.3f}",
+                x=last["train_loss"],
+            ),
+            tr("validation loss {x:.3f}", "потеря на валидации {x:.3f}", x=last["validation_loss"]),
+            tr("best epoch {b}", "лучшая эпоха {b}", b=best)
+            if best is not None
+            else tr("no finite validation loss", "нет конечной потери на валидации"),
+            tr("held-out quality {q:.0%}", "качество на отложенных {q:.0%}", q=run.final_quality),
         ]
         return " · ".join(parts)
 
@@ -187,8 +201,8 @@ def _new_axes(figsize: tuple[float, float]) -> tuple[Any, Any]:
 def _style_axes(ax: Any, epoch_count: int, title: str) -> None:
     ax.set_xlim(0, max(1, epoch_count) + 0.2)
     ax.set_ylim(0, Y_LIMIT)
-    ax.set_xlabel("epochs of training")
-    ax.set_ylabel("loss")
+    ax.set_xlabel(tr("epochs of training", "эпохи обучения"))
+    ax.set_ylabel(tr("loss", "функция потерь"))
     ax.set_title(title, fontsize="medium")
     ax.grid(True, alpha=0.3)
 
@@ -208,7 +222,11 @@ def draw_panel(data: PanelData, ax: Any = None, *, title: str | None = None) -> 
     s = data.settings
     train, val = data.train, data.validation
     ax.plot(
-        train["progress"], _clip(train["mean_loss"]), color="tab:blue", lw=1, label="training loss"
+        train["progress"],
+        _clip(train["mean_loss"]),
+        color="tab:blue",
+        lw=1,
+        label=tr("training loss", "потеря на обучении"),
     )
     ax.plot(
         val["progress"],
@@ -216,14 +234,25 @@ def draw_panel(data: PanelData, ax: Any = None, *, title: str | None = None) -> 
         "s--",
         color="tab:orange",
         ms=5,
-        label=VALIDATION_NOTE,
+        label=tr(VALIDATION_NOTE, VALIDATION_NOTE_RU),
     )
     best = data.best_epoch
     if best is not None and data.run.failure is None:
-        ax.axvline(best, color="tab:green", ls=":", lw=1.5, label=f"best epoch ({best})")
+        ax.axvline(
+            best,
+            color="tab:green",
+            ls=":",
+            lw=1.5,
+            label=tr("best epoch ({b})", "лучшая эпоха ({b})", b=best),
+        )
     if data.run.diverged_step is not None:
         where = float(train.loc[train["step"] >= data.run.diverged_step, "progress"].iloc[0])
-        ax.axvline(where, color="red", lw=1.5, label="loss became NaN (job FAILED)")
+        ax.axvline(
+            where,
+            color="red",
+            lw=1.5,
+            label=tr("loss became NaN (job FAILED)", "потеря стала NaN (задание FAILED)"),
+        )
     _style_axes(ax, s.epoch_count, title or s.label())
     ax.legend(loc="upper right", fontsize="small")
     return ax
@@ -277,7 +306,9 @@ def compare_runs(
             color=colour,
             lw=1.5 if smooth else 1,
             alpha=0.9,
-            label=f"{name}: training" + (" (smoothed)" if smooth else ""),
+            label=f"{name}: "
+            + tr("training", "обучение")
+            + (tr(" (smoothed)", " (сглажено)") if smooth else ""),
         )
         if validation:
             ax.plot(
@@ -286,7 +317,7 @@ def compare_runs(
                 "s--",
                 color=colour,
                 ms=4,
-                label=f"{name}: validation*",
+                label=f"{name}: " + tr("validation*", "валидация*"),
             )
         if data.run.diverged_step is not None:
             ax.annotate(
@@ -385,14 +416,16 @@ class HyperparameterPanel:
             ),
             "batch_size": select("batch_size", BATCH_SIZES),
             "learning_rate_multiplier": select("learning_rate_multiplier", MULTIPLIERS),
-            "n_examples": select("n_examples", DATASET_SIZES, "dataset size (examples)"),
+            "n_examples": select(
+                "n_examples", DATASET_SIZES, tr("dataset size (examples)", "размер набора")
+            ),
             "noise": w.FloatSlider(
                 value=s.noise,
                 min=0.0,
                 max=0.5,
                 step=0.05,
                 readout_format=".0%",
-                description="noisy examples",
+                description=tr("noisy examples", "шумные примеры"),
                 layout=layout,
                 **common,
             ),
@@ -447,7 +480,8 @@ class HyperparameterPanel:
         except ValueError as err:
             self.data = None
             self.summary.value = (
-                f"<b style='color:#b00020'>Not a valid job: {html.escape(str(err))}</b>"
+                f"<b style='color:#b00020'>{tr('Not a valid job', 'Недопустимое задание')}: "
+                f"{html.escape(str(err))}</b>"
             )
             self.redraw_ms.append((time.perf_counter() - start) * 1000)
             return None
