@@ -92,10 +92,14 @@ def _copy_tree(src: Path, dst: Path) -> None:
 def _copy_notebooks(course: Course, notebooks: Path, dst: Path) -> list[str]:
     """Copy each assignment's released notebooks (only those); return what was left out.
 
-    Only ``ASSIGNMENT/NAME.ipynb`` for the masters' notebook names is taken: nbgrader copies
+    Only ``ASSIGNMENT/NAME.ipynb`` for the masters' notebook names is taken, and
+    ``ru/ASSIGNMENT/NAME.ipynb`` for the assignments ``translations/ru/EDITION.json`` lists
+    (the Russian editions ``bootstrap lab --lang ru`` opens): nbgrader copies
     every other file of a master's folder into the release, and such a file (a checker, a
     reference answer) must not reach students by accident.
     """
+    from grader.editions import EDITION_DIRS, translated
+
     missing = []
     wanted = set()
     for assignment in course.assignments():
@@ -104,6 +108,13 @@ def _copy_notebooks(course: Course, notebooks: Path, dst: Path) -> list[str]:
             wanted.add(rel)
             if not (notebooks / rel).is_file():
                 missing.append(str(rel))
+            # the translated editions (notebooks/ru/...), for `bootstrap lab --lang ru`
+            for lang, folder in EDITION_DIRS.items():
+                if assignment in translated(course.root, lang):
+                    edition = Path(folder) / rel
+                    wanted.add(edition)
+                    if not (notebooks / edition).is_file():
+                        missing.append(str(edition))
     if missing:
         raise BundleError(
             f"released notebooks missing in {notebooks}: {', '.join(missing)}; "

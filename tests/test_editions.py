@@ -115,10 +115,15 @@ def english_runs(text: str) -> list[str]:
 
 
 def _code_prose(source: str) -> list[str]:
+    """Comments and string literals with spaces; an f-string's ``{fields}`` are code, not prose."""
     out = []
     for tok in tokenize.generate_tokens(io.StringIO(source).readline):
         if tok.type == tokenize.COMMENT or tok.type == tokenize.STRING and " " in tok.string:
-            out.append(tok.string)
+            text = tok.string
+            prefix = re.match(r"[A-Za-z]*", text).group(0)
+            if tok.type == tokenize.STRING and "f" in prefix.lower():
+                text = re.sub(r"\{[^{}]*\}", " ", text)
+            out.append(text)
     return out
 
 
@@ -249,3 +254,92 @@ def test_russian_quiz_submission_scores_like_the_english_one(tmp_path: Path) -> 
     english = course.autograded_notebook("quiz", "english")
     en_verdict = [c for c in english.cells if editions.cell_key(c) == "q1-check"][0]
     assert "is not the best answer" in en_verdict.outputs[-1]["evalue"]
+
+
+# -- sql_overfitting: messages in the edition's language ----------------------------------------
+def test_section_titles_are_one_table() -> None:
+    """``translations/ru/SECTION_TITLES.json`` (for the lesson translators) is the table the
+    checks use, and every «title» named in Russian by the quiz or sql_overfitting is in it."""
+    table = json.loads((ROOT / "translations/ru/SECTION_TITLES.json").read_text(encoding="utf-8"))
+    assert table["titles"] == i18n.SECTION_TITLES_RU
+    known = {t for titles in i18n.SECTION_TITLES_RU.values() for t in titles.values()}
+    sources = [
+        ROOT / "solutions/quiz/checker.py",
+        ROOT / "solutions/sql_overfitting/checker.py",
+        ROOT / "tunelab/checks/sql_overfitting.py",
+        ROOT / "translations/ru/sql_overfitting.json",
+    ]
+    for path in sources:
+        text = path.read_text(encoding="utf-8").replace("\\n", " ")  # JSON line breaks
+        text = re.sub(r'"\s*\n\s*"', "", text)  # implicitly joined literals
+        for title in re.findall(r"раздел[а-я]* «([^»]+)»", text):
+            title = " ".join(title.split())
+            if "{" not in title:
+                assert title in known, f"{path.name}: «{title}» is not in SECTION_TITLES.json"
+
+
+@pytest.mark.skipif("sql_overfitting" not in TRANSLATED, reason="sql_overfitting not translated")
+def test_sql_overfitting_judges_speak_the_edition_language(monkeypatch) -> None:
+    from tunelab.checks import sql_overfitting as sql
+    from tunelab.checks import wire
+
+    bad = {"epoch_count": 500, "batch_size": 4, "learning_rate": 0.001}
+    assert "is outside the limits 1-100" in sql.judge_next_run_format(bad, "en")
+    assert "выходит за пределы 1–100" in sql.judge_next_run_format(bad, "ru")
+    assert sql.reread_monitoring("en") == sql.REREAD_MONITORING
+    assert sql.reread_monitoring("ru") == (
+        "Перечитайте урок 04_monitoring, раздел «Как распознать переобучение»."
+    )
+    raised = wire.Raised("ValueError", "boom")
+    assert "возникло исключение ValueError" in sql.judge_accuracy(raised, 0.5, "Тест", "ru")
+    monkeypatch.setattr(i18n, "_chosen", "ru")  # what the Russian edition's first cell does
+    with pytest.raises(AssertionError, match="Ответ должен быть одним из"):
+        sql.check_diagnosis("overfit")
+    assert sql.judge_label("healthy") is None
+    assert sql.judge_optional_epoch(4, 3, "на примере", "best_epoch") == (
+        "best_epoch на примере: ожидалась эпоха 3; получено 4."
+    )
+
+
+@pytest.mark.skipif("sql_overfitting" not in TRANSLATED, reason="sql_overfitting not translated")
+def test_russian_sql_submission_scores_like_the_english_one(tmp_path: Path) -> None:
+    """The same answers (parts 4 and 6 wrong) in both editions: same parts and score, the
+    Russian feedback in Russian with the Russian section titles, the English one unchanged."""
+    from tests.test_assignments import Course, master_path, with_solutions
+
+    name = "sql_overfitting"
+    course = Course.create(tmp_path / "course", assignments=(name,))
+    course.generate(name)
+    answers = {
+        "p4-answer": 'DIAGNOSIS = "divergence"',
+        "p6-answer": 'next_run = {"epoch_count": 20, "batch_size": 4, "learning_rate": 0.001}',
+    }
+    en = with_solutions(nbformat.read(master_path(name), as_version=4), answers)
+    ru = with_solutions(edition(name)[0], answers)
+    course.submit(name, "english", en)
+    course.submit(name, "russian", ru)
+    run = course.autograde(name)
+    results = {r.student: r for r in run.results}
+    assert results["english"].status == results["russian"].status == "graded"
+    assert results["english"].parts == results["russian"].parts
+    assert results["english"].score == results["russian"].score
+    assert (results["english"].edition, results["russian"].edition) == ("en", "ru")
+
+    def verdicts(student: str) -> dict[str, str]:
+        graded = course.autograded_notebook(name, student)
+        return {
+            editions.cell_key(c): "".join(
+                o.get("evalue", "") + o.get("text", "") for o in c.get("outputs", [])
+            )
+            for c in graded.cells
+            if c.cell_type == "code"
+        }
+
+    ru_out, en_out = verdicts("russian"), verdicts("english")
+    assert "Часть 1 пройдена" in ru_out["p1-check"], ru_out["p1-check"]
+    assert "Часть 4 не пройдена" in ru_out["p4-check"], ru_out["p4-check"]
+    assert "раздел «Как распознать переобучение»" in ru_out["p4-check"], ru_out["p4-check"]
+    assert "Часть 6 не пройдена" in ru_out["p6-check"], ru_out["p6-check"]
+    assert "Part 4 failed. DIAGNOSIS = 'divergence' is not right." in en_out["p4-check"]
+    assert "Reread 04_monitoring, 'Recognising overfitting'." in en_out["p4-check"]
+    assert not re.search("[а-яА-Я]", en_out["p6-check"]), en_out["p6-check"]

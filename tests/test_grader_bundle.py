@@ -29,6 +29,7 @@ import nbformat
 import pytest
 from grader_corpus import ASSIGNMENT, build_course
 
+from grader import editions
 from grader.bundle import BUNDLE_NAME, BundleError, BundleResult, build_bundle
 from grader.cli import main as grader_main
 from grader.course import REPO, Course
@@ -96,6 +97,11 @@ def test_bundle_holds_only_student_files(bundle: BundleResult) -> None:
         assert Path(name).name != "checker.py", f"{name}: a checker is instructor-only"
         assert not name.endswith((".pyc", ".pyo")), name
     masters = {f"notebooks/{p.parent.name}/{p.name}" for p in _masters()}
+    masters |= {  # the Russian editions of the translated assignments
+        f"notebooks/ru/{p.parent.name}/{p.name}"
+        for p in _masters()
+        if p.parent.name in editions.translated(REPO)
+    }
     assert {f for f in files if f.startswith("notebooks/")} == masters
     for name in masters:  # the released copies, byte for byte
         assert filecmp.cmp(bundle.folder / name, REPO / name, shallow=False), name

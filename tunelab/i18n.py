@@ -54,3 +54,45 @@ def tr(en: str, ru: str, lang: str | None = None, /, **fields: object) -> str:
 def pick(texts: dict[str, str], lang: str | None = None) -> str:
     """``texts[lang]`` with English as the fallback (for tables of messages)."""
     return texts.get(get_language(lang)) or texts[DEFAULT]
+
+
+#: Lesson section titles in Russian, as the Russian lessons and all hints name them ("Reread
+#: 04_monitoring, 'Recognising overfitting'" -> «Как распознать переобучение»). The same table is
+#: ``translations/ru/SECTION_TITLES.json`` (for the lesson translators; a test keeps them equal).
+SECTION_TITLES_RU: dict[str, dict[str, str]] = {
+    "02_hyperparameters": {
+        "Learning rate and the multiplier": "Скорость обучения и множитель",
+        "How many epochs for how much data?": "Сколько эпох на какой объём данных?",
+    },
+    "03_launching": {
+        "The `.jsonl` pitfall": "Ловушка `.jsonl`",
+        "Launching the job": "Запуск задания",
+        "States: CREATING, ACTIVE, FAILED": "Состояния: CREATING, ACTIVE, FAILED",
+        "A job that fails — and how to read why": (
+            "Задание завершилось с ошибкой: как узнать причину"
+        ),
+    },
+    "04_monitoring": {
+        "Snapshots are dicts: the `snap.step` pitfall": "Снимки — это словари: ловушка `snap.step`",
+        "From snapshots to a DataFrame": "От снимков к DataFrame",
+        "Four patterns to recognise": "Четыре формы кривой потерь",
+        "Recognising overfitting": "Как распознать переобучение",
+    },
+    "05_early_stopping": {
+        "The plateau rule": "Правило плато",
+        "Checkpoints: the best epoch without a rerun": (
+            "Контрольные точки: лучшая эпоха без перезапуска"
+        ),
+    },
+    "06_checklist": {
+        "Is the data valid?": "Данные в порядке?",
+        "Cost": "Стоимость",
+    },
+}
+
+
+def section_title(lesson: str, title: str, lang: str | None = None) -> str:
+    """A lesson section's title in ``lang`` (the English one when there is no translation)."""
+    if get_language(lang) == "ru":
+        return SECTION_TITLES_RU.get(lesson, {}).get(title, title)
+    return title

@@ -24,6 +24,7 @@ from grader.trusted import Context, Verdict
 from tunelab import scenarios
 from tunelab.checks import sql_overfitting as C
 from tunelab.checks import wire
+from tunelab.i18n import section_title, tr
 
 MODULE = "sql_overfitting"
 BASE_MODEL = "models/gemini-1.5-flash-001-tuning"
@@ -152,19 +153,45 @@ def _first_problem(problems: list[str | None]) -> str | None:
     return next((p for p in problems if p), None)
 
 
+def _cap(text: str, lang: str) -> str:
+    """English as before (``str.capitalize``); Russian keeps the rest of the words' case."""
+    return text.capitalize() if lang != "ru" else text[:1].upper() + text[1:]
+
+
+def _no_answers(part: int, fn: str, lang: str) -> Verdict:
+    return Verdict.fail(
+        tr(
+            "Part {part}: the grader got no usable answers from {fn}.",
+            "Часть {part}: система оценивания не получила от {fn} пригодных ответов.",
+            lang,
+            part=part,
+            fn=fn,
+        )
+    )
+
+
 def check_p1(ctx: Context) -> Verdict:
     rng = ctx.rng()
+    lang = ctx.lang
     snapshots = _data(ctx.course_root)["snapshots"]
     frames: list[tuple[str, pd.DataFrame]] = [
         (
-            "with the colleague's rows shuffled",
+            tr(
+                "with the colleague's rows shuffled",
+                "на строках запуска коллеги в перемешанном порядке",
+                lang,
+            ),
             snapshots.sample(frac=1.0, random_state=rng.integers(1 << 30)),
         ),
     ]
     losses = rng.uniform(0.2, 2.0, size=4).round(3)
     frames.append(
         (
-            "with a missing (NaN) step loss, which must be left out of its epoch's mean",
+            tr(
+                "with a missing (NaN) step loss, which must be left out of its epoch's mean",
+                "с пропущенными (NaN) потерями шага, которые не должны входить в среднее эпохи",
+                lang,
+            ),
             pd.DataFrame(
                 {
                     "step": [1, 2, 3, 4],
@@ -176,7 +203,11 @@ def check_p1(ctx: Context) -> Verdict:
     )
     frames.append(
         (
-            "with epochs given out of order and an extra column",
+            tr(
+                "with epochs given out of order and an extra column",
+                "с эпохами не по порядку и лишним столбцом",
+                lang,
+            ),
             pd.DataFrame(
                 {"epoch": [3, 1, 3, 1], "mean_loss": list(losses), "validation_loss": [np.nan] * 4}
             ),
@@ -184,13 +215,23 @@ def check_p1(ctx: Context) -> Verdict:
     )
     frames.append(
         (
-            "on a single-epoch run",
+            tr("on a single-epoch run", "на запуске из одной эпохи", lang),
             pd.DataFrame({"step": [1, 2], "epoch": [1, 1], "mean_loss": list(losses[:2])}),
         )
     )
     for label in rng.choice(scenarios.LABELS, size=3, replace=False):
         run = scenarios.sample_run(str(label), int(rng.integers(10_000, 2**31 - 1)))
-        frames.append((f"on a fresh simulated {label} run", run.snapshots()))
+        frames.append(
+            (
+                tr(
+                    "on a fresh simulated {label} run",
+                    "на новом смоделированном запуске {label}",
+                    lang,
+                    label=label,
+                ),
+                run.snapshots(),
+            )
+        )
     got = ctx.probe(
         "epoch_mean_loss",
         {
@@ -199,24 +240,40 @@ def check_p1(ctx: Context) -> Verdict:
         },
     )
     if type(got) is not list or len(got) != len(frames) + 1:
-        return Verdict.fail("Part 1: the grader got no usable answers from epoch_mean_loss.")
+        return _no_answers(1, "epoch_mean_loss", lang)
     problems = []
     for (why, frame), answer in zip(frames, got, strict=False):
         want = ref_epoch_mean(frame)
         problems.append(
             C.judge_series(
-                answer, [int(i) for i in want.index], [float(v) for v in want], why.capitalize()
+                answer,
+                [int(i) for i in want.index],
+                [float(v) for v in want],
+                _cap(why, lang),
+                lang,
             )
         )
     empty = got[-1]
     if not (isinstance(empty, wire.Series) and len(empty.values) == 0):
         problems.append(
-            f"An empty snapshot frame should give an empty Series; {wire.describe(empty)}."
+            tr(
+                "An empty snapshot frame should give an empty Series; {d}.",
+                "Пустая таблица снимков должна давать пустую Series; {d}.",
+                lang,
+                d=wire.describe(empty, lang),
+            )
         )
     problem = _first_problem(problems)
     if problem:
-        return Verdict.fail(f"Part 1 failed. {problem}")
-    return Verdict.ok(f"Part 1 passed on {len(got)} hidden cases (shuffled rows, NaN, fresh runs).")
+        return Verdict.fail(tr("Part 1 failed. {p}", "Часть 1 не пройдена. {p}", lang, p=problem))
+    return Verdict.ok(
+        tr(
+            "Part 1 passed on {n} hidden cases (shuffled rows, NaN, fresh runs).",
+            "Часть 1 пройдена на {n} скрытых случаях (перемешанные строки, NaN, новые запуски).",
+            lang,
+            n=len(got),
+        )
+    )
 
 
 PLATEAU_EDGES = [
@@ -224,100 +281,187 @@ PLATEAU_EDGES = [
         [1.0, 0.8, 0.85, 0.5],
         [1, 2, 3, 4],
         0.01,
-        "when the loss rises (a rise counts as 'stopped improving')",
+        (
+            "when the loss rises (a rise counts as 'stopped improving')",
+            "когда потери растут (рост считается как «перестали улучшаться»)",
+        ),
     ),
-    ([1.0, 0.5, 0.5, 0.1], [1, 2, 3, 4], 0.01, "on a tie (an improvement of 0 is below tol)"),
+    (
+        [1.0, 0.5, 0.5, 0.1],
+        [1, 2, 3, 4],
+        0.01,
+        (
+            "on a tie (an improvement of 0 is below tol)",
+            "при равенстве (улучшение на 0 меньше tol)",
+        ),
+    ),
     (
         [0.295, 0.3, 0.5, 1.0],
         [4, 3, 2, 1],
         0.01,
-        "on an unsorted index (read the losses in epoch order)",
+        (
+            "on an unsorted index (read the losses in epoch order)",
+            "на неотсортированном индексе (читайте потери в порядке эпох)",
+        ),
     ),
     (
         [1.0, np.nan, 0.5, 0.2, 0.195],
         [1, 2, 3, 4, 5],
         0.01,
-        "with a missing (NaN) loss (pairs with NaN never count)",
+        (
+            "with a missing (NaN) loss (pairs with NaN never count)",
+            "с пропущенными (NaN) потерями (пары с NaN никогда не считаются)",
+        ),
     ),
-    ([0.7], [1], 0.01, "on a single epoch (no next epoch, so no plateau)"),
-    ([], [], 0.01, "on an empty Series (no plateau)"),
-    ([1.0, 0.95, 0.9], [1, 2, 3], 0.01, "when every improvement is above tol"),
-    ([1.0, 0.95, 0.9], [1, 2, 3], 0.1, "with a larger tol (use the tol argument)"),
+    (
+        [0.7],
+        [1],
+        0.01,
+        (
+            "on a single epoch (no next epoch, so no plateau)",
+            "на одной эпохе (следующей эпохи нет, значит, и плато нет)",
+        ),
+    ),
+    ([], [], 0.01, ("on an empty Series (no plateau)", "на пустой Series (плато нет)")),
+    (
+        [1.0, 0.95, 0.9],
+        [1, 2, 3],
+        0.01,
+        ("when every improvement is above tol", "когда каждое улучшение больше tol"),
+    ),
+    (
+        [1.0, 0.95, 0.9],
+        [1, 2, 3],
+        0.1,
+        ("with a larger tol (use the tol argument)", "с большим tol (используйте аргумент tol)"),
+    ),
 ]
 
 
 def check_p2(ctx: Context) -> Verdict:
     rng = ctx.rng()
+    lang = ctx.lang
     cases: list[tuple[pd.Series, float, str]] = []
-    for values, index, tol, why in PLATEAU_EDGES:
+    for values, index, tol, (en, ru) in PLATEAU_EDGES:
         scale = float(rng.uniform(0.5, 2.0))  # same shape, other numbers each grading
-        cases.append(
-            (pd.Series([v * scale for v in values], index=index, dtype=float), tol * scale, why)
-        )
+        series = pd.Series([v * scale for v in values], index=index, dtype=float)
+        cases.append((series, tol * scale, tr(en, ru, lang)))
     for label in np.repeat(scenarios.LABELS, 4):
         curve = scenarios.sample_run(str(label), int(rng.integers(10_000, 2**31 - 1))).per_epoch()[
             "train_loss"
         ]
-        cases.append((curve, 0.01, f"on a fresh simulated {label} curve"))
+        why = tr(
+            "on a fresh simulated {label} curve",
+            "на новой смоделированной кривой {label}",
+            lang,
+            label=label,
+        )
+        cases.append((curve, 0.01, why))
     got = ctx.probe(
         "plateau_epoch", {"cases": [{"series": C.series_payload(s), "tol": t} for s, t, _ in cases]}
     )
     if type(got) is not list or len(got) != len(cases):
-        return Verdict.fail("Part 2: the grader got no usable answers from plateau_epoch.")
+        return _no_answers(2, "plateau_epoch", lang)
     problem = _first_problem(
         [
-            C.judge_optional_epoch(answer, ref_plateau(s, t), why, "plateau_epoch")
+            C.judge_optional_epoch(answer, ref_plateau(s, t), why, "plateau_epoch", lang)
             for (s, t, why), answer in zip(cases, got, strict=True)
         ]
     )
     if problem:
         return Verdict.fail(
-            f"Part 2 failed: {problem} Reread 05_early_stopping, 'The plateau rule'."
+            tr(
+                "Part 2 failed: {p} {reread}",
+                "Часть 2 не пройдена: {p} {reread}",
+                lang,
+                p=problem,
+                reread=C.reread("05_early_stopping", "The plateau rule", lang),
+            )
         )
-    return Verdict.ok(f"Part 2 passed on {len(cases)} hidden cases.")
+    return Verdict.ok(_passed_hidden(2, len(cases), lang))
 
 
 BEST_EDGES = [
-    ([0.9, 0.4, 0.4, 0.7], [1, 2, 3, 4], "on a tie (the earliest epoch wins)"),
+    (
+        [0.9, 0.4, 0.4, 0.7],
+        [1, 2, 3, 4],
+        ("on a tie (the earliest epoch wins)", "при равенстве (выигрывает самая ранняя эпоха)"),
+    ),
     (
         [0.4, 0.6, 0.4, 0.9],
         [5, 3, 2, 1],
-        "on an unsorted index with a tie (the earliest EPOCH, not the first row)",
+        (
+            "on an unsorted index with a tie (the earliest EPOCH, not the first row)",
+            "на неотсортированном индексе с равенством (самая ранняя ЭПОХА, а не первая строка)",
+        ),
     ),
-    ([np.nan, 0.8, 0.3, np.nan], [1, 2, 3, 4], "with missing (NaN) epochs (ignore them)"),
-    ([0.7], [4], "on a single evaluated epoch"),
+    (
+        [np.nan, 0.8, 0.3, np.nan],
+        [1, 2, 3, 4],
+        ("with missing (NaN) epochs (ignore them)", "с пропущенными (NaN) эпохами (их пропускают)"),
+    ),
+    ([0.7], [4], ("on a single evaluated epoch", "на единственной эпохе с валидацией")),
     (
         [0.5, 0.45, 0.6],
         [10, 20, 30],
-        "with epochs 10, 20, 30 (return the epoch label, not the position)",
+        (
+            "with epochs 10, 20, 30 (return the epoch label, not the position)",
+            "с эпохами 10, 20, 30 (верните номер эпохи из индекса, а не позицию)",
+        ),
     ),
 ]
 
 
+def _passed_hidden(part: int, n: int, lang: str) -> str:
+    return tr(
+        "Part {part} passed on {n} hidden cases.",
+        "Часть {part} пройдена на {n} скрытых случаях.",
+        lang,
+        part=part,
+        n=n,
+    )
+
+
 def check_p3(ctx: Context) -> Verdict:
     rng = ctx.rng()
+    lang = ctx.lang
     cases = []
-    for values, index, why in BEST_EDGES:
+    for values, index, (en, ru) in BEST_EDGES:
         scale = float(rng.uniform(0.5, 2.0))
-        cases.append((pd.Series([v * scale for v in values], index=index, dtype=float), why))
+        series = pd.Series([v * scale for v in values], index=index, dtype=float)
+        cases.append((series, tr(en, ru, lang)))
     for label in rng.choice(scenarios.LABELS, size=8):
         val = scenarios.sample_run(str(label), int(rng.integers(10_000, 2**31 - 1))).per_epoch()[
             "validation_loss"
         ]
         if val.notna().any():
-            cases.append((val, f"on the validation curve of a fresh simulated {label} run"))
+            why = tr(
+                "on the validation curve of a fresh simulated {label} run",
+                "на кривой валидации нового смоделированного запуска {label}",
+                lang,
+                label=label,
+            )
+            cases.append((val, why))
     got = ctx.probe("best_epoch", {"cases": [C.series_payload(s) for s, _ in cases]})
     if type(got) is not list or len(got) != len(cases):
-        return Verdict.fail("Part 3: the grader got no usable answers from best_epoch.")
+        return _no_answers(3, "best_epoch", lang)
     problem = _first_problem(
         [
-            C.judge_optional_epoch(answer, ref_best(s), why, "best_epoch")
+            C.judge_optional_epoch(answer, ref_best(s), why, "best_epoch", lang)
             for (s, why), answer in zip(cases, got, strict=True)
         ]
     )
     if problem:
-        return Verdict.fail(f"Part 3 failed: {problem} {C.REREAD_MONITORING}")
-    return Verdict.ok(f"Part 3 passed on {len(cases)} hidden cases.")
+        return Verdict.fail(
+            tr(
+                "Part 3 failed: {p} {reread}",
+                "Часть 3 не пройдена: {p} {reread}",
+                lang,
+                p=problem,
+                reread=C.reread_monitoring(lang),
+            )
+        )
+    return Verdict.ok(_passed_hidden(3, len(cases), lang))
 
 
 WHY_NOT = {
@@ -335,18 +479,55 @@ WHY_NOT = {
 }
 
 
+#: The same explanations in Russian (for submissions of the Russian edition; ``Context.lang``).
+WHY_NOT_RU = {
+    "healthy": "У здорового запуска потери выходят на плато на умеренном уровне, и потери на "
+    "валидации тоже выходят на плато. Здесь потери на обучении продолжают падать до ~0.001, "
+    "потери на валидации после минимума растут, а на новые вопросы модель отвечает ерундой. "
+    + C.reread_monitoring("ru"),
+    "underfitting": "Недообучение — это когда к концу обучения потери всё ещё высокие и всё ещё "
+    "падают. Здесь потери на обучении дошли до ~0.001: модель выучила обучающий набор даже "
+    "слишком хорошо. " + C.reread_monitoring("ru"),
+    "no_convergence": "Отсутствие сходимости — это плоская или хаотичная кривая. Эта кривая "
+    "ровно и плавно падает почти до нуля. "
+    + C.reread("04_monitoring", "Four patterns to recognise", "ru"),
+    "divergence": "Расхождение — это когда потери на ОБУЧЕНИИ падают, а затем растут. Здесь "
+    "потери на обучении не растут ни разу; растут только потери на валидации, а это примета "
+    "запоминания. " + C.reread_monitoring("ru"),
+}
+
+
 def check_p4(ctx: Context) -> Verdict:
+    lang = ctx.lang
     got = ctx.probe("diagnosis", {})
-    problem = C.judge_label(got)
+    problem = C.judge_label(got, lang)
     if problem:
-        return Verdict.fail(f"Part 4 failed. DIAGNOSIS: {problem}")
+        return Verdict.fail(
+            tr(
+                "Part 4 failed. DIAGNOSIS: {p}",
+                "Часть 4 не пройдена. DIAGNOSIS: {p}",
+                lang,
+                p=problem,
+            )
+        )
     if got != ANSWER:
-        return Verdict.fail(f"Part 4 failed. DIAGNOSIS = {got!r} is not right. {WHY_NOT[got]}")
-    return Verdict.ok("Part 4 passed: the run overfits.")
+        return Verdict.fail(
+            tr(
+                "Part 4 failed. DIAGNOSIS = {got!r} is not right. {why}",
+                "Часть 4 не пройдена. DIAGNOSIS = {got!r} — неверно. {why}",
+                lang,
+                got=got,
+                why=(WHY_NOT_RU if lang == "ru" else WHY_NOT)[got],
+            )
+        )
+    return Verdict.ok(
+        tr("Part 4 passed: the run overfits.", "Часть 4 пройдена: запуск переобучился.", lang)
+    )
 
 
 def check_p5(ctx: Context) -> Verdict:
     rng = ctx.rng()
+    lang = ctx.lang
     cases, truth = [], []
     for label in scenarios.LABELS:
         for seed in rng.integers(10_000, 2**31 - 1, size=40):
@@ -368,44 +549,84 @@ def check_p5(ctx: Context) -> Verdict:
     cases.append({"train": {"index": [], "values": []}, "validation": None})
     got = ctx.probe("classify_curve", {"cases": cases})
     if type(got) is not list or len(got) != len(cases):
-        return Verdict.fail("Part 5: the grader got no usable answers from classify_curve.")
+        return _no_answers(5, "classify_curve", lang)
     labels, edges = got[: len(truth)], got[len(truth) :]
     invalid = [g for g in labels if type(g) is not str or g not in C.LABELS]
     if invalid:
         return Verdict.fail(
-            f"Part 5 failed: classify_curve gave {wire.describe(invalid[0])}, which is not one "
-            f"of {C.LABELS}."
+            tr(
+                "Part 5 failed: classify_curve gave {d}, which is not one of {labels}.",
+                "Часть 5 не пройдена: classify_curve вернула {d}, а это не одно из {labels}.",
+                lang,
+                d=wire.describe(invalid[0], lang),
+                labels=C.LABELS,
+            )
         )
     hits = collections.Counter(t for t, g in zip(truth, labels, strict=True) if t == g)
     mistakes = collections.Counter((t, g) for t, g in zip(truth, labels, strict=True) if t != g)
     total = collections.Counter(truth)
     accuracy = sum(hits.values()) / len(truth)
     per_label = {k: hits[k] / total[k] for k in scenarios.LABELS}
-    summary = f"accuracy on {len(truth)} fresh curves {accuracy:.1%}; per pattern: " + ", ".join(
-        f"{k} {v:.0%}" for k, v in per_label.items()
+    summary = tr(
+        "accuracy on {n} fresh curves {acc:.1%}; per pattern: ",
+        "доля верных на {n} новых кривых {acc:.1%}; по формам: ",
+        lang,
+        n=len(truth),
+        acc=accuracy,
+    ) + ", ".join(f"{k} {v:.0%}" for k, v in per_label.items())
+    worst = ", ".join(
+        tr("{a} read as {b} ({n}x)", "{a} принята за {b} ({n} раз)", lang, a=a, b=b, n=n)
+        for (a, b), n in mistakes.most_common(3)
     )
-    worst = ", ".join(f"{a} read as {b} ({n}x)" for (a, b), n in mistakes.most_common(3))
     if accuracy < 0.9:
         return Verdict.fail(
-            f"Part 5 failed: {summary} (90% needed). Most frequent mistakes: {worst}. Test on "
-            "many sample_run seeds of your own and look at the shape features in 04_monitoring, "
-            "'Four patterns to recognise'."
+            tr(
+                "Part 5 failed: {summary} (90% needed). Most frequent mistakes: {worst}. Test on "
+                "many sample_run seeds of your own and look at the shape features in "
+                "04_monitoring, 'Four patterns to recognise'.",
+                "Часть 5 не пройдена: {summary} (нужно 90%). Самые частые ошибки: {worst}. "
+                "Проверьте себя на множестве своих seed для sample_run и посмотрите на признаки "
+                "формы в уроке 04_monitoring, раздел «{ru}».",
+                lang,
+                summary=summary,
+                worst=worst,
+                ru=section_title("04_monitoring", "Four patterns to recognise", "ru"),
+            )
         )
     if min(per_label.values()) < 0.7:
         return Verdict.fail(
-            f"Part 5 failed: {summary}; every pattern needs 70%. Mistakes: {worst}."
+            tr(
+                "Part 5 failed: {summary}; every pattern needs 70%. Mistakes: {worst}.",
+                "Часть 5 не пройдена: {summary}; по каждой форме нужно 70%. Ошибки: {worst}.",
+                lang,
+                summary=summary,
+                worst=worst,
+            )
         )
     if edges[0] != "divergence":
         return Verdict.fail(
-            "Part 5 failed: a curve that rises and then becomes NaN (the loss overflowed) is "
-            f"divergence; found {wire.describe(edges[0])}."
+            tr(
+                "Part 5 failed: a curve that rises and then becomes NaN (the loss overflowed) is "
+                "divergence; found {d}.",
+                "Часть 5 не пройдена: кривая, которая растёт, а потом становится NaN (потери "
+                "переполнились), — это divergence; получено {d}.",
+                lang,
+                d=wire.describe(edges[0], lang),
+            )
         )
     if not C.raised(edges[1], "ValueError"):
         return Verdict.fail(
-            "Part 5 failed: classify_curve on an empty curve should raise ValueError; "
-            f"{wire.describe(edges[1])}."
+            tr(
+                "Part 5 failed: classify_curve on an empty curve should raise ValueError; {d}.",
+                "Часть 5 не пройдена: на пустой кривой classify_curve должна выбрасывать "
+                "ValueError; {d}.",
+                lang,
+                d=wire.describe(edges[1], lang),
+            )
         )
-    return Verdict.ok(f"Part 5 passed: {summary}.")
+    return Verdict.ok(
+        tr("Part 5 passed: {summary}.", "Часть 5 пройдена: {summary}.", lang, summary=summary)
+    )
 
 
 def _validation(root: Path) -> pd.Series:
@@ -425,35 +646,70 @@ def _multiplier(run: dict) -> float:
 
 
 def check_p6(ctx: Context) -> Verdict:
+    lang = ctx.lang
     run = ctx.probe("next_run", {})
-    problem = C.judge_next_run_format(run)
+    problem = C.judge_next_run_format(run, lang)
     if problem:
-        return Verdict.fail(f"Part 6 failed. {problem}")
+        return Verdict.fail(tr("Part 6 failed. {p}", "Часть 6 не пройдена. {p}", lang, p=problem))
     val = _validation(ctx.course_root)
     best = int(val.idxmin())
     epochs = run["epoch_count"]
     if epochs > best + 2:
         return Verdict.fail(
-            f"Part 6 failed. epoch_count={epochs} is past the point where the validation loss "
-            f"stopped improving: by epoch {epochs} it is {val.get(epochs, val.iloc[-1]):.2f}, well "
-            f"above its minimum of {val.min():.2f}, so the rerun would memorise again (and cost "
-            f"{epochs}/20 of the first run). {C.REREAD_MONITORING}"
+            tr(
+                "Part 6 failed. epoch_count={epochs} is past the point where the validation loss "
+                "stopped improving: by epoch {epochs} it is {at:.2f}, well above its minimum of "
+                "{low:.2f}, so the rerun would memorise again (and cost {epochs}/20 of the first "
+                "run). {reread}",
+                "Часть 6 не пройдена. epoch_count={epochs} — дальше точки, где потери на "
+                "валидации перестали улучшаться: к эпохе {epochs} они равны {at:.2f}, заметно "
+                "выше своего минимума {low:.2f}, так что повторный запуск снова начнёт "
+                "запоминать (и будет стоить {epochs}/20 от первого запуска). {reread}",
+                lang,
+                epochs=epochs,
+                at=val.get(epochs, val.iloc[-1]),
+                low=val.min(),
+                reread=C.reread_monitoring(lang),
+            )
         )
     if epochs < best - 2:
         return Verdict.fail(
-            f"Part 6 failed. epoch_count={epochs} stops while the validation loss is still clearly "
-            f"falling ({val.get(epochs, np.nan):.2f} at epoch {epochs}): the model would underfit. "
-            "Reread 05_early_stopping, 'The plateau rule'."
+            tr(
+                "Part 6 failed. epoch_count={epochs} stops while the validation loss is still "
+                "clearly falling ({at:.2f} at epoch {epochs}): the model would underfit. {reread}",
+                "Часть 6 не пройдена. epoch_count={epochs} останавливает обучение, пока потери на "
+                "валидации ещё заметно падают ({at:.2f} в эпохе {epochs}): модель недообучится. "
+                "{reread}",
+                lang,
+                epochs=epochs,
+                at=val.get(epochs, np.nan),
+                reread=C.reread("05_early_stopping", "The plateau rule", lang),
+            )
         )
     if _multiplier(run) > 1.0 + 1e-9:
         return Verdict.fail(
-            f"Part 6 failed. Your rerun uses a learning rate {_multiplier(run):g}x the first "
-            "run's. "
-            "The first run's problem was too many epochs, not too small a step; raising the "
-            "learning rate when a curve shows a problem makes the loss jumpier and can make it "
-            "diverge. Reread 02_hyperparameters, 'Learning rate and the multiplier'."
+            tr(
+                "Part 6 failed. Your rerun uses a learning rate {m:g}x the first run's. The first "
+                "run's problem was too many epochs, not too small a step; raising the learning "
+                "rate when a curve shows a problem makes the loss jumpier and can make it "
+                "diverge. {reread}",
+                "Часть 6 не пройдена. Скорость обучения в вашем повторном запуске в {m:g} раз(а) "
+                "выше, чем в первом. Проблемой первого запуска было слишком много эпох, а не "
+                "слишком маленький шаг; если поднять скорость обучения, когда кривая показывает "
+                "проблему, функция потерь будет скакать сильнее и может разойтись. {reread}",
+                lang,
+                m=_multiplier(run),
+                reread=C.reread("02_hyperparameters", "Learning rate and the multiplier", lang),
+            )
         )
-    return Verdict.ok(f"Part 6 passed: {epochs} epochs, near the validation minimum.")
+    return Verdict.ok(
+        tr(
+            "Part 6 passed: {epochs} epochs, near the validation minimum.",
+            "Часть 6 пройдена: {epochs} эпох(и), рядом с минимумом потерь на валидации.",
+            lang,
+            epochs=epochs,
+        )
+    )
 
 
 def _scripted_case(rng: np.random.Generator, heldout: pd.DataFrame, size: int) -> tuple[dict, dict]:
@@ -489,6 +745,7 @@ def _scripted_case(rng: np.random.Generator, heldout: pd.DataFrame, size: int) -
 
 def check_p7(ctx: Context) -> Verdict:
     rng = ctx.rng()
+    lang = ctx.lang
     data = _data(ctx.course_root)
     heldout = data["heldout"].drop_duplicates("text_input")
     script: dict[str, str] = {}
@@ -502,7 +759,7 @@ def check_p7(ctx: Context) -> Verdict:
     real = {"model": FIRST_MODEL, "frame": C.frame_payload(real_rows[["text_input", "output"]])}
     got = ctx.probe("execution_accuracy", {"script": script, "scripted": frames, "real": [real]})
     if type(got) is not dict or len(got.get("scripted", [])) != 3 or len(got.get("real", [])) != 1:
-        return Verdict.fail("Part 7: the grader got no usable answers from execution_accuracy.")
+        return _no_answers(7, "execution_accuracy", lang)
     problems = []
     for frame, answer in zip(frames[:2], got["scripted"], strict=False):
         want = ref_accuracy(data["db"], frame["text_input"], frame["output"], script)
@@ -510,15 +767,27 @@ def check_p7(ctx: Context) -> Verdict:
             C.judge_accuracy(
                 answer,
                 want,
-                "On a scripted model mixing right answers, the same rows in another order, "
-                "DISTINCT rows (a different multiset when rows repeat), broken SQL and two "
-                "statements at once",
+                tr(
+                    "On a scripted model mixing right answers, the same rows in another order, "
+                    "DISTINCT rows (a different multiset when rows repeat), broken SQL and two "
+                    "statements at once",
+                    "На модели со сценарием, где перемешаны верные ответы, те же строки в другом "
+                    "порядке, строки с DISTINCT (другое мультимножество, когда строки "
+                    "повторяются), сломанный SQL и две инструкции сразу",
+                    lang,
+                ),
+                lang,
             )
         )
     if not C.raised(got["scripted"][2], "ValueError"):
         problems.append(
-            "execution_accuracy on an empty held-out set should raise ValueError; "
-            f"{wire.describe(got['scripted'][2])}."
+            tr(
+                "execution_accuracy on an empty held-out set should raise ValueError; {d}.",
+                "на пустом наборе отложенных вопросов execution_accuracy должна выбрасывать "
+                "ValueError; {d}.",
+                lang,
+                d=wire.describe(got["scripted"][2], lang),
+            )
         )
     prompts = list(real_rows["text_input"])
     answers = _oracle(ctx.course_root).answers(FIRST_MODEL, FIRST_RUN, prompts)
@@ -528,22 +797,49 @@ def check_p7(ctx: Context) -> Verdict:
         )
         problems.append(
             C.judge_accuracy(
-                got["real"][0], want, "On 20 held-out questions for the 20-epoch model"
+                got["real"][0],
+                want,
+                tr(
+                    "On 20 held-out questions for the 20-epoch model",
+                    "На 20 отложенных вопросах для 20-эпоховой модели",
+                    lang,
+                ),
+                lang,
             )
         )
     problem = _first_problem(problems)
     if problem:
-        return Verdict.fail(f"Part 7 failed. {problem} Reread the rules listed under Part 7.")
-    return Verdict.ok("Part 7 passed on scripted and real models.")
+        return Verdict.fail(
+            tr(
+                "Part 7 failed. {p} Reread the rules listed under Part 7.",
+                "Часть 7 не пройдена. {p} Перечитайте правила в описании части 7.",
+                lang,
+                p=problem,
+            )
+        )
+    return Verdict.ok(
+        tr(
+            "Part 7 passed on scripted and real models.",
+            "Часть 7 пройдена на моделях со сценарием и на настоящих моделях.",
+            lang,
+        )
+    )
 
 
 def check_p8(ctx: Context) -> Verdict:
     rng = ctx.rng()
+    lang = ctx.lang
     data = _data(ctx.course_root)
     run = ctx.probe("next_run", {})
     if C.judge_next_run_format(run):
         return Verdict.fail(
-            "Part 8 failed: next_run (part 6) is not well formed, so there is no plan to launch."
+            tr(
+                "Part 8 failed: next_run (part 6) is not well formed, so there is no plan to "
+                "launch.",
+                "Часть 8 не пройдена: next_run (часть 6) задан некорректно, так что запускать "
+                "нечего.",
+                lang,
+            )
         )
     heldout = data["heldout"].drop_duplicates("text_input")
     probe_rows = heldout.sample(n=15, random_state=int(rng.integers(1 << 30)))
@@ -551,23 +847,59 @@ def check_p8(ctx: Context) -> Verdict:
     got = ctx.probe("rerun", {"prompts": prompts})
     if isinstance(got, wire.Raised):
         return Verdict.fail(
-            f"Part 8 failed: the rerun model could not be read ({wire.describe(got)})."
+            tr(
+                "Part 8 failed: the rerun model could not be read ({d}).",
+                "Часть 8 не пройдена: не удалось прочитать модель повторного запуска ({d}).",
+                lang,
+                d=wire.describe(got, lang),
+            )
         )
     if type(got) is not dict or type(got.get("name")) is not str:
-        return Verdict.fail("Part 8 failed: the grader got no usable description of your rerun.")
+        return Verdict.fail(
+            tr(
+                "Part 8 failed: the grader got no usable description of your rerun.",
+                "Часть 8 не пройдена: система оценивания не получила пригодного описания "
+                "вашего повторного запуска.",
+                lang,
+            )
+        )
     if got.get("state") != "ACTIVE":
         return Verdict.fail(
-            f"Part 8 failed: {got['name']} is {got.get('state')!r}, not ACTIVE: wait for the "
-            "operation to finish (operation.result()). Reread 03_launching, 'States: CREATING, "
-            "ACTIVE, FAILED'."
+            tr(
+                "Part 8 failed: {name} is {state!r}, not ACTIVE: wait for the operation to "
+                "finish (operation.result()). {reread}",
+                "Часть 8 не пройдена: {name} в состоянии {state!r}, а не ACTIVE: дождитесь "
+                "окончания операции (operation.result()). {reread}",
+                lang,
+                name=got["name"],
+                state=got.get("state"),
+                reread=C.reread("03_launching", "States: CREATING, ACTIVE, FAILED", lang),
+            )
         )
     if got.get("base_model") != BASE_MODEL:
-        return Verdict.fail(f"Part 8 failed: tune {BASE_MODEL}, not {got.get('base_model')!r}.")
+        return Verdict.fail(
+            tr(
+                "Part 8 failed: tune {base}, not {got!r}.",
+                "Часть 8 не пройдена: дообучайте {base}, а не {got!r}.",
+                lang,
+                base=BASE_MODEL,
+                got=got.get("base_model"),
+            )
+        )
     if (got.get("epoch_count"), got.get("batch_size")) != (run["epoch_count"], run["batch_size"]):
         return Verdict.fail(
-            f"Part 8 failed: {got['name']} was trained with epoch_count={got.get('epoch_count')}, "
-            f"batch_size={got.get('batch_size')}, but next_run asks for {run['epoch_count']} and "
-            f"{run['batch_size']}: launch the run you planned."
+            tr(
+                "Part 8 failed: {name} was trained with epoch_count={e}, batch_size={b}, but "
+                "next_run asks for {we} and {wb}: launch the run you planned.",
+                "Часть 8 не пройдена: {name} обучена с epoch_count={e}, batch_size={b}, а "
+                "next_run требует {we} и {wb}: запустите то обучение, которое спланировали.",
+                lang,
+                name=got["name"],
+                e=got.get("epoch_count"),
+                b=got.get("batch_size"),
+                we=run["epoch_count"],
+                wb=run["batch_size"],
+            )
         )
     oracle = _oracle(ctx.course_root)
     rate = FIRST_RUN["learning_rate"] * _multiplier(run)
@@ -588,24 +920,50 @@ def check_p8(ctx: Context) -> Verdict:
             break
     if trained is None:
         return Verdict.fail(
-            f"Part 8 failed: {got['name']} does not answer like a model trained on the 500 "
-            "training examples (train_set) with next_run's settings. Launch next_run with "
-            "training_data=train_set.to_dict('records')."
+            tr(
+                "Part 8 failed: {name} does not answer like a model trained on the 500 training "
+                "examples (train_set) with next_run's settings. Launch next_run with "
+                "training_data=train_set.to_dict('records').",
+                "Часть 8 не пройдена: {name} отвечает не так, как модель, обученная на 500 "
+                "обучающих примерах (train_set) с настройками next_run. Запустите next_run с "
+                "training_data=train_set.to_dict('records').",
+                lang,
+                name=got["name"],
+            )
         )
     eval_rows = heldout.sample(n=60, random_state=int(rng.integers(1 << 30)))
     questions, refs = list(eval_rows["text_input"]), list(eval_rows["output"])
     new = oracle.answers(got["name"], trained, questions)
     old = oracle.answers(FIRST_MODEL, FIRST_RUN, questions)
     if new is None or old is None:
-        return Verdict.fail("Part 8 failed: the rerun could not be reproduced by the grader.")
+        return Verdict.fail(
+            tr(
+                "Part 8 failed: the rerun could not be reproduced by the grader.",
+                "Часть 8 не пройдена: системе оценивания не удалось воспроизвести повторный "
+                "запуск.",
+                lang,
+            )
+        )
     new_acc = ref_accuracy(data["db"], questions, refs, dict(zip(questions, new, strict=True)))
     old_acc = ref_accuracy(data["db"], questions, refs, dict(zip(questions, old, strict=True)))
-    problem = C.rerun_gain_problem(new_acc, old_acc, "60 held-out questions the grader chose")
+    where = tr(
+        "60 held-out questions the grader chose",
+        "из 60 отложенных вопросов, выбранных системой оценивания",
+        lang,
+    )
+    problem = C.rerun_gain_problem(new_acc, old_acc, where, lang)
     if problem:
-        return Verdict.fail(f"Part 8 failed. {problem}")
+        return Verdict.fail(tr("Part 8 failed. {p}", "Часть 8 не пройдена. {p}", lang, p=problem))
     return Verdict.ok(
-        f"Part 8 passed: on 60 held-out questions your rerun gets {new_acc:.0%} right, the "
-        f"20-epoch model {old_acc:.0%}."
+        tr(
+            "Part 8 passed: on 60 held-out questions your rerun gets {new:.0%} right, the "
+            "20-epoch model {old:.0%}.",
+            "Часть 8 пройдена: на 60 отложенных вопросах ваш повторный запуск отвечает верно "
+            "на {new:.0%}, 20-эпоховая модель — на {old:.0%}.",
+            lang,
+            new=new_acc,
+            old=old_acc,
+        )
     )
 
 

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from tunelab.checks import wire
+from tunelab.i18n import section_title, tr
 
 LABELS = ("healthy", "underfitting", "no_convergence", "overfitting", "divergence")
 EPOCH_LIMITS = {"epoch_count": (1, 100), "batch_size": (1, 64)}
@@ -49,7 +50,14 @@ def _frame(payload: dict) -> Any:
 def _call(fn: Any, *args: Any, **kwargs: Any) -> Any:
     """Call the student's function; wire data of its result or of its exception."""
     if not callable(fn):
-        return wire.error(NameError("the function is not defined (run its cell first)"))
+        return wire.error(
+            NameError(
+                tr(
+                    "the function is not defined (run its cell first)",
+                    "функция не определена (сначала выполните её ячейку)",
+                )
+            )
+        )
     try:
         return wire.encode(fn(*args, **kwargs))
     except Exception as exc:  # noqa: BLE001 (judged, never re-raised)
@@ -79,7 +87,15 @@ def probe_best_epoch(ns: dict, payload: dict) -> list:
 def probe_variable(name: str) -> Callable[[dict, dict], Any]:
     def probe(ns: dict, payload: dict) -> Any:
         if name not in ns:
-            return wire.error(NameError(f"{name} is not defined (run its cell first)"))
+            return wire.error(
+                NameError(
+                    tr(
+                        "{name} is not defined (run its cell first)",
+                        "{name} не определено (сначала выполните его ячейку)",
+                        name=name,
+                    )
+                )
+            )
         return wire.encode(ns[name])
 
     return probe
@@ -139,7 +155,14 @@ def probe_rerun(ns: dict, payload: dict) -> Any:
 
     name = ns.get("new_model_name")
     if not isinstance(name, str):
-        return wire.error(NameError("new_model_name is not set to a model name"))
+        return wire.error(
+            NameError(
+                tr(
+                    "new_model_name is not set to a model name",
+                    "в new_model_name не записано имя модели",
+                )
+            )
+        )
     model = genai.get_tuned_model(name)
     hp = model.tuning_task.hyperparameters
     generator = genai.GenerativeModel(name)
@@ -175,17 +198,51 @@ def roundtrip(part: str, ns: dict, payload: dict) -> Any:
 
 
 # -- judges (the grader and the notebook) ----------------------------------------------------------
-def judge_series(got: Any, index: list, values: list, why: str) -> str | None:
+# Each judge words its message in ``lang`` (None: the current language, see tunelab.i18n); the
+# grader passes the submission's edition, the notebook's visible checks leave it to the kernel.
+def reread(lesson: str, title: str, lang: str | None = None) -> str:
+    """ "Reread LESSON, 'TITLE'." in ``lang`` (Russian titles: ``i18n.SECTION_TITLES_RU``)."""
+    return tr(
+        "Reread {lesson}, '{title}'.",
+        "Перечитайте урок {lesson}, раздел «{ru}».",
+        lang,
+        lesson=lesson,
+        title=title,
+        ru=section_title(lesson, title, "ru"),
+    )
+
+
+def reread_monitoring(lang: str | None = None) -> str:
+    """:data:`REREAD_MONITORING` in ``lang``."""
+    return reread("04_monitoring", "Recognising overfitting", lang)
+
+
+def judge_series(
+    got: Any, index: list, values: list, why: str, lang: str | None = None
+) -> str | None:
     """A per-epoch Series with exactly ``index`` and ``values`` (NaN equal to NaN)."""
     if not isinstance(got, wire.Series):
-        return f"{why}: epoch_mean_loss should return a pandas Series; {wire.describe(got)}."
+        return tr(
+            "{why}: epoch_mean_loss should return a pandas Series; {d}.",
+            "{why}: epoch_mean_loss должна возвращать pandas Series; {d}.",
+            lang,
+            why=why,
+            d=wire.describe(got, lang),
+        )
     if list(got.index) != list(index) or not all(wire.is_number(i) for i in got.index):
         shown = list(got.index)[:8]
-        return (
-            f"{why}: expected one value per epoch, indexed by the epoch numbers in ascending "
-            f"order; found the index {shown}{'...' if len(got.index) > 8 else ''}. Group the "
-            "steps by their 'epoch' column and sort by epoch (04_monitoring, 'From snapshots to "
-            "a DataFrame')."
+        return tr(
+            "{why}: expected one value per epoch, indexed by the epoch numbers in ascending "
+            "order; found the index {shown}{more}. Group the steps by their 'epoch' column and "
+            "sort by epoch (04_monitoring, 'From snapshots to a DataFrame').",
+            "{why}: ожидалось одно значение на эпоху с индексом из номеров эпох по возрастанию; "
+            "получен индекс {shown}{more}. Сгруппируйте шаги по столбцу 'epoch' и отсортируйте "
+            "по эпохе (урок 04_monitoring, раздел «{ru}»).",
+            lang,
+            why=why,
+            shown=shown,
+            more="..." if len(got.index) > 8 else "",
+            ru=section_title("04_monitoring", "From snapshots to a DataFrame", "ru"),
         )
     bad = [
         i
@@ -193,63 +250,152 @@ def judge_series(got: Any, index: list, values: list, why: str) -> str | None:
         if not wire.same_float(a, b)
     ]
     if bad:
-        return (
-            f"{why}: epoch {index[bad[0]]}'s mean is not the average of that epoch's step "
-            "losses (steps with a missing loss are left out of the mean)."
+        return tr(
+            "{why}: epoch {e}'s mean is not the average of that epoch's step losses (steps with "
+            "a missing loss are left out of the mean).",
+            "{why}: среднее для эпохи {e} не равно среднему потерь её шагов (шаги без значения "
+            "потерь в среднее не входят).",
+            lang,
+            why=why,
+            e=index[bad[0]],
         )
     return None
 
 
-def judge_optional_epoch(got: Any, want: int | None, why: str, fn: str) -> str | None:
+def judge_optional_epoch(
+    got: Any, want: int | None, why: str, fn: str, lang: str | None = None
+) -> str | None:
     if want is None:
-        return None if got is None else f"{fn} {why}: expected None; {wire.describe(got)}."
+        if got is None:
+            return None
+        return tr(
+            "{fn} {why}: expected None; {d}.",
+            "{fn} {why}: ожидалось None; {d}.",
+            lang,
+            fn=fn,
+            why=why,
+            d=wire.describe(got, lang),
+        )
     if not wire.is_whole(got):
-        return f"{fn} {why}: expected a whole epoch number; {wire.describe(got)}."
-    return None if got == want else f"{fn} {why}: expected epoch {want}; found {got}."
+        return tr(
+            "{fn} {why}: expected a whole epoch number; {d}.",
+            "{fn} {why}: ожидался целый номер эпохи; {d}.",
+            lang,
+            fn=fn,
+            why=why,
+            d=wire.describe(got, lang),
+        )
+    if got == want:
+        return None
+    return tr(
+        "{fn} {why}: expected epoch {want}; found {got}.",
+        "{fn} {why}: ожидалась эпоха {want}; получено {got}.",
+        lang,
+        fn=fn,
+        why=why,
+        want=want,
+        got=got,
+    )
 
 
-def judge_label(got: Any) -> str | None:
+def judge_label(got: Any, lang: str | None = None) -> str | None:
     if type(got) is not str or got not in LABELS:
-        return f"The answer must be one of {LABELS}; {wire.describe(got)}."
+        return tr(
+            "The answer must be one of {labels}; {d}.",
+            "Ответ должен быть одним из {labels}; {d}.",
+            lang,
+            labels=LABELS,
+            d=wire.describe(got, lang),
+        )
     return None
 
 
-def judge_next_run_format(got: Any) -> str | None:
+def judge_next_run_format(got: Any, lang: str | None = None) -> str | None:
     """next_run's keys, types and the limits the emulator enforces (not the choice itself)."""
     if type(got) is not dict:
-        return f"next_run should be a dict; {wire.describe(got)}."
+        return tr(
+            "next_run should be a dict; {d}.",
+            "next_run должен быть словарём (dict); {d}.",
+            lang,
+            d=wire.describe(got, lang),
+        )
     allowed = {"epoch_count", "batch_size", *RATE_KEYS}
     if set(got) - allowed:
-        return (
-            f"next_run has unknown keys {sorted(set(got) - allowed)}; use the SDK's names "
-            f"{sorted(allowed)}."
+        return tr(
+            "next_run has unknown keys {unknown}; use the SDK's names {allowed}.",
+            "в next_run есть неизвестные ключи {unknown}; используйте имена из SDK {allowed}.",
+            lang,
+            unknown=sorted(set(got) - allowed),
+            allowed=sorted(allowed),
         )
     for key, (lo, hi) in EPOCH_LIMITS.items():
         if key not in got:
-            return f"next_run needs {key!r}."
+            return tr("next_run needs {key!r}.", "в next_run нужен ключ {key!r}.", lang, key=key)
         if not wire.is_whole(got[key]):
-            return f"next_run[{key!r}] should be a whole number, found {wire.describe(got[key])}."
+            return tr(
+                "next_run[{key!r}] should be a whole number, found {d}.",
+                "next_run[{key!r}] должен быть целым числом, а получено {d}.",
+                lang,
+                key=key,
+                d=wire.describe(got[key], lang),
+            )
         if not lo <= got[key] <= hi:
-            return f"next_run[{key!r}] = {got[key]} is outside the limits {lo}-{hi}."
+            return tr(
+                "next_run[{key!r}] = {v} is outside the limits {lo}-{hi}.",
+                "next_run[{key!r}] = {v} выходит за пределы {lo}–{hi}.",
+                lang,
+                key=key,
+                v=got[key],
+                lo=lo,
+                hi=hi,
+            )
     rates = [k for k in RATE_KEYS if k in got]
     if len(rates) != 1:
-        return (
-            "Give exactly one of learning_rate or learning_rate_multiplier; found "
-            f"{rates or 'neither'}."
+        return tr(
+            "Give exactly one of learning_rate or learning_rate_multiplier; found {found}.",
+            "Укажите ровно одно из двух: learning_rate или learning_rate_multiplier; "
+            "получено {found}.",
+            lang,
+            found=rates or tr("neither", "ни одного", lang),
         )
     rate = got[rates[0]]
     if not wire.is_number(rate) or not rate > 0:
-        return f"next_run[{rates[0]!r}] should be a positive number, found {wire.describe(rate)}."
+        return tr(
+            "next_run[{key!r}] should be a positive number, found {d}.",
+            "next_run[{key!r}] должен быть положительным числом, а получено {d}.",
+            lang,
+            key=rates[0],
+            d=wire.describe(rate, lang),
+        )
     return None
 
 
-def judge_accuracy(got: Any, want: float, why: str) -> str | None:
+def judge_accuracy(got: Any, want: float, why: str, lang: str | None = None) -> str | None:
     if isinstance(got, wire.Raised):
-        return f"{why}: execution_accuracy must not raise here; {wire.describe(got)}."
+        return tr(
+            "{why}: execution_accuracy must not raise here; {d}.",
+            "{why}: здесь execution_accuracy не должна выбрасывать исключение; {d}.",
+            lang,
+            why=why,
+            d=wire.describe(got, lang),
+        )
     if type(got) is not float:
-        return f"{why}: return a float share between 0 and 1; {wire.describe(got)}."
+        return tr(
+            "{why}: return a float share between 0 and 1; {d}.",
+            "{why}: верните долю от 0 до 1 (float); {d}.",
+            lang,
+            why=why,
+            d=wire.describe(got, lang),
+        )
     if not abs(got - want) < 1e-9:
-        return f"{why}: expected {want:.4f}; found {got:.4f}."
+        return tr(
+            "{why}: expected {want:.4f}; found {got:.4f}.",
+            "{why}: ожидалось {want:.4f}; получено {got:.4f}.",
+            lang,
+            why=why,
+            want=want,
+            got=got,
+        )
     return None
 
 
@@ -284,13 +430,27 @@ def check_epoch_mean_loss(fn: Callable, snapshots: Any) -> None:
             toy,
             [1, 2],
             [2.0, 0.8],
-            "For the toy run (epoch 1 losses 3, 2, 1; epoch 2 losses 0.9, 0.8, 0.7)",
+            tr(
+                "For the toy run (epoch 1 losses 3, 2, 1; epoch 2 losses 0.9, 0.8, 0.7)",
+                "На игрушечном запуске (потери эпохи 1: 3, 2, 1; эпохи 2: 0.9, 0.8, 0.7)",
+            ),
         )
     )
     if not isinstance(run, wire.Series) or len(run.values) != 20:
-        _fail(f"The colleague's run has 20 epochs; your function gave {wire.describe(run)}.")
+        _fail(
+            tr(
+                "The colleague's run has 20 epochs; your function gave {d}.",
+                "В запуске коллеги 20 эпох; ваша функция вернула {d}.",
+                d=wire.describe(run),
+            )
+        )
     result = fn(snapshots)
-    print("Check 1 passed: per-epoch training loss of the colleague's run")
+    print(
+        tr(
+            "Check 1 passed: per-epoch training loss of the colleague's run",
+            "Проверка 1 пройдена: потери на обучении по эпохам в запуске коллеги",
+        )
+    )
     print(result.round(4).to_string())
 
 
@@ -311,29 +471,48 @@ def check_plateau_epoch(fn: Callable, train_loss: Any) -> None:
             judge_optional_epoch(
                 got[0],
                 3,
-                "on losses 1.0, 0.5, 0.3, 0.295, 0.29 (from epoch 3 to 4 the loss improves by "
-                "only 0.005 < 0.01, so the plateau starts at epoch 3; reread 05_early_stopping, "
-                "'The plateau rule')",
+                tr(
+                    "on losses 1.0, 0.5, 0.3, 0.295, 0.29 (from epoch 3 to 4 the loss improves by "
+                    "only 0.005 < 0.01, so the plateau starts at epoch 3; reread "
+                    "05_early_stopping, 'The plateau rule')",
+                    "на потерях 1.0, 0.5, 0.3, 0.295, 0.29 (от эпохи 3 к 4 потери улучшаются лишь "
+                    "на 0.005 < 0.01, поэтому плато начинается с эпохи 3; перечитайте урок "
+                    "05_early_stopping, раздел «{ru}»)",
+                    ru=section_title("05_early_stopping", "The plateau rule", "ru"),
+                ),
                 "plateau_epoch",
             ),
             judge_optional_epoch(
                 got[1],
                 None,
-                "on losses 2.0, 1.0, 0.5, 0.25 (every improvement is far above 0.01: no plateau)",
+                tr(
+                    "on losses 2.0, 1.0, 0.5, 0.25 (every improvement is far above 0.01: no "
+                    "plateau)",
+                    "на потерях 2.0, 1.0, 0.5, 0.25 (каждое улучшение намного больше 0.01: "
+                    "плато нет)",
+                ),
                 "plateau_epoch",
             ),
             judge_optional_epoch(
                 got[2],
                 3,
-                "with tol=0.3 on losses 2.0, 1.0, 0.5, 0.25 (0.5 -> 0.25 improves by 0.25 < tol;"
-                " use the tol argument instead of a fixed 0.01)",
+                tr(
+                    "with tol=0.3 on losses 2.0, 1.0, 0.5, 0.25 (0.5 -> 0.25 improves by 0.25 < "
+                    "tol; use the tol argument instead of a fixed 0.01)",
+                    "с tol=0.3 на потерях 2.0, 1.0, 0.5, 0.25 (0.5 -> 0.25 — улучшение на "
+                    "0.25 < tol; используйте аргумент tol, а не фиксированное 0.01)",
+                ),
                 "plateau_epoch",
             ),
         ]
     )
     print(
-        "Check 2 passed. On the colleague's training loss the plateau rule says: "
-        f"epoch {fn(train_loss)}"
+        tr(
+            "Check 2 passed. On the colleague's training loss the plateau rule says: epoch {e}",
+            "Проверка 2 пройдена. По потерям на обучении в запуске коллеги правило плато "
+            "указывает на эпоху {e}",
+            e=fn(train_loss),
+        )
     )
 
 
@@ -354,29 +533,49 @@ def check_best_epoch(fn: Callable, validation_loss: Any) -> None:
             judge_optional_epoch(
                 got[0],
                 3,
-                "on validation losses 0.9, 0.5, 0.4, 0.45, 0.6 (lowest at epoch 3; "
-                + REREAD_MONITORING.lower().rstrip(".")
-                + ")",
+                tr(
+                    "on validation losses 0.9, 0.5, 0.4, 0.45, 0.6 (lowest at epoch 3; {reread})",
+                    "на потерях на валидации 0.9, 0.5, 0.4, 0.45, 0.6 (минимум в эпохе 3; "
+                    "перечитайте урок 04_monitoring, раздел «{ru}»)",
+                    reread=REREAD_MONITORING.lower().rstrip("."),
+                    ru=section_title("04_monitoring", "Recognising overfitting", "ru"),
+                ),
                 "best_epoch",
             ),
             judge_optional_epoch(
                 got[1],
                 want,
-                "on the colleague's run (the epoch whose loss is lowest)",
+                tr(
+                    "on the colleague's run (the epoch whose loss is lowest)",
+                    "на запуске коллеги (эпоха с минимальными потерями)",
+                ),
                 "best_epoch",
             ),
         ]
     )
     print(
-        f"Check 3 passed. The validation loss is lowest at epoch {want} "
-        f"({validation_loss[want]:.3f}); at epoch 20 it is {validation_loss[20]:.3f}."
+        tr(
+            "Check 3 passed. The validation loss is lowest at epoch {want} ({low:.3f}); at "
+            "epoch 20 it is {last:.3f}.",
+            "Проверка 3 пройдена. Потери на валидации минимальны в эпохе {want} ({low:.3f}); "
+            "в эпохе 20 они равны {last:.3f}.",
+            want=want,
+            low=validation_loss[want],
+            last=validation_loss[20],
+        )
     )
 
 
 def check_diagnosis(diagnosis: Any) -> None:
     """Check 4 (format only): the diagnosis is one of LABELS."""
     _fail(judge_label(wire.decode_text(wire.dumps(wire.encode(diagnosis)))))
-    print(f"Check 4: your diagnosis {diagnosis!r} is recorded; it is graded after you submit.")
+    print(
+        tr(
+            "Check 4: your diagnosis {d!r} is recorded; it is graded after you submit.",
+            "Проверка 4: ваш диагноз {d!r} записан; он будет оценён после сдачи.",
+            d=diagnosis,
+        )
+    )
 
 
 FIXED_CURVES = {
@@ -405,27 +604,56 @@ def check_classify_curve(fn: Callable, train_loss: Any, validation_loss: Any) ->
     for (label, curve), found in zip(FIXED_CURVES.items(), got, strict=False):
         if found != label:
             _fail(
-                f"This curve is a textbook {label!r} case, but classify_curve gave "
-                f"{wire.describe(found)}: {curve}. Reread 04_monitoring, 'Four patterns to "
-                "recognise'."
+                tr(
+                    "This curve is a textbook {label!r} case, but classify_curve gave {d}: "
+                    "{curve}. {reread}",
+                    "Эта кривая — хрестоматийный случай {label!r}, но classify_curve вернула "
+                    "{d}: {curve}. {reread}",
+                    label=label,
+                    d=wire.describe(found),
+                    curve=curve,
+                    reread=reread("04_monitoring", "Four patterns to recognise"),
+                )
             )
     if got[5] != "overfitting":
         _fail(
-            "For the colleague's run (train falls to ~0.001, validation rises after its "
-            f"minimum) expected 'overfitting'; found {wire.describe(got[5])}. {REREAD_MONITORING}"
+            tr(
+                "For the colleague's run (train falls to ~0.001, validation rises after its "
+                "minimum) expected 'overfitting'; found {d}. {reread}",
+                "Для запуска коллеги (потери на обучении падают до ~0.001, на валидации растут "
+                "после минимума) ожидалось 'overfitting'; получено {d}. {reread}",
+                d=wire.describe(got[5]),
+                reread=reread_monitoring(),
+            )
         )
     if got[6] != "healthy":
         _fail(
-            "The same healthy curve with its index in reverse order got a different label: sort "
-            "the Series by epoch before reading its shape."
+            tr(
+                "The same healthy curve with its index in reverse order got a different label: "
+                "sort the Series by epoch before reading its shape.",
+                "Та же здоровая кривая с индексом в обратном порядке получила другую метку: "
+                "отсортируйте Series по эпохам, прежде чем оценивать её форму.",
+            )
         )
-    print("Check 5 passed on the fixed examples; the grader adds many fresh curves.")
+    print(
+        tr(
+            "Check 5 passed on the fixed examples; the grader adds many fresh curves.",
+            "Проверка 5 пройдена на фиксированных примерах; система оценивания добавит много "
+            "новых кривых.",
+        )
+    )
 
 
 def check_next_run(next_run: Any) -> None:
     """Check 6 (format and limits only)."""
     _fail(judge_next_run_format(wire.decode_text(wire.dumps(wire.encode(next_run)))))
-    print(f"Check 6: next_run = {next_run} is well formed; the choice is graded after you submit.")
+    print(
+        tr(
+            "Check 6: next_run = {run} is well formed; the choice is graded after you submit.",
+            "Проверка 6: next_run = {run} корректен; сам выбор будет оценён после сдачи.",
+            run=next_run,
+        )
+    )
 
 
 TOY_HELDOUT = {
@@ -455,15 +683,25 @@ def check_execution_accuracy(fn: Callable, heldout: Any, db_path: str, first_mod
         judge_accuracy(
             got["scripted"][0],
             2 / 3,
-            "Scripted model: one exact answer, one answer with the same rows in another order "
-            "(correct: order does not matter), one garbage query (wrong, and it must not raise); "
-            "reread the rules listed under Part 7",
+            tr(
+                "Scripted model: one exact answer, one answer with the same rows in another "
+                "order (correct: order does not matter), one garbage query (wrong, and it must "
+                "not raise); reread the rules listed under Part 7",
+                "Модель со сценарием: один точный ответ, один ответ с теми же строками в другом "
+                "порядке (верный: порядок не важен), один бессмысленный запрос (неверный, и он "
+                "не должен приводить к исключению); перечитайте правила в описании части 7",
+            ),
         )
     )
     first = fn(first_model, heldout.head(60), db_path)
     print(
-        f"Check 7 passed. The 20-epoch model answers {first:.0%} of 60 held-out questions "
-        "correctly."
+        tr(
+            "Check 7 passed. The 20-epoch model answers {first:.0%} of 60 held-out questions "
+            "correctly.",
+            "Проверка 7 пройдена. 20-эпоховая модель верно отвечает на {first:.0%} из 60 "
+            "отложенных вопросов.",
+            first=first,
+        )
     )
 
 
@@ -476,30 +714,62 @@ def check_rerun(
     model = genai.get_tuned_model(new_model_name)
     if model.state.name != "ACTIVE":
         _fail(
-            f"{new_model_name} is {model.state.name}, not ACTIVE: wait for the operation to "
-            "finish (operation.result()) before using the model. Reread 03_launching, 'States: "
-            "CREATING, ACTIVE, FAILED'."
+            tr(
+                "{name} is {state}, not ACTIVE: wait for the operation to finish "
+                "(operation.result()) before using the model. {reread}",
+                "{name} в состоянии {state}, а не ACTIVE: дождитесь окончания операции "
+                "(operation.result()), прежде чем использовать модель. {reread}",
+                name=new_model_name,
+                state=model.state.name,
+                reread=reread("03_launching", "States: CREATING, ACTIVE, FAILED"),
+            )
         )
     hp = model.tuning_task.hyperparameters
     if (hp.epoch_count, hp.batch_size) != (next_run["epoch_count"], next_run["batch_size"]):
         _fail(
-            f"{new_model_name} was trained with epoch_count={hp.epoch_count}, "
-            f"batch_size={hp.batch_size}, but next_run says {next_run}: launch the run you "
-            "planned."
+            tr(
+                "{name} was trained with epoch_count={e}, batch_size={b}, but next_run says "
+                "{run}: launch the run you planned.",
+                "{name} обучена с epoch_count={e}, batch_size={b}, а в next_run указано {run}: "
+                "запустите то обучение, которое спланировали.",
+                name=new_model_name,
+                e=hp.epoch_count,
+                b=hp.batch_size,
+                run=next_run,
+            )
         )
     subset = heldout.head(60)
     old = accuracy("tunedModels/sql-20-epochs", subset, db_path)
     new = accuracy(new_model_name, subset, db_path)
-    print(f"execution accuracy on 60 held-out questions: 20-epoch model {old:.0%}, yours {new:.0%}")
+    print(
+        tr(
+            "execution accuracy on 60 held-out questions: 20-epoch model {old:.0%}, yours "
+            "{new:.0%}",
+            "точность выполнения на 60 отложенных вопросах: 20-эпоховая модель {old:.0%}, "
+            "ваша {new:.0%}",
+            old=old,
+            new=new,
+        )
+    )
     _fail(rerun_gain_problem(new, old))
-    print("Check 8 passed.")
+    print(tr("Check 8 passed.", "Проверка 8 пройдена."))
 
 
-def rerun_gain_problem(new: float, old: float, where: str = "the held-out questions") -> str | None:
+def rerun_gain_problem(
+    new: float, old: float, where: str | None = None, lang: str | None = None
+) -> str | None:
     if new >= old + 0.3:
         return None
-    return (
-        f"Your model gets {new:.0%} of {where} right, the 20-epoch model {old:.0%}: not clearly "
+    return tr(
+        "Your model gets {new:.0%} of {where} right, the 20-epoch model {old:.0%}: not clearly "
         "better (30 points needed). Look at part 6 again: which epoch had the lowest validation "
-        f"loss, and did you keep the learning rate sensible? {REREAD_MONITORING}"
+        "loss, and did you keep the learning rate sensible? {reread}",
+        "Ваша модель верно отвечает на {new:.0%} {where}, 20-эпоховая — на {old:.0%}: это не "
+        "заметно лучше (нужно 30 пунктов). Вернитесь к части 6: в какой эпохе потери на "
+        "валидации были минимальны и разумной ли осталась скорость обучения? {reread}",
+        lang,
+        new=new,
+        old=old,
+        where=where or tr("the held-out questions", "отложенных вопросов", lang),
+        reread=reread_monitoring(lang),
     )
