@@ -120,13 +120,21 @@ def main() -> int:
     build([local, one, two], assignments, args.students)
 
     wall_local, msg_local = grade_local(local, assignments)
-    print(f"local --workers 2: {wall_local:.1f} s", flush=True)
+    print(f"local --workers 2: {wall_local:.1f} s; load {os.getloadavg()[0]:.1f}", flush=True)
     for course in (one, two):  # the same hidden-input seeds: a regrade reuses stored ones
         shutil.copytree(local.runs, course.runs, dirs_exist_ok=True)
     wall_one, msg_one, up_one = grade_dask(one, assignments, 1)
-    print(f"dask, 1 worker: {wall_one:.1f} s (cluster up in {up_one:.1f} s)", flush=True)
+    print(
+        f"dask, 1 worker: {wall_one:.1f} s (cluster up in {up_one:.1f} s); "
+        f"load {os.getloadavg()[0]:.1f}",
+        flush=True,
+    )
     wall_two, msg_two, up_two = grade_dask(two, assignments, 2)
-    print(f"dask, 2 workers: {wall_two:.1f} s (cluster up in {up_two:.1f} s)", flush=True)
+    print(
+        f"dask, 2 workers: {wall_two:.1f} s (cluster up in {up_two:.1f} s); "
+        f"load {os.getloadavg()[0]:.1f}",
+        flush=True,
+    )
 
     same_grades = grades(local.gradebook) == grades(one.gradebook) == grades(two.gradebook)
     same_messages = msg_local == msg_one == msg_two
