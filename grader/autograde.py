@@ -164,7 +164,12 @@ class GraderAutograde(Autograde):
     def __init__(self, *, events: list, unlocked, checker=None, seed=None, **kwargs) -> None:
         super().__init__(**kwargs)
         self._grader_resources = Shared(
-            events=events, unlocked=unlocked, checker=checker, seed=seed, verdicts={}
+            events=events,
+            unlocked=unlocked,
+            checker=checker,
+            seed=seed,
+            verdicts={},
+            config=self.config,  # the course's settings (e.g. the answer stubs)
         )
 
     def init_single_notebook_resources(self, notebook_filename: str) -> dict:

@@ -45,6 +45,16 @@ REPO = Path(__file__).resolve().parents[1]
 LANGS = ("ru",)
 #: where the Russian editions go, relative to the release folder (``notebooks/``)
 EDITION_DIRS = {"ru": "ru"}
+#: What nbgrader leaves in an answer cell of the edition (``ClearSolutions`` stubs); grading
+#: maps them back to the English ones, whose checksums the gradebook holds.
+STUBS = {
+    "ru": {
+        "code": "# ВАШ КОД ЗДЕСЬ\n"
+        'raise NotImplementedError("замените эту строку своим ответом, затем запустите '
+        'проверочную ячейку ниже")',
+        "text": "ВАШ ОТВЕТ ЗДЕСЬ",
+    }
+}
 EDITION_LINE = {"ru": 'tunelab.set_language("ru")  # проверки и подсказки — на русском'}
 #: For a notebook without ``import tunelab``: the same switch on one line of its own.
 EDITION_IMPORT_LINE = {
@@ -320,4 +330,26 @@ class RetranslateEdition(_preprocessor_base()):
         root = Path(checker.path).resolve().parents[2] if checker is not None else REPO
         notebook = (resources.get("nbgrader") or {}).get("notebook") or ""
         retranslate_locked(nb, root, notebook)
+        english_stubs(nb, resources)
         return nb, resources
+
+
+def english_stubs(nb, resources) -> None:
+    """An unanswered cell of a translated edition holds the edition's stub: give it the English
+    stub back, so nbgrader's checksums see "no response" exactly as for an English student."""
+    lang = edition_language(nb)
+    if lang not in STUBS:
+        return
+    from nbgrader.preprocessors import ClearSolutions
+
+    config = (resources.get("grader") or {}).get("config")
+    english = ClearSolutions(config=config) if config is not None else ClearSolutions()
+    code_stub = english.code_stub.get("python", "")
+    text_stub = english.text_stub
+    for cell in nb.cells:
+        if not cell.metadata.get("nbgrader", {}).get("solution"):
+            continue
+        if cell.cell_type == "code" and cell.source.strip() == STUBS[lang]["code"].strip():
+            cell.source = code_stub
+        elif cell.cell_type == "markdown" and cell.source.strip() == STUBS[lang]["text"]:
+            cell.source = text_stub

@@ -37,14 +37,27 @@ class ReleaseError(CourseError):
 
 
 def generate_assignment(
-    course: Course, assignment: str, *, dest: Path | None = None, db_url: str | None = None
+    course: Course,
+    assignment: str,
+    *,
+    dest: Path | None = None,
+    db_url: str | None = None,
+    lang: str = "en",
 ) -> Path:
-    """Run nbgrader's GenerateAssignment converter for one assignment; return its folder."""
+    """Run nbgrader's GenerateAssignment converter for one assignment; return its folder.
+
+    ``lang``: the edition, whose answer cells get that language's stubs.
+    """
     from nbgrader.converters import GenerateAssignment, NbGraderException
 
     course.notebooks(assignment)  # raises a clear CourseError for unknown assignments
     target = course if dest is None else Course(course.root, course.instructor, Path(dest))
     cfg = target.config()
+    if lang != "en":
+        from grader.editions import STUBS
+
+        cfg.ClearSolutions.code_stub = {"python": STUBS[lang]["code"]}
+        cfg.ClearSolutions.text_stub = STUBS[lang]["text"]
     if db_url is not None:
         cfg.CourseDirectory.db_url = db_url
         if db_url.startswith("sqlite:///"):
@@ -119,7 +132,7 @@ def _release_editions(
             db = f"sqlite:///{Path(tmp) / 'gb.db'}"
             for name in wanted:
                 try:
-                    released.append(generate_assignment(scratch, name, db_url=db))
+                    released.append(generate_assignment(scratch, name, db_url=db, lang=lang))
                 except CourseError as err:
                     failures[f"{name} ({lang})"] = str(err)
     return released
