@@ -467,10 +467,17 @@ class SandboxedKernelManager(AsyncKernelManager):
         ``keep_kernel=False`` the kernel goes too, which ends the whole sandbox.
         """
         killed: set[int] = set()
-        for _ in range(50):  # a process may fork while we look: look again until none is left
-            targets = self.stray_pids(keep_kernel) - killed
+        deadline = time.monotonic() + 3.0
+        for _ in range(500):  # a process may fork while we look: look again until none is left
+            alive = self.stray_pids(keep_kernel)
+            targets = alive - killed
             if not targets:
-                break
+                # killed ones may take a moment to die on a busy machine: wait for them, so the
+                # next cell (and the next call) starts with none
+                if not alive or time.monotonic() > deadline:
+                    break
+                time.sleep(0.01)
+                continue
             if self.group is not None:  # frozen meanwhile, where the group has a freezer
                 killed.update(targets)
                 self.group.kill(keep=self.group.pids() - targets)
