@@ -32,6 +32,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("names", nargs="*", help="assignment names (default: every master)")
     parser.add_argument("--workers", type=int, default=2, help="notebooks run at once")
+    parser.add_argument(
+        "--edition", default="en", help="ru: the Russian masters (grader.editions), translated ones"
+    )
     args = parser.parse_args(argv)
 
     paths = [p for p in MASTERS if not args.names or p.parent.name in args.names]
@@ -40,6 +43,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"no master for {sorted(unknown)} under solutions/")
 
     with tempfile.TemporaryDirectory() as tmp:
+        if args.edition != "en":
+            paths = _editions(paths, args.edition, Path(tmp) / "masters")
         started = time.perf_counter()
         runs = execute_all(paths, Path(tmp), workers=args.workers)
         total = time.perf_counter() - started
@@ -72,6 +77,29 @@ def main(argv: list[str] | None = None) -> int:
         print("OVER BUDGET: " + "; ".join(over))
     print(f"(masters under {ROOT / 'solutions'})")
     return 1 if failed or over else 0
+
+
+def _editions(paths: list[Path], lang: str, folder: Path) -> list[Path]:
+    """The ``lang`` masters of the translated notebooks among ``paths``, written to ``folder``."""
+    import nbformat
+
+    sys.path.insert(0, str(ROOT))
+    from grader import editions
+
+    done = set(editions.translated(ROOT, lang))
+    out = []
+    for path in paths:
+        name = path.parent.name
+        if name not in done:
+            continue
+        nb, _ = editions.build_edition(
+            nbformat.read(path, as_version=4), editions.load_catalogue(name, ROOT, lang), lang
+        )
+        target = folder / name / path.name
+        target.parent.mkdir(parents=True)
+        nbformat.write(nb, target)
+        out.append(target)
+    return out
 
 
 if __name__ == "__main__":
