@@ -304,7 +304,12 @@ def cmd_test(args: argparse.Namespace) -> int:
     run([str(bin_dir / "ruff"), "check", "."], cwd=ROOT)
     run([str(bin_dir / "ruff"), "format", "--check", "."], cwd=ROOT)
     say("pytest")
-    result = subprocess.run([str(py), "-m", "pytest", *args.pytest_args], cwd=ROOT)
+    extra = list(args.pytest_args)
+    if not any(a == "-n" or a.startswith(("-n", "--numprocesses")) for a in extra):
+        # one worker per core; a test module stays on one worker, so its (expensive) module
+        # fixtures -- a graded class, a running hub -- are built once
+        extra = ["-n", "2", "--dist", "loadfile", *extra]
+    result = subprocess.run([str(py), "-m", "pytest", *extra], cwd=ROOT)
     return result.returncode
 
 
