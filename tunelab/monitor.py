@@ -54,6 +54,7 @@ def _title(title: str) -> str:
         return tr(title, title.replace("Training loss", "Потери на обучении", 1))
     return title
 
+
 COLUMNS = ["step", "epoch", "mean_loss"]
 
 # Field spellings per column: snake_case (SDK dicts, proto-plus, pydantic) and camelCase (REST).
