@@ -454,3 +454,16 @@ def test_ten_thousand_step_curve_is_fast():
         simulate(profile, hp, seed)
         times.append(time.perf_counter() - t0)
     assert sorted(times)[2] < 0.05, f"median {sorted(times)[2] * 1e3:.1f} ms"
+
+
+def test_divergence_failure_message_speaks_the_notebooks_language(monkeypatch):
+    """A Russian edition's notebook (tunelab.set_language("ru")) reads the emulator's failure
+    text in Russian; the numbers and parameter names stay as they are."""
+    from tunelab import i18n
+
+    monkeypatch.setattr(i18n, "_chosen", None)
+    monkeypatch.setenv("TUNELAB_LANG", "ru")
+    r = run(100, 3, 2, 8.0, seed=1)
+    assert r.failure.startswith(f"потеря стала NaN на шаге {r.diverged_step}")
+    assert "learning_rate_multiplier 8.0" in r.failure and "batch_size 2" in r.failure
+    assert i18n.get_language() == "ru"

@@ -413,9 +413,18 @@ def _failure_text(hp: Hyperparameters, step: int, epoch: int) -> str:
     else:
         what = f"learning_rate_multiplier {_num(m)}"
         fix = _num(s)
-    return (
-        f"loss became NaN at step {step} (epoch {epoch}): {what} is too aggressive for "
-        f"batch_size {hp.batch_size}; try {fix} or lower"
+    from tunelab.i18n import tr
+
+    return tr(
+        "loss became NaN at step {step} (epoch {epoch}): {what} is too aggressive for "
+        "batch_size {batch}; try {fix} or lower",
+        "потеря стала NaN на шаге {step} (эпоха {epoch}): {what} слишком агрессивен для "
+        "batch_size {batch}; попробуйте {fix} или меньше",
+        step=step,
+        epoch=epoch,
+        what=what,
+        batch=hp.batch_size,
+        fix=fix,
     )
 
 
