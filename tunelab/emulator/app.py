@@ -46,6 +46,7 @@ from tunelab.emulator import errors as E
 from tunelab.emulator.store import Plan, Store, TunedModelRecord, paginate
 from tunelab.emulator.vertex.routes import VertexApi
 from tunelab.emulator.vertex.store import VertexStore
+from tunelab.i18n import tr
 
 JSON_TYPE = "application/json; charset=UTF-8"
 _METHODS = ("GET", "POST", "PATCH", "DELETE", "PUT")
@@ -95,13 +96,31 @@ class Api:
                 return handler, match.group(1), match.groups()[1:]
             path_matched = True
         if path_matched:
-            raise E.NotFound(f"Method {method} is not supported for {path}.")
+            raise E.NotFound(
+                tr(
+                    "Method {method} is not supported for {path}.",
+                    "Метод {method} не поддерживается для {path}.",
+                    method=method,
+                    path=path,
+                )
+            )
         if not re.match(r"/(v1beta|v1)/", path):
             raise E.NotFound(
-                f"{path} is not a Generative Language API path; the emulator serves /v1beta/... "
-                "and /v1/... (e.g. /v1beta/tunedModels)"
+                tr(
+                    "{path} is not a Generative Language API path; the emulator serves "
+                    "/v1beta/... and /v1/... (e.g. /v1beta/tunedModels)",
+                    "{path} — не путь Generative Language API; эмулятор обслуживает "
+                    "/v1beta/... и /v1/... (например, /v1beta/tunedModels)",
+                    path=path,
+                )
             )
-        raise E.NotFound(f"The requested URL {path} was not found on this server.")
+        raise E.NotFound(
+            tr(
+                "The requested URL {path} was not found on this server.",
+                "Запрошенный URL {path} не найден на этом сервере.",
+                path=path,
+            )
+        )
 
     # --- models ----------------------------------------------------------------------------
     def list_models(self, req: Call) -> str:
@@ -121,9 +140,16 @@ class Api:
         found = catalog.find(model)
         if found is None:
             raise E.NotFound(
-                f"models/{model} is not found for API version {req.version}, or is not "
-                "supported for this method. Call ListModels to see the list of available models "
-                "and their supported methods."
+                tr(
+                    "models/{model} is not found for API version {version}, or is not "
+                    "supported for this method. Call ListModels to see the list of available "
+                    "models and their supported methods.",
+                    "Модель models/{model} не найдена в версии API {version} или не поддерживает "
+                    "этот метод. Вызовите ListModels, чтобы увидеть список доступных моделей и их "
+                    "методов.",
+                    model=model,
+                    version=req.version,
+                )
             )
         return found
 
@@ -176,13 +202,27 @@ class Api:
         plan = self.store.plan(rec)
         prog = self.store.progress(rec, plan=plan)
         if prog.state != "ACTIVE":
-            extra = (
-                f"it is still being tuned ({prog.completed_steps}/{rec.total_steps} steps); "
-                "wait until its state is ACTIVE"
-                if prog.state == "CREATING"
-                else "its tuning job failed; create a new tuned model"
+            if prog.state == "CREATING":
+                extra = tr(
+                    "it is still being tuned ({done}/{total} steps); wait until its state is "
+                    "ACTIVE",
+                    "она ещё настраивается (шаг {done} из {total}); дождитесь состояния ACTIVE",
+                    done=prog.completed_steps,
+                    total=rec.total_steps,
+                )
+            else:
+                extra = tr(
+                    "its tuning job failed; create a new tuned model",
+                    "её задание настройки завершилось с ошибкой; создайте новую настроенную модель",
+                )
+            raise E.FailedPrecondition(
+                tr(
+                    "Tuned model {name} is not ready: {extra}.",
+                    "Настроенная модель {name} не готова: {extra}.",
+                    name=rec.name,
+                    extra=extra,
+                )
             )
-            raise E.FailedPrecondition(f"Tuned model {rec.name} is not ready: {extra}.")
         return rec, plan
 
     def _generate_tuned(self, req: Call, model_id: str) -> dict:
@@ -217,7 +257,14 @@ class Api:
         except E.NotFound:
             rec = None
         if rec is None or rec.operation_id != op_id:
-            raise E.NotFound(f"Operation tunedModels/{model_id}/operations/{op_id} does not exist.")
+            raise E.NotFound(
+                tr(
+                    "Operation tunedModels/{model_id}/operations/{op_id} does not exist.",
+                    "Операция tunedModels/{model_id}/operations/{op_id} не существует.",
+                    model_id=model_id,
+                    op_id=op_id,
+                )
+            )
         return rec
 
     async def get_operation(self, req: Call, model_id: str, op_id: str) -> str:
@@ -242,9 +289,17 @@ class Api:
         pass the operation name ``tunedModels/ID/operations/OP`` to cancel."""
         if req.version != "v1":
             raise E.NotFound(
-                f"The requested URL /{req.version}/tunedModels/{model_id}/operations/{op_id}"
-                ":cancel was not found on this server. (CancelOperation exists for tuning "
-                "operations under /v1 only.)"
+                tr(
+                    "The requested URL /{version}/tunedModels/{model_id}/operations/{op_id}"
+                    ":cancel was not found on this server. (CancelOperation exists for tuning "
+                    "operations under /v1 only.)",
+                    "Запрошенный URL /{version}/tunedModels/{model_id}/operations/{op_id}"
+                    ":cancel не найден на этом сервере. (CancelOperation для операций настройки "
+                    "есть только в /v1.)",
+                    version=req.version,
+                    model_id=model_id,
+                    op_id=op_id,
+                )
             )
         self._operation_record(model_id, op_id)
         self.store.cancel(model_id)
@@ -269,11 +324,19 @@ class Call:
             data = json.loads(self._body)
         except (ValueError, UnicodeDecodeError) as exc:
             raise E.InvalidArgument(
-                f"Invalid JSON payload received. {exc.__class__.__name__}: {exc}"
+                tr(
+                    "Invalid JSON payload received. {kind}: {exc}",
+                    "Получен некорректный JSON. {kind}: {exc}",
+                    kind=exc.__class__.__name__,
+                    exc=exc,
+                )
             ) from None
         if not isinstance(data, dict):
             raise E.InvalidArgument(
-                "Invalid JSON payload received. Expected an object at the top level."
+                tr(
+                    "Invalid JSON payload received. Expected an object at the top level.",
+                    "Получен некорректный JSON. На верхнем уровне ожидался объект.",
+                )
             )
         return data
 
@@ -313,11 +376,15 @@ def _stream(req: Call, payload: dict) -> Response:
     return Response(content="[" + json.dumps(payload) + "]", media_type=JSON_TYPE)
 
 
-_NO_KEY = (
-    "Method doesn't allow unregistered callers (callers without established identity). "
-    "Please use API Key or other form of API consumer identity to call this API. "
-    "(The emulator accepts any key, e.g. api_key='offline-emulator'.)"
-)
+def _no_key() -> str:
+    return tr(
+        "Method doesn't allow unregistered callers (callers without established identity). "
+        "Please use API Key or other form of API consumer identity to call this API. "
+        "(The emulator accepts any key, e.g. api_key='offline-emulator'.)",
+        "Метод не принимает вызовы без идентификации вызывающего. Передайте ключ API "
+        "или другое удостоверение потребителя API. "
+        "(Эмулятор принимает любой ключ, например api_key='offline-emulator'.)",
+    )
 
 
 def create_app(
@@ -350,7 +417,7 @@ def create_app(
                 or request.query_params.get("key")
                 or headers.get("authorization")
             ):
-                raise E.PermissionDenied(_NO_KEY)
+                raise E.PermissionDenied(_no_key())
             handler, version, args = api.find(request.method, request.url.path)
             body = await request.body() if request.method in _WITH_BODY else b""
             result = handler(Call(request, body, version), *args)

@@ -43,6 +43,7 @@ from typing import Any
 from tunelab.emulator import catalog
 from tunelab.emulator import errors as E
 from tunelab.emulator.generation import normalise_prompt
+from tunelab.i18n import tr
 
 TUNED_MODEL_TYPE = "type.googleapis.com/google.ai.generativelanguage.v1beta.TunedModel"
 METADATA_TYPE = "type.googleapis.com/google.ai.generativelanguage.v1beta.CreateTunedModelMetadata"
@@ -167,15 +168,26 @@ def _check_names(obj: Any, message: str, path: str) -> None:
         return
     if not isinstance(obj, dict):
         raise E.InvalidArgument(
-            f"Invalid JSON payload received. Invalid value at '{path}' ({message}), "
-            f"{_dumps(obj)[:80]}"
+            tr(
+                "Invalid JSON payload received. Invalid value at '{path}' ({message}), {value}",
+                "Получен некорректный JSON. Недопустимое значение в '{path}' ({message}), {value}",
+                path=path,
+                message=message,
+                value=_dumps(obj)[:80],
+            )
         )
     schema = _SCHEMA[message]
     for key, value in obj.items():
         if key not in schema:
             raise E.InvalidArgument(
-                f"Invalid JSON payload received. Unknown name \"{_snake(key)}\" at '{path}': "
-                "Cannot find field."
+                tr(
+                    "Invalid JSON payload received. Unknown name \"{name}\" at '{path}': "
+                    "Cannot find field.",
+                    "Получен некорректный JSON. Неизвестное имя \"{name}\" в '{path}': "
+                    "такого поля нет.",
+                    name=_snake(key),
+                    path=path,
+                )
             )
         sub = schema[key]
         if sub is None:
@@ -183,8 +195,15 @@ def _check_names(obj: Any, message: str, path: str) -> None:
         if sub.endswith("[]"):
             if not isinstance(value, list):
                 raise E.InvalidArgument(
-                    f"Invalid JSON payload received. Invalid value at '{path}.{_snake(key)}' "
-                    f"(repeated {sub[:-2]}), expected a list"
+                    tr(
+                        "Invalid JSON payload received. Invalid value at '{path}.{name}' "
+                        "(repeated {type}), expected a list",
+                        "Получен некорректный JSON. Недопустимое значение в '{path}.{name}' "
+                        "(repeated {type}): ожидался список",
+                        path=path,
+                        name=_snake(key),
+                        type=sub[:-2],
+                    )
                 )
             for i, item in enumerate(value):
                 _check_names(item, sub[:-2], f"{path}.{_snake(key)}[{i}]")
@@ -195,8 +214,13 @@ def _check_names(obj: Any, message: str, path: str) -> None:
 def _typed(value: Any, kind: str, path: str) -> Any:
     """Coerce a JSON scalar like the proto parser does (ints may arrive as "5" strings)."""
     bad = E.InvalidArgument(
-        f"Invalid value at '{path}' ({'TYPE_INT32' if kind == 'int' else 'TYPE_FLOAT'}), "
-        f"{_dumps(value)}"
+        tr(
+            "Invalid value at '{path}' ({type}), {value}",
+            "Недопустимое значение в '{path}' ({type}), {value}",
+            path=path,
+            type="TYPE_INT32" if kind == "int" else "TYPE_FLOAT",
+            value=_dumps(value),
+        )
     )
     if isinstance(value, bool) or value is None:
         raise bad
@@ -223,6 +247,16 @@ def _typed(value: Any, kind: str, path: str) -> Any:
     return float(value)
 
 
+#: The course's Russian terms for the bounded fields, added to the Russian range errors.
+_FIELD_TERMS_RU = {
+    "epoch_count": "число эпох",
+    "batch_size": "размер батча",
+    "learning_rate": "скорость обучения",
+    "learning_rate_multiplier": "множитель скорости обучения",
+    "temperature": "температура",
+}
+
+
 def _bounded(
     value: Any, kind: str, path: str, lo: float, hi: float | None = None, *, above: bool = False
 ) -> Any:
@@ -231,13 +265,29 @@ def _bounded(
     x = _typed(value, kind, path)
     if (x <= lo if above else x < lo) or (hi is not None and x > hi):
         if hi is None:
-            rule = f">= {lo:g}"
+            rule = tr(">= {lo:g}", ">= {lo:g}", lo=lo)
         elif above:
-            rule = f"greater than {lo:g} and at most {hi:g}"
+            rule = tr(
+                "greater than {lo:g} and at most {hi:g}",
+                "больше {lo:g} и не больше {hi:g}",
+                lo=lo,
+                hi=hi,
+            )
         else:
-            rule = f"between {lo:g} and {hi:g}"
+            rule = tr("between {lo:g} and {hi:g}", "от {lo:g} до {hi:g}", lo=lo, hi=hi)
         shown = f"{x:g}" if kind == "float" else str(x)
-        raise E.InvalidArgument(f"{path}: {shown} is out of range; it must be {rule}")
+        term = _FIELD_TERMS_RU.get(path.rsplit(".", 1)[-1])
+        raise E.InvalidArgument(
+            tr(
+                "{path}: {shown} is out of range; it must be {rule}",
+                "{path}{term}: значение {shown} вне допустимого диапазона; "
+                "допустимы значения {rule}",
+                path=path,
+                term=f" ({term})" if term else "",
+                shown=shown,
+                rule=rule,
+            )
+        )
     return x
 
 
@@ -246,12 +296,23 @@ def _text(value: Any, field: str, limit: int | None = None) -> str:
     value = value or ""
     if not isinstance(value, str):
         raise E.InvalidArgument(
-            f"Invalid value at 'tuned_model.{field}' (TYPE_STRING), {_dumps(value)[:80]}"
+            tr(
+                "Invalid value at 'tuned_model.{field}' (TYPE_STRING), {value}",
+                "Недопустимое значение в 'tuned_model.{field}' (TYPE_STRING), {value}",
+                field=field,
+                value=_dumps(value)[:80],
+            )
         )
     if limit is not None and len(value) > limit:
         raise E.InvalidArgument(
-            f"tuned_model.{field}: {field.replace('_', ' ')} is {len(value)} characters; "
-            f"the limit is {limit}"
+            tr(
+                "tuned_model.{field}: {label} is {n} characters; the limit is {limit}",
+                "tuned_model.{field}: символов в поле: {n}; допустимо не больше {limit}",
+                field=field,
+                label=field.replace("_", " "),
+                n=len(value),
+                limit=limit,
+            )
         )
     return value
 
@@ -446,9 +507,16 @@ class Store:
         if tuned_model_id is not None and tuned_model_id != "":
             if not isinstance(tuned_model_id, str) or not _ID_RE.fullmatch(tuned_model_id):
                 raise E.InvalidArgument(
-                    f"tuned_model_id: {tuned_model_id!r} is not a valid id; it must match "
-                    f"{ID_PATTERN} (1-40 characters: lowercase letters, digits and hyphens, "
-                    "starting with a letter and ending with a letter or digit)"
+                    tr(
+                        "tuned_model_id: {id!r} is not a valid id; it must match {pattern} "
+                        "(1-40 characters: lowercase letters, digits and hyphens, starting with "
+                        "a letter and ending with a letter or digit)",
+                        "tuned_model_id: {id!r} — недопустимый id; он должен соответствовать "
+                        "{pattern} (от 1 до 40 символов: строчные латинские буквы, цифры и "
+                        "дефисы; первый символ — буква, последний — буква или цифра)",
+                        id=tuned_model_id,
+                        pattern=ID_PATTERN,
+                    )
                 )
         else:
             tuned_model_id = None
@@ -460,7 +528,13 @@ class Store:
 
         task = body.get("tuningTask")
         if not task:
-            raise E.InvalidArgument("tuned_model.tuning_task: a tuning task is required")
+            raise E.InvalidArgument(
+                tr(
+                    "tuned_model.tuning_task: a tuning task is required",
+                    "tuned_model.tuning_task: нужно задание настройки (tuning_task) с обучающими "
+                    "примерами",
+                )
+            )
         examples = self._examples(task)
         hp = self._hyperparameters(task.get("hyperparameters") or {}, len(examples))
 
@@ -470,8 +544,13 @@ class Store:
                 tuned_model_id = self._generated_id(display_name, examples)
             elif tuned_model_id in self._models:
                 raise E.AlreadyExists(
-                    f"tuned_model_id: tunedModels/{tuned_model_id} already exists; "
-                    "choose another id or delete the existing model first"
+                    tr(
+                        "tuned_model_id: tunedModels/{id} already exists; "
+                        "choose another id or delete the existing model first",
+                        "tuned_model_id: настроенная модель tunedModels/{id} уже существует; "
+                        "выберите другой id или сначала удалите существующую модель",
+                        id=tuned_model_id,
+                    )
                 )
             seed = _seed(tuned_model_id, examples, hp)
             total = _total_steps(len(examples), hp["epochCount"], hp["batchSize"])
@@ -505,37 +584,64 @@ class Store:
         src = body.get("tunedModelSource")
         if base and src:
             raise E.InvalidArgument(
-                "tuned_model: base_model and tuned_model_source are both set; they are one "
-                "oneof (source_model), set only one"
+                tr(
+                    "tuned_model: base_model and tuned_model_source are both set; they are one "
+                    "oneof (source_model), set only one",
+                    "tuned_model: заданы и base_model, и tuned_model_source; они входят в один "
+                    "oneof (source_model), задайте только одно из них",
+                )
             )
         if src:
             name = src.get("tunedModel") or ""
             parent = self._models.get(name.removeprefix("tunedModels/"))
             if not name.startswith("tunedModels/") or parent is None:
                 raise E.NotFound(
-                    f"tuned_model.tuned_model_source.tuned_model: {name or '(empty)'} is not found"
+                    tr(
+                        "tuned_model.tuned_model_source.tuned_model: {name} is not found",
+                        "tuned_model.tuned_model_source.tuned_model: настроенная модель {name} "
+                        "не найдена",
+                        name=name or tr("(empty)", "(пусто)"),
+                    )
                 )
             return parent.base_model, name
         if not base:
             raise E.InvalidArgument(
-                "tuned_model.base_model: a base model is required, e.g. "
-                f"{catalog.DEFAULT_TUNING_BASE}"
+                tr(
+                    "tuned_model.base_model: a base model is required, e.g. {example}",
+                    "tuned_model.base_model: нужно указать базовую модель, например {example}",
+                    example=catalog.DEFAULT_TUNING_BASE,
+                )
             )
         if not isinstance(base, str):
             raise E.InvalidArgument(
-                f"Invalid value at 'tuned_model.base_model' (TYPE_STRING), {_dumps(base)}"
+                tr(
+                    "Invalid value at 'tuned_model.base_model' (TYPE_STRING), {value}",
+                    "Недопустимое значение в 'tuned_model.base_model' (TYPE_STRING), {value}",
+                    value=_dumps(base),
+                )
             )
         model = catalog.find(base) if base.startswith("models/") else None
         if model is None:
             raise E.NotFound(
-                f"tuned_model.base_model: {base} is not found for API version v1beta. Call "
-                "ListModels to see the available models and their supported methods."
+                tr(
+                    "tuned_model.base_model: {base} is not found for API version v1beta. Call "
+                    "ListModels to see the available models and their supported methods.",
+                    "tuned_model.base_model: модель {base} не найдена в версии API v1beta. "
+                    "Вызовите ListModels, чтобы увидеть доступные модели и их методы.",
+                    base=base,
+                )
             )
         if not model.tunable:
             tunable = ", ".join(m.name for m in catalog.BASE_MODELS if m.tunable)
             raise E.InvalidArgument(
-                f"tuned_model.base_model: {model.name} does not support createTunedModel; "
-                f"models that can be tuned: {tunable}"
+                tr(
+                    "tuned_model.base_model: {name} does not support createTunedModel; "
+                    "models that can be tuned: {tunable}",
+                    "tuned_model.base_model: {name} не поддерживает createTunedModel; "
+                    "модели, которые можно настраивать: {tunable}",
+                    name=model.name,
+                    tunable=tunable,
+                )
             )
         return model.name, None
 
@@ -557,15 +663,28 @@ class Store:
         data = task.get("trainingData")
         if not data:
             raise E.InvalidArgument(
-                f"{path}: training data is required; the request carried no examples "
-                "(google-genai 3.6.1 drops TuningDataset.examples for the Gemini API: pass them "
-                "with http_options extra_body, see tunelab.emulator docs)"
+                tr(
+                    "{path}: training data is required; the request carried no examples "
+                    "(google-genai 3.6.1 drops TuningDataset.examples for the Gemini API: pass "
+                    "them with http_options extra_body, see tunelab.emulator docs)",
+                    "{path}: нужны обучающие данные, а в запросе нет ни одного обучающего примера "
+                    "(google-genai 3.6.1 отбрасывает TuningDataset.examples для Gemini API: "
+                    "передайте их через extra_body в http_options, см. документацию "
+                    "tunelab.emulator)",
+                    path=path,
+                )
             )
         listed = (data.get("examples") or {}).get("examples") or []
         path += ".examples.examples"
         if len(listed) < MIN_EXAMPLES:
             raise E.InvalidArgument(
-                f"{path}: {len(listed)} examples were given; at least {MIN_EXAMPLES} are required"
+                tr(
+                    "{path}: {n} examples were given; at least {min} are required",
+                    "{path}: передано обучающих примеров: {n}; нужно не меньше {min}",
+                    path=path,
+                    n=len(listed),
+                    min=MIN_EXAMPLES,
+                )
             )
         examples: list[list[str]] = []
         size = 0
@@ -577,21 +696,46 @@ class Store:
             ):
                 where = f"{path}[{i}].{fname}"
                 if value is None or value == "":
-                    raise E.InvalidArgument(f"{where}: {fname} is required and must not be empty")
+                    raise E.InvalidArgument(
+                        tr(
+                            "{where}: {name} is required and must not be empty",
+                            "{where}: поле {name} обязательно и не должно быть пустым",
+                            where=where,
+                            name=fname,
+                        )
+                    )
                 if not isinstance(value, str):
                     raise E.InvalidArgument(
-                        f"Invalid value at '{where}' (TYPE_STRING), {_dumps(value)[:80]}"
+                        tr(
+                            "Invalid value at '{where}' (TYPE_STRING), {value}",
+                            "Недопустимое значение в '{where}' (TYPE_STRING), {value}",
+                            where=where,
+                            value=_dumps(value)[:80],
+                        )
                     )
                 if len(value) > limit:
                     raise E.InvalidArgument(
-                        f"{where}: {fname} is {len(value)} characters; the limit is {limit:,}"
+                        tr(
+                            "{where}: {name} is {n} characters; the limit is {limit:,}",
+                            "{where}: символов в поле {name}: {n}; допустимо не больше {limit}",
+                            where=where,
+                            name=fname,
+                            n=len(value),
+                            limit=limit,
+                        )
                     )
             size += len(text_input.encode()) + len(output.encode())
             examples.append([text_input, output])
         if size > MAX_DATASET_BYTES:
             raise E.InvalidArgument(
-                f"tuned_model.tuning_task.training_data: the examples hold {size / 2**20:.2f} MB "
-                f"of text; the limit is {MAX_DATASET_BYTES // 2**20} MB"
+                tr(
+                    "tuned_model.tuning_task.training_data: the examples hold {mb:.2f} MB "
+                    "of text; the limit is {limit} MB",
+                    "tuned_model.tuning_task.training_data: в обучающих примерах {mb:.2f} МБ "
+                    "текста; допустимо не больше {limit} МБ",
+                    mb=size / 2**20,
+                    limit=MAX_DATASET_BYTES // 2**20,
+                )
             )
         return examples
 
@@ -610,8 +754,14 @@ class Store:
         lr, mult = raw.get("learningRate"), raw.get("learningRateMultiplier")
         if lr is not None and mult is not None:
             raise E.InvalidArgument(
-                f"{path}: learning_rate and learning_rate_multiplier are both set; they are one "
-                "oneof (learning_rate_option), set only one"
+                tr(
+                    "{path}: learning_rate and learning_rate_multiplier are both set; they are "
+                    "one oneof (learning_rate_option), set only one",
+                    "{path}: заданы и learning_rate (скорость обучения), и "
+                    "learning_rate_multiplier (множитель скорости обучения); они входят в один "
+                    "oneof (learning_rate_option), задайте только один из них",
+                    path=path,
+                )
             )
         if mult is not None:
             where = f"{path}.learning_rate_multiplier"
@@ -641,7 +791,13 @@ class Store:
     def get(self, model_id: str) -> TunedModelRecord:
         rec = self._models.get(model_id)
         if rec is None:
-            raise E.NotFound(f"Tuned model tunedModels/{model_id} does not exist.")
+            raise E.NotFound(
+                tr(
+                    "Tuned model tunedModels/{id} does not exist.",
+                    "Настроенная модель tunedModels/{id} не существует.",
+                    id=model_id,
+                )
+            )
         return rec
 
     def records(self) -> list[TunedModelRecord]:
@@ -755,8 +911,12 @@ class Store:
                 paths = [k for k in UPDATABLE_FIELDS if k in body]
             if not paths:
                 raise E.InvalidArgument(
-                    "update_mask: no field to update; list the fields to change, e.g. "
-                    "updateMask=displayName,description"
+                    tr(
+                        "update_mask: no field to update; list the fields to change, e.g. "
+                        "updateMask=displayName,description",
+                        "update_mask: нечего обновлять; перечислите поля, которые нужно "
+                        "изменить, например updateMask=displayName,description",
+                    )
                 )
             base = catalog.find(rec.base_model)
             changes: dict[str, Any] = {}
@@ -764,8 +924,14 @@ class Store:
                 if path not in UPDATABLE_FIELDS:
                     allowed = ", ".join(_snake(k) for k in UPDATABLE_FIELDS)
                     raise E.InvalidArgument(
-                        f"update_mask: field {_snake(path)!r} cannot be updated; updatable "
-                        f"fields: {allowed}"
+                        tr(
+                            "update_mask: field {field!r} cannot be updated; updatable "
+                            "fields: {allowed}",
+                            "update_mask: поле {field!r} нельзя изменить; изменяемые поля: "
+                            "{allowed}",
+                            field=_snake(path),
+                            allowed=allowed,
+                        )
                     )
                 value = body.get(path)
                 if path == "displayName":
@@ -833,10 +999,20 @@ def paginate(
             size = int(page_size)
         except (TypeError, ValueError):
             raise E.InvalidArgument(
-                f"Invalid value at 'page_size' (TYPE_INT32), {_dumps(page_size)}"
+                tr(
+                    "Invalid value at 'page_size' (TYPE_INT32), {value}",
+                    "Недопустимое значение в 'page_size' (TYPE_INT32), {value}",
+                    value=_dumps(page_size),
+                )
             ) from None
         if size < 0:
-            raise E.InvalidArgument(f"page_size: {size} is negative; it must be >= 0")
+            raise E.InvalidArgument(
+                tr(
+                    "page_size: {size} is negative; it must be >= 0",
+                    "page_size: {size} — отрицательное число; значение должно быть >= 0",
+                    size=size,
+                )
+            )
         size = min(size or default, 1000)
     start = 0
     if page_token:
@@ -849,8 +1025,13 @@ def paginate(
             start = next((i for i, x in enumerate(items) if tuple(key(x)) > marker), len(items))
         except (ValueError, UnicodeDecodeError, TypeError):
             raise E.InvalidArgument(
-                f"page_token: {page_token!r} is not a valid page token; pass the nextPageToken "
-                "of a previous list response"
+                tr(
+                    "page_token: {token!r} is not a valid page token; pass the nextPageToken "
+                    "of a previous list response",
+                    "page_token: {token!r} — недопустимый токен страницы; передайте "
+                    "nextPageToken из предыдущего ответа list",
+                    token=page_token,
+                )
             ) from None
     page = items[start : start + size]
     if start + size >= len(items) or not page:
