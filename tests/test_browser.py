@@ -317,7 +317,10 @@ def test_vertex_lesson_trains_and_plots_in_jupyterlab(lab, page, tmp_path):
         _run_vertex_lesson(lab, page, tmp_path)
     finally:  # the lesson writes its JSONL files beside the notebook, as a student's would
         for path in set(folder.iterdir()) - before:
-            path.unlink()
+            if path.is_dir():  # e.g. JupyterLab's .ipynb_checkpoints
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
 
 
 def _run_vertex_lesson(lab, page, tmp_path) -> None:
