@@ -54,7 +54,9 @@ class Clock:
 def clock(emulator) -> Clock:
     c = Clock()
     emulator.vertex.clock = c
-    emulator.vertex.time_scale = 1.0  # 120 s pending, 1.2 s per batch-4 step (fake seconds)
+    # 120 s before training (20 pending, 60 processing the dataset, 40 waiting for capacity),
+    # 1.2 s per batch-4 step, 30 s post-processing, 10 s cancelling (fake seconds)
+    emulator.vertex.time_scale = 1.0
     return c
 
 
@@ -87,7 +89,7 @@ def data(emulator, tmp_path) -> dict[str, str]:
     return out
 
 
-def tune(client, uri: str, *, base: str = "gemini-2.5-flash", **config) -> types.TuningJob:
+def tune(client, uri: str, *, base: str = "gemini-3.5-flash", **config) -> types.TuningJob:
     return client.tunings.tune(
         base_model=base,
         training_dataset=types.TuningDataset(gcs_uri=uri),
@@ -116,18 +118,36 @@ def test_create_get_list_states_and_pagination(client, data, clock) -> None:
         "ADAPTER_SIZE_FOUR"
     )
     assert job.tuned_model is None and job.start_time is None
+    assert job.tuning_job_state is None  # a detail state only while RUNNING
 
-    clock.t += 121  # past the 120 s pending phase; 40 examples x 3 epochs / batch 4 = 30 steps
+    D = types.TuningJobState
+    seen = []
+    for dt in (21, 60, 40):  # the phases before the first step
+        clock.t += dt
+        now = client.tunings.get(name=job.name)
+        seen.append((now.state, now.tuning_job_state))
+    assert seen == [
+        (S.JOB_STATE_RUNNING, D.TUNING_JOB_STATE_PROCESSING_DATASET),
+        (S.JOB_STATE_RUNNING, D.TUNING_JOB_STATE_WAITING_FOR_CAPACITY),
+        (S.JOB_STATE_RUNNING, D.TUNING_JOB_STATE_TUNING),
+    ]  # 40 examples x 3 epochs / batch 4 = 30 steps
     running = client.tunings.get(name=job.name)
-    assert running.state == S.JOB_STATE_RUNNING
     assert running.tuning_job_metadata.completed_epoch_count == 0
     assert running.tuning_data_stats.supervised_tuning_data_stats.tuning_step_count == 30
     clock.t += 10 * 1.2
     assert client.tunings.get(name=job.name).tuning_job_metadata.completed_epoch_count == 1
     clock.t += 20 * 1.2
+    post = client.tunings.get(name=job.name)
+    assert (post.state, post.tuning_job_state) == (
+        S.JOB_STATE_RUNNING,
+        D.TUNING_JOB_STATE_POST_PROCESSING,
+    )
+    assert post.tuned_model is None and post.tuning_job_metadata.completed_epoch_count == 3
+    clock.t += 30
     done = client.tunings.get(name=job.name)
-    assert done.state == S.JOB_STATE_SUCCEEDED
-    assert (done.end_time - done.start_time).total_seconds() == pytest.approx(36.0)
+    assert done.state == S.JOB_STATE_SUCCEEDED and done.tuning_job_state is None
+    # RUNNING from 20 s: 100 s before the first step, 36 s of steps, 30 s post-processing
+    assert (done.end_time - done.start_time).total_seconds() == pytest.approx(166.0)
     ckpts = done.tuned_model.checkpoints
     assert [(c.checkpoint_id, c.epoch, c.step) for c in ckpts] == [
         ("1", 1, 10),
@@ -171,6 +191,11 @@ def test_cancel_keeps_the_checkpoints_done_so_far(client, data, clock) -> None:
     job = tune(client, data["small"], epoch_count=5)
     clock.t += 120 + 25 * 1.2  # 25 of 50 steps: epochs 1 and 2 are complete
     client.tunings.cancel(name=job.name)
+    clock.t += 5
+    cancelling = client.tunings.get(name=job.name)
+    assert cancelling.state == S.JOB_STATE_CANCELLING and not cancelling.has_ended
+    assert cancelling.tuned_model is None
+    client.tunings.cancel(name=job.name)  # the emulator: a repeated cancel changes nothing
     clock.t += 1000
     cancelled = client.tunings.get(name=job.name)
     assert cancelled.state == S.JOB_STATE_CANCELLED
@@ -192,6 +217,7 @@ def test_cancel_keeps_the_checkpoints_done_so_far(client, data, clock) -> None:
 
     pending = tune(client, data["small"], epoch_count=1)
     client.tunings.cancel(name=pending.name)
+    clock.t += 10
     gone = client.tunings.get(name=pending.name)
     assert gone.state == S.JOB_STATE_CANCELLED and gone.tuned_model is None
     assert gone.start_time is None
@@ -225,7 +251,7 @@ def test_early_checkpoint_of_an_overfitting_job_beats_the_last(client, data, emu
     by_epoch = {c.epoch: c.endpoint for c in done.tuned_model.checkpoints}
     early, last = score(by_epoch[best]), score(done.tuned_model.endpoint)
     assert early > 0.8 * len(HELDOUT) and last < early / 2
-    base = client.models.generate_content(model="gemini-2.5-flash", contents="Hello there")
+    base = client.models.generate_content(model="gemini-3.5-flash", contents="Hello there")
     assert "simulated model" in base.text
 
     steps = vertex.metrics(done, endpoint=emulator.endpoint)
@@ -286,11 +312,13 @@ def test_errors_raise_the_sdks_exceptions(client, data, emulator, tmp_path) -> N
     expect_400(
         lambda: tune(client, data["small"], base="gemini-9-ultra"),
         "'gemini-9-ultra' is not supported",
-        "gemini-2.5-flash",
+        "gemini-3.5-flash",
     )
+    for retired in ("gemini-2.0-flash-001", "gemini-2.0-flash-lite-001", "gemini-1.5-flash-002"):
+        expect_400(lambda m=retired: tune(client, data["small"], base=m), "is not supported")
     expect_400(
         lambda: tune(client, data["small"], adapter_size="ADAPTER_SIZE_THIRTY_TWO"),
-        "adapter_size: ADAPTER_SIZE_THIRTY_TWO is not supported for base model gemini-2.5-flash",
+        "adapter_size: ADAPTER_SIZE_THIRTY_TWO is not supported for base model gemini-3.5-flash",
     )
     expect_400(
         lambda: tune(client, data["small"], validation_dataset={"gcs_uri": "gs://x/"}),
@@ -298,26 +326,43 @@ def test_errors_raise_the_sdks_exceptions(client, data, emulator, tmp_path) -> N
     )
     expect_400(lambda: tune(client, data["small"], epoch_count=0), "epoch_count: 0 is out of range")
 
+    txt = tmp_path / "train.txt"
+    txt.write_text(data_text := (tmp_path / "small.jsonl").read_text())
+    uri = vertex.upload(txt, "gs://tunelab-course/sql/train.txt", endpoint=emulator.endpoint)
+    expect_400(lambda: tune(client, uri), "is not a JSONL file")  # the request: at once
+    assert data_text and emulator.vertex.records() == []
+
+    # The file's contents are read while the job runs: a bad file is a FAILED job.
+    def fails(name: str, rows: list[str], *fragments: str) -> None:
+        bad = tmp_path / name
+        bad.write_text("\n".join(rows))
+        uri = vertex.upload(bad, f"gs://tunelab-course/{name}", endpoint=emulator.endpoint)
+        job = tune(client, uri)  # accepted: the request itself is fine
+        emulator.vertex.clock = lambda: time.time() + 1e6  # long after processing the dataset
+        try:
+            failed = client.tunings.get(name=job.name)
+        finally:
+            emulator.vertex.clock = time.time
+        assert failed.state == S.JOB_STATE_FAILED and failed.has_ended
+        assert failed.error.code == 3 and failed.tuned_model is None
+        assert failed.tuning_data_stats is None
+        for fragment in fragments:
+            assert fragment in failed.error.message
+
     rows = [line(r) for r in TRAIN[:30]]
     rows[2] = rows[2].replace('"role": "model"', '"role": "assistant"')
-    bad = tmp_path / "bad.jsonl"
-    bad.write_text("\n".join(rows))
-    uri = vertex.upload(bad, "gs://tunelab-course/bad.jsonl", endpoint=emulator.endpoint)
-    expect_400(
-        lambda: tune(client, uri),
+    fails(
+        "bad.jsonl",
+        rows,
         'gs://tunelab-course/bad.jsonl line 3: contents[1].role: "assistant" is not a valid role',
     )
     rows = [line(r) for r in TRAIN[:30]]
     rows[4] = json.dumps(TRAIN[4])
     rows[7] = rows[7][:-5]
-    bad.write_text("\n".join(rows))
-    uri = vertex.upload(bad, "gs://tunelab-course/gemini-format.jsonl", endpoint=emulator.endpoint)
-    expect_400(lambda: tune(client, uri), "line 5: contents: missing", "Gemini API's")
+    fails("gemini-format.jsonl", rows, "line 5: contents: missing", "Gemini API's")
     rows[4] = line(TRAIN[4])
-    bad.write_text("\n".join(rows))
-    uri = vertex.upload(bad, "gs://tunelab-course/truncated.jsonl", endpoint=emulator.endpoint)
-    expect_400(lambda: tune(client, uri), "truncated.jsonl line 8: not valid JSON")
-    assert emulator.vertex.records() == []
+    fails("truncated.jsonl", rows, "truncated.jsonl line 8: not valid JSON")
+    fails("few.jsonl", rows[:3], "3 training examples")
 
     with pytest.raises(errors.ClientError) as info:
         client.models.generate_content(
@@ -325,7 +370,7 @@ def test_errors_raise_the_sdks_exceptions(client, data, emulator, tmp_path) -> N
         )
     assert info.value.code == 404
     with pytest.raises(ValueError, match="not a valid Cloud Storage URI"):
-        vertex.upload(bad, "s3://bucket/x.jsonl", endpoint=emulator.endpoint)
+        vertex.upload(txt, "s3://bucket/x.jsonl", endpoint=emulator.endpoint)
     raw = httpx.post(f"{emulator.endpoint}/v1beta1/tuningJobs", json={})
     assert raw.status_code == 401 and raw.json()["error"]["status"] == "UNAUTHENTICATED"
 

@@ -4,18 +4,31 @@ Same ideas as :mod:`tunelab.emulator.store` (the Gemini API service):
 
 * **Lazy progress.** A record keeps its create time and the wall seconds per step; every read
   computes where the job is now. Jobs "run" while the server is down.
-* **Time compression.** A job first sits in ``JOB_STATE_PENDING`` for 120 simulated seconds
-  (dataset validation and queueing -- the emulator's figure; real jobs often wait minutes),
-  then trains ``ceil(n x epochs / batch)`` steps of ``0.2 s + 0.25 s x batch`` simulated time
-  each. ``time_scale`` (default ``$TUNELAB_TIME_SCALE`` or 100) divides both; it is frozen into
-  each job at creation.
+* **Time compression and states.** 120 simulated seconds pass before training (the emulator's
+  figure; real jobs often wait minutes): ``JOB_STATE_PENDING`` for the first 20, then
+  ``JOB_STATE_RUNNING`` with the detail state ``tuningJobState`` (a real ``TuningJob`` field,
+  "the detail state of the tuning job while the overall JobState is running")
+  ``TUNING_JOB_STATE_PROCESSING_DATASET`` for 60 and ``..._WAITING_FOR_CAPACITY`` for 40. Then
+  it trains ``ceil(n x epochs / batch)`` steps of ``0.2 s + 0.25 s x batch`` simulated time
+  each (``..._TUNING``), and spends 30 s in ``..._POST_PROCESSING`` before
+  ``JOB_STATE_SUCCEEDED``. ``..._WAITING_FOR_QUOTA`` exists on the real service; the emulator
+  never waits for quota. ``time_scale`` (default ``$TUNELAB_TIME_SCALE`` or 100) divides every
+  figure; it is frozen into each job at creation.
+* **Datasets, like the real service.** The request is checked at once: a URI that is not a
+  ``gs://.../*.jsonl`` object, or (the emulator's choice) an object that does not exist, is a
+  400/404 ``ClientError``. The file's *contents* are read while the job runs: a malformed line,
+  too few examples or an empty validation file ends the job ``JOB_STATE_FAILED`` at the end of
+  ``PROCESSING_DATASET``, with the reason (file, line, field) in ``error`` (code 3,
+  INVALID_ARGUMENT: the emulator's code and wording).
 * **Deterministic.** Curves come from :mod:`tunelab.simulator`, seeded by the base model, the
   training examples and the hyperparameters: the same request gives the same curve. Vertex
   exposes no batch size for Gemini models; the emulator trains with the simulator's default
   (4, or 16 from 2,000 examples on) and the learning rate ``learningRateMultiplier x`` its
   default. ``adapterSize`` is validated and echoed but does not change the simulated curve.
 * **Cancel** (``:cancel``) freezes the job at the step it had reached: state
-  ``JOB_STATE_CANCELLED``, ``error.code`` 1 (CANCELLED, as for every cancelled Vertex job) and,
+  ``JOB_STATE_CANCELLING`` for 10 simulated seconds (the emulator's figure; the real service
+  may pass through it, and a cancel is best-effort), then ``JOB_STATE_CANCELLED``,
+  ``error.code`` 1 (CANCELLED, as for every cancelled Vertex job) and,
   the emulator's choice following the course's needs, a ``tunedModel`` with the checkpoints of
   the epochs completed before the cancel (none -> no tunedModel).
 * **Checkpoints.** One per completed epoch (``exportLastCheckpointOnly``: the last only), each
@@ -58,7 +71,12 @@ from tunelab.emulator.store import (
 from tunelab.emulator.vertex import catalog, datasets
 from tunelab.emulator.vertex.buckets import Buckets
 
-PENDING_SIM_SECONDS = 120.0
+PENDING_SIM_SECONDS = 120.0  # from create to the first training step (see the docstring)
+# Where the phases of those 120 s end, as fractions (so old state files keep their timing):
+QUEUED_FRACTION = 20 / 120  # JOB_STATE_PENDING
+DATASET_FRACTION = 80 / 120  # ... then RUNNING / PROCESSING_DATASET, then WAITING_FOR_CAPACITY
+POST_FRACTION = 30 / 120  # POST_PROCESSING after the last step
+CANCELLING_FRACTION = 10 / 120  # CANCELLING after a cancel request
 EPOCH_RANGE = (1, 100)
 MULTIPLIER_RANGE = (0.0, 100.0)
 MAX_DISPLAY_NAME = 128
@@ -69,7 +87,14 @@ RUNNING = "JOB_STATE_RUNNING"
 SUCCEEDED = "JOB_STATE_SUCCEEDED"
 FAILED = "JOB_STATE_FAILED"
 CANCELLED = "JOB_STATE_CANCELLED"
+CANCELLING = "JOB_STATE_CANCELLING"
 TERMINAL = (SUCCEEDED, FAILED, CANCELLED)
+# TuningJob.tuningJobState, the detail state while RUNNING
+WAITING_FOR_QUOTA = "TUNING_JOB_STATE_WAITING_FOR_QUOTA"  # real; never simulated
+PROCESSING_DATASET = "TUNING_JOB_STATE_PROCESSING_DATASET"
+WAITING_FOR_CAPACITY = "TUNING_JOB_STATE_WAITING_FOR_CAPACITY"
+TUNING = "TUNING_JOB_STATE_TUNING"
+POST_PROCESSING = "TUNING_JOB_STATE_POST_PROCESSING"
 
 _TOP_FIELDS = {
     "baseModel",
@@ -143,6 +168,8 @@ class VertexJobRecord:
     seed: int
     cancel_time: float | None = None
     validation_count: int = 0
+    #: why the dataset's contents were refused (the job fails while processing its dataset)
+    dataset_error: str | None = None
 
     @property
     def parent(self) -> str:
@@ -195,6 +222,7 @@ class Progress:
     start_time: float | None
     end_time: float | None
     update_time: float
+    detail: str | None = None  # tuningJobState while RUNNING
 
 
 class VertexStore:
@@ -312,28 +340,32 @@ class VertexStore:
                 )
         epochs, multiplier, adapter = self._hyperparameters(hp_raw, model, hp_path)
 
+        # The request is checked now (URI form, a .jsonl object that exists); the files'
+        # contents while the job runs: a bad file fails the job, as on the real service.
         spec_path = "tuning_job.supervised_tuning_spec"
         train_uri = spec.get("trainingDatasetUri")
-        train = datasets.parse(
-            self.buckets.read(train_uri, f"{spec_path}.training_dataset_uri"),
-            train_uri,
-            role="training",
-        )
+        train_field = f"{spec_path}.training_dataset_uri"
+        train_bytes = self.buckets.read(_jsonl_uri(train_uri, train_field), train_field)
         val_uri = spec.get("validationDatasetUri") or None
-        val_count = 0
+        val_bytes = None
         if val_uri is not None:
-            val = datasets.parse(
-                self.buckets.read(val_uri, f"{spec_path}.validation_dataset_uri"),
-                val_uri,
-                role="validation",
-            )
-            val_count = len(val.examples)
+            val_field = f"{spec_path}.validation_dataset_uri"
+            val_bytes = self.buckets.read(_jsonl_uri(val_uri, val_field), val_field)
+        dataset_error = None
+        val_count = 0
+        try:
+            train = datasets.parse(train_bytes, train_uri, role="training")
+            if val_bytes is not None:
+                val_count = len(datasets.parse(val_bytes, val_uri, role="validation").examples)
+        except E.ApiError as exc:
+            dataset_error = exc.message
+            train = datasets.Dataset(train_uri, [], [], [], [], 0)
 
         from tunelab import simulator as sim
 
         n = len(train.examples)
-        batch = sim.default_hyperparameters(n).batch_size
-        total = sim.total_steps(n, epochs, batch)
+        batch = sim.default_hyperparameters(max(n, 1)).batch_size
+        total = sim.total_steps(n, epochs, batch) if n else 0
         hp_seed = {"epochCount": epochs, "learningRateMultiplier": multiplier}
         seed_src = _dumps([catalog.model_id(base), train.examples, hp_seed])
         seed = int.from_bytes(hashlib.sha256(seed_src.encode()).digest()[:4], "big")
@@ -358,15 +390,17 @@ class VertexStore:
                 export_last_only=bool(spec.get("exportLastCheckpointOnly")),
                 batch_size=batch,
                 examples=train.examples,
-                data_stats=datasets.data_stats(train, total),
+                data_stats=datasets.data_stats(train, total) if n else {},
                 create_time=now,
                 pending_seconds=PENDING_SIM_SECONDS / self.time_scale,
                 step_seconds=sim_step_seconds(batch) / self.time_scale,
                 total_steps=total,
                 seed=seed,
                 validation_count=val_count,
+                dataset_error=dataset_error,
             )
-            self.plan(rec)  # simulate now: a simulator error surfaces on create
+            if dataset_error is None:
+                self.plan(rec)  # simulate now: a simulator error surfaces on create
             self._index(rec)
             self._save(rec)
         return rec
@@ -492,28 +526,57 @@ class VertexStore:
         return plan
 
     def progress(self, rec: VertexJobRecord, now: float | None = None) -> Progress:
-        plan = self.plan(rec)
+        """Where the job is at ``now``: its state, detail state and completed steps."""
         now = self.clock() if now is None else now
-        start = rec.create_time + rec.pending_seconds
-        cancelled = rec.cancel_time is not None and rec.cancel_time <= now
-        horizon = min(now, rec.cancel_time) if cancelled else now
-        done = min(plan.stop_step, int(max(0.0, horizon - start) / rec.step_seconds + 1e-9))
-        epochs_done = sum(1 for end in plan.epoch_end if end <= done)
-        finish = start + plan.stop_step * rec.step_seconds
-        if cancelled:
-            assert rec.cancel_time is not None
-            started = start if rec.cancel_time > start else None
-            return Progress(CANCELLED, done, epochs_done, started, rec.cancel_time, rec.cancel_time)
-        if now < start:
-            return Progress(PENDING, 0, 0, None, None, rec.create_time)
-        if done < plan.stop_step:
+        cancel = rec.cancel_time
+        if cancel is None or now < cancel:
+            return self._natural(rec, now)
+        at_cancel = self._natural(rec, cancel)  # training froze when the cancel arrived
+        done_at = cancel + rec.pending_seconds * CANCELLING_FRACTION
+        if now < done_at:
             return Progress(
-                RUNNING, done, epochs_done, start, None, start + done * rec.step_seconds
+                CANCELLING,
+                at_cancel.completed_steps,
+                at_cancel.epochs_done,
+                at_cancel.start_time,
+                None,
+                cancel,
             )
-        state = FAILED if plan.failure else SUCCEEDED
+        return Progress(
+            CANCELLED,
+            at_cancel.completed_steps,
+            at_cancel.epochs_done,
+            at_cancel.start_time,
+            done_at,
+            done_at,
+        )
+
+    def _natural(self, rec: VertexJobRecord, now: float) -> Progress:
+        """The job's progress at ``now`` had nobody cancelled it."""
+        queued_end = rec.create_time + rec.pending_seconds * QUEUED_FRACTION
+        dataset_end = rec.create_time + rec.pending_seconds * DATASET_FRACTION
+        start = rec.create_time + rec.pending_seconds
+        if now < queued_end:
+            return Progress(PENDING, 0, 0, None, None, rec.create_time)
+        if now < dataset_end:
+            return Progress(RUNNING, 0, 0, queued_end, None, queued_end, PROCESSING_DATASET)
+        if rec.dataset_error is not None:
+            return Progress(FAILED, 0, 0, queued_end, dataset_end, dataset_end)
+        if now < start:
+            return Progress(RUNNING, 0, 0, queued_end, None, dataset_end, WAITING_FOR_CAPACITY)
+        plan = self.plan(rec)
+        done = min(plan.stop_step, int(max(0.0, now - start) / rec.step_seconds + 1e-9))
+        epochs_done = sum(1 for end in plan.epoch_end if end <= done)
+        trained = start + plan.stop_step * rec.step_seconds
+        if done < plan.stop_step:
+            update = start + done * rec.step_seconds
+            return Progress(RUNNING, done, epochs_done, queued_end, None, update, TUNING)
         if plan.failure:
-            epochs_done = 0
-        return Progress(state, done, epochs_done, start, finish, finish)
+            return Progress(FAILED, done, 0, queued_end, trained, trained)
+        finish = trained + rec.pending_seconds * POST_FRACTION
+        if now < finish:
+            return Progress(RUNNING, done, epochs_done, queued_end, None, trained, POST_PROCESSING)
+        return Progress(SUCCEEDED, done, epochs_done, queued_end, finish, finish)
 
     def checkpoints(
         self, rec: VertexJobRecord, prog: Progress | None = None
@@ -530,6 +593,8 @@ class VertexStore:
     def cancel(self, rec: VertexJobRecord) -> None:
         with self._lock:
             prog = self.progress(rec)
+            if prog.state == CANCELLING:
+                return  # already being cancelled (the emulator: a repeated cancel is a no-op)
             if prog.state in TERMINAL:
                 raise E.FailedPrecondition(
                     f"Cannot cancel tuning job {rec.name} in state {prog.state}; only pending "
@@ -541,7 +606,6 @@ class VertexStore:
     # --- rendering -------------------------------------------------------------------------
     def job_dict(self, rec: VertexJobRecord, now: float | None = None) -> dict[str, Any]:
         prog = self.progress(rec, now)
-        plan = self.plan(rec)
         out: dict[str, Any] = {"name": rec.name}
         if rec.display_name:
             out["tunedModelDisplayName"] = rec.display_name
@@ -560,14 +624,18 @@ class VertexStore:
             spec["exportLastCheckpointOnly"] = True
         out["supervisedTuningSpec"] = spec
         out["state"] = prog.state
+        if prog.detail is not None:
+            out["tuningJobState"] = prog.detail
         out["createTime"] = rfc3339(rec.create_time)
         if prog.start_time is not None:
             out["startTime"] = rfc3339(prog.start_time)
         if prog.end_time is not None:
             out["endTime"] = rfc3339(prog.end_time)
         out["updateTime"] = rfc3339(prog.update_time)
-        if prog.state == FAILED:
-            out["error"] = {"code": E.Internal.grpc_code, "message": plan.failure}
+        if prog.state == FAILED and rec.dataset_error is not None:
+            out["error"] = {"code": E.InvalidArgument.grpc_code, "message": rec.dataset_error}
+        elif prog.state == FAILED:
+            out["error"] = {"code": E.Internal.grpc_code, "message": self.plan(rec).failure}
         elif prog.state == CANCELLED:
             out["error"] = {"code": 1, "message": "CANCELED"}
         if rec.labels:
@@ -587,7 +655,7 @@ class VertexStore:
                     for e, s in ckpts
                 ],
             }
-        if prog.start_time is not None:
+        if prog.start_time is not None and rec.dataset_error is None:
             out["tuningDataStats"] = rec.data_stats
             out["experiment"] = (
                 f"{rec.parent}/metadataStores/default/contexts/tuning-experiment-{rec.job_id}"
@@ -597,8 +665,10 @@ class VertexStore:
 
     def job_json(self, rec: VertexJobRecord, now: float | None = None) -> str:
         prog = self.progress(rec, now)
+        if rec.dataset_error is not None:
+            return _dumps(self.job_dict(rec, now))
         plan = self.plan(rec)
-        key = (prog.state, prog.completed_steps, prog.update_time, rec.cancel_time)
+        key = (prog.state, prog.detail, prog.completed_steps, prog.update_time, rec.cancel_time)
         cached = plan.cache.get("job")
         if cached is not None and cached[0] == key:
             return cached[1]
@@ -613,6 +683,10 @@ class VertexStore:
         epoch, only when the job has a validation dataset.
         """
         prog = self.progress(rec, now)
+        if rec.dataset_error is not None:  # the job failed before its first step
+            out = '{"emulatorOnly":true,"name":' + json.dumps(rec.name)
+            out += ',"state":"' + prog.state + '","trainingLoss":[]'
+            return out + (',"validationLoss":[]}' if rec.validation_uri else "}")
         plan = self.plan(rec)
         k = min(prog.completed_steps, len(plan.train_ends) - 1)
         out = '{"emulatorOnly":true,"name":' + json.dumps(rec.name)
@@ -631,6 +705,19 @@ class VertexStore:
     def quality(self, rec: VertexJobRecord, epoch: int) -> float:
         """Simulated held-out quality of the checkpoint after ``epoch``."""
         return float(self.plan(rec).run.heldout_quality[epoch - 1])
+
+
+def _jsonl_uri(uri: Any, field: str) -> str:
+    """The request-time check of a dataset URI: a ``gs://`` URI of a ``.jsonl`` object."""
+    from tunelab.emulator.vertex.buckets import parse_gs_uri
+
+    parse_gs_uri(uri, field)
+    if not str(uri).lower().endswith(".jsonl"):
+        raise E.InvalidArgument(
+            f"{field}: {uri!r} is not a JSONL file; the dataset must be a .jsonl object in "
+            "Cloud Storage (gs://BUCKET/PATH.jsonl)"
+        )
+    return str(uri)
 
 
 def _list_key(rec: VertexJobRecord) -> list[Any]:
