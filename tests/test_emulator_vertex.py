@@ -462,3 +462,30 @@ def test_jobs_survive_a_restart_with_state(tmp_path) -> None:
         assert second.state == S.JOB_STATE_PENDING
     finally:
         stop(proc)
+
+
+def test_enterprise_flag_and_its_legacy_alias_reach_the_same_service(
+    emulator, data, monkeypatch
+) -> None:
+    """google-genai 3.6.1 prefers ``enterprise=True`` (Gemini Enterprise Agent Platform, formerly
+    Vertex AI); ``vertexai=True`` is its legacy alias, and ``GOOGLE_GENAI_USE_ENTERPRISE`` the
+    environment form. All three send the same requests to the emulator."""
+    emulator.vertex.time_scale = 1e6
+    common = {
+        "project": "tunelab-enterprise",
+        "location": "us-central1",
+        "credentials": Credentials(token="x"),
+        "http_options": {"base_url": emulator.endpoint},
+    }
+    new = genai.Client(enterprise=True, **common)
+    old = genai.Client(vertexai=True, **common)
+    for var in ("GOOGLE_GENAI_USE_VERTEXAI", "GOOGLE_API_KEY", "GEMINI_API_KEY"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("GOOGLE_GENAI_USE_ENTERPRISE", "true")
+    env = genai.Client(**common)
+    assert new.vertexai and old.vertexai and env.vertexai
+    job = tune(new, data["small"], epoch_count=1)
+    assert wait(old, job.name).state == S.JOB_STATE_SUCCEEDED
+    assert [j.name for j in env.tunings.list()] == [job.name]
+    with pytest.raises(ValueError, match="conflicting"):
+        genai.Client(enterprise=True, vertexai=False, **common)
