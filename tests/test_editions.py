@@ -38,6 +38,7 @@ ALLOWED = (
     "Run All Cells",
     "Restart Kernel and Run All Cells",
     "JSON Lines",
+    "Gemini Enterprise Agent Platform",  # a product name (formerly Vertex AI)
     # prompts sent to the emulator, whose task domains (and training data) are English
     "How do I clear a paper jam in my PrintPro 450?",
 )
