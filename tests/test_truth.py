@@ -186,3 +186,65 @@ def test_quiz_master_answers_match_the_key() -> None:
             assert f'answers["{qid}"] = "{checker.KEY[qid]}"' in cell.source, (
                 f"{qid}: the master's answer differs from KEY"
             )
+
+
+# --- lesson 01's errata and glossary ----------------------------------------------------------
+
+
+def _headings(texts: list[str]) -> set[str]:
+    return {
+        line.lstrip("#").strip()
+        for text in texts
+        for line in text.splitlines()
+        if line.startswith("#")
+    }
+
+
+def _lesson(number: int) -> str:
+    found = [p.name for p in SOLUTIONS.glob(f"{number:02d}_*") if p.is_dir()]
+    assert len(found) == 1, f"no single lesson folder for lesson {number}: {found}"
+    return found[0]
+
+
+def test_errata_links_name_headings_that_exist_in_both_editions() -> None:
+    import json
+
+    nb = nbformat.read(SOLUTIONS / "01_welcome" / "01_welcome.ipynb", as_version=4)
+    errata = next(c for c in nb.cells if c.get("id") == "01-errata").source
+    ru_cat = json.loads((ROOT / "translations/ru/01_welcome.json").read_text(encoding="utf-8"))
+    ru_errata = ru_cat["cells"]["01-errata"]["ru"]
+    en_links = re.findall(r"lesson (\d+), '([^']+)'", errata)
+    ru_links = re.findall(r"урок (\d+), «([^«»]+)»", ru_errata)
+    assert len(en_links) >= 12 and len(ru_links) == len(en_links)
+    missing = []
+    for number, heading in en_links:
+        name = _lesson(int(number))
+        master = nbformat.read(SOLUTIONS / name / f"{name}.ipynb", as_version=4)
+        if heading not in _headings([c.source for c in master.cells if c.cell_type == "markdown"]):
+            missing.append(f"lesson {number}: {heading!r}")
+    for number, heading in ru_links:
+        name = _lesson(int(number))
+        cat = json.loads((ROOT / f"translations/ru/{name}.json").read_text(encoding="utf-8"))
+        if heading not in _headings([e.get("ru", "") for e in cat["cells"].values()]):
+            missing.append(f"урок {number}: {heading!r}")
+    assert not missing, "lesson 01's errata link headings that do not exist:\n" + "\n".join(missing)
+
+
+def test_glossary_has_the_terms_and_the_checkpoint_caveat() -> None:
+    nb = nbformat.read(SOLUTIONS / "01_welcome" / "01_welcome.ipynb", as_version=4)
+    glossary = next(c for c in nb.cells if c.get("id") == "01-glossary").source
+    terms = {row.split("|")[1].strip() for row in glossary.splitlines() if row.startswith("| ")}
+    for term in (
+        "fine-tuning",
+        "underfitting",
+        "plateau",
+        "divergence",
+        "held-out examples",
+        "validation set",
+        "loss curve",
+        "execution accuracy",
+        "checkpoint",
+    ):
+        assert term in terms, f"lesson 01's glossary lacks {term!r}"
+    checkpoint = next(r for r in glossary.splitlines() if r.startswith("| checkpoint |"))
+    assert "every epoch" not in checkpoint and "about 10" in checkpoint
