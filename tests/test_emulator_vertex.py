@@ -325,6 +325,20 @@ def test_errors_raise_the_sdks_exceptions(client, data, emulator, tmp_path) -> N
         "validation_dataset_uri",
     )
     expect_400(lambda: tune(client, data["small"], epoch_count=0), "epoch_count: 0 is out of range")
+    expect_400(
+        lambda: tune(
+            client,
+            data["small"],
+            evaluation_config={
+                "metrics": [{"bleu_spec": {}}],
+                "output_config": {
+                    "gcs_destination": {"output_uri_prefix": "gs://tunelab-course/e/"}
+                },
+            },
+        ),
+        "evaluation_config",
+        "not emulated",
+    )
 
     txt = tmp_path / "train.txt"
     txt.write_text(data_text := (tmp_path / "small.jsonl").read_text())

@@ -326,6 +326,13 @@ class VertexStore:
             raise E.InvalidArgument(
                 "tuning_job.supervised_tuning_spec: required (training_dataset_uri at least)"
             )
+        if spec.get("evaluationConfig") is not None:
+            raise E.InvalidArgument(
+                "tuning_job.supervised_tuning_spec.evaluation_config: per-checkpoint evaluation "
+                "(results in evaluate_dataset_runs) exists on the real service but is not "
+                "emulated; the emulator reports the eval loss of a validation_dataset instead "
+                "(tunelab.emulator.vertex.metrics)"
+            )
         _unknown(spec, _SPEC_FIELDS, "tuning_job.supervised_tuning_spec")
         hp_raw = spec.get("hyperParameters") or {}
         if not isinstance(hp_raw, dict):
