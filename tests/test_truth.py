@@ -191,7 +191,7 @@ def test_quiz_master_answers_match_the_key() -> None:
 # --- lesson 01's errata and glossary ----------------------------------------------------------
 
 
-def _headings(texts: list[str]) -> set[str]:
+def _heading_set(texts: list[str]) -> set[str]:
     return {
         line.lstrip("#").strip()
         for text in texts
@@ -220,12 +220,14 @@ def test_errata_links_name_headings_that_exist_in_both_editions() -> None:
     for number, heading in en_links:
         name = _lesson(int(number))
         master = nbformat.read(SOLUTIONS / name / f"{name}.ipynb", as_version=4)
-        if heading not in _headings([c.source for c in master.cells if c.cell_type == "markdown"]):
+        if heading not in _heading_set(
+            [c.source for c in master.cells if c.cell_type == "markdown"]
+        ):
             missing.append(f"lesson {number}: {heading!r}")
     for number, heading in ru_links:
         name = _lesson(int(number))
         cat = json.loads((ROOT / f"translations/ru/{name}.json").read_text(encoding="utf-8"))
-        if heading not in _headings([e.get("ru", "") for e in cat["cells"].values()]):
+        if heading not in _heading_set([e.get("ru", "") for e in cat["cells"].values()]):
             missing.append(f"урок {number}: {heading!r}")
     assert not missing, "lesson 01's errata link headings that do not exist:\n" + "\n".join(missing)
 
@@ -248,3 +250,25 @@ def test_glossary_has_the_terms_and_the_checkpoint_caveat() -> None:
         assert term in terms, f"lesson 01's glossary lacks {term!r}"
     checkpoint = next(r for r in glossary.splitlines() if r.startswith("| checkpoint |"))
     assert "every epoch" not in checkpoint and "about 10" in checkpoint
+
+
+def test_readme_lists_the_vertex_services_assumptions() -> None:
+    """The Agent Platform (Vertex AI) service's own behaviour is in the README's table too."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text.split("### The Agent Platform (Vertex AI) tuning service", 1)
+    assert len(section) == 2, "README.md: no table of the Agent Platform service's assumptions"
+    table = section[1].split("\n## ", 1)[0]
+    for needle in (
+        "one per completed epoch",  # checkpoints
+        "`.jsonl`",  # the request vs the file's contents
+        ":emulatorMetrics",
+        "`batch_size`, `learning_rate`",
+        "checkpoints of the epochs completed before the cancel are kept",
+        "`tunings.list` order",
+        "`at least 16` training examples",
+        "express mode",
+        "`adapter_size`",
+    ):
+        assert needle in table, f"README.md's Agent Platform table lacks {needle!r}"
+    behaviours = [b for b, _, _ in emulator_table()]
+    assert "`tunings.list` order" in behaviours  # parsed by the same table reader
