@@ -1,7 +1,9 @@
 """The emulated Vertex AI tuning service: supervised tuning jobs on Gemini models, offline.
 
-Gemini API tuning was retired; Vertex AI's ``tuningJobs`` is the tuning API that is alive.
-google-genai talks to it with ``genai.Client(vertexai=True, ...)``; this package serves the
+Gemini API tuning was retired; the ``tuningJobs`` of Gemini Enterprise Agent Platform (Vertex AI
+until April 2026; same endpoint, ``aiplatform.googleapis.com``) are the tuning API that is
+alive. google-genai talks to it with ``genai.Client(enterprise=True, ...)`` (``vertexai=True``:
+the legacy alias); this package serves the
 same REST surface from the course emulator (moto style: ``buckets`` -- a folder standing in
 for Cloud Storage, ``datasets`` -- JSONL validation and ``tuningDataStats``, ``catalog`` --
 tunable base models, ``store`` -- jobs, lazy progress, checkpoints, persistence, ``routes`` --
