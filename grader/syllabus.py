@@ -296,7 +296,7 @@ def table(lang: str = "en", syllabus: tuple[Entry, ...] = SYLLABUS) -> str:
         rows = ["| folder in `notebooks/` | what you learn | time |", "| --- | --- | --- |"]
         unit = "min"
     else:
-        rows = ["| папка в `notebooks/` | о чём урок | время |", "| --- | --- | --- |"]
+        rows = ["| папка урока | о чём урок | время |", "| --- | --- | --- |"]
         unit = "мин"
     for e in syllabus:
         learn = e.learn_en if lang == "en" else e.learn_ru
