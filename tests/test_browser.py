@@ -340,6 +340,6 @@ def _run_vertex_lesson(lab, page, tmp_path) -> None:
     )
     text = "\n".join(page.locator(".jp-OutputArea-output").all_inner_texts())
     assert "JOB_STATE_SUCCEEDED" in text, text[:3000]
-    assert "Vertex AI: True" in text, text[:3000]
+    assert "Agent Platform: True" in text, text[:3000]  # enterprise=True (vertexai alias)
     shot = _screenshot(page, tmp_path, "lesson08_vertex_loss_plot.png")
     assert shot.stat().st_size > 10_000
