@@ -13,6 +13,7 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -159,6 +160,7 @@ def test_lab_hides_the_assignment_list_and_the_news_outside_a_hub(lab_ru: dict) 
     assert _status(f"{base}/assignments?token={token}") == 404
     server = json.loads((config / "jupyter_server_config.json").read_text())["ServerApp"]
     assert server["jpserver_extensions"]["nbgrader.server_extensions.validate_assignment"]
+    assert not server["jpserver_extensions"]["nbgrader.server_extensions.assignment_list"]
 
 
 def test_role_config_on_a_hub_keeps_the_assignment_list(tmp_path: Path) -> None:
@@ -168,11 +170,38 @@ def test_role_config_on_a_hub_keeps_the_assignment_list(tmp_path: Path) -> None:
     assert "@jupyter/nbgrader:assignment-list" not in disabled["disabledExtensions"]
     assert "@jupyter/nbgrader:formgrader" in disabled["disabledExtensions"]
     assert bootstrap.LAB_NEWS_PLUGIN in disabled["disabledExtensions"]
-    server = json.loads((config / "jupyter_server_config.json").read_text())
-    assert server["ContentsManager"]["pre_save_hook"] == bootstrap.SAVE_HOOK
+    assert (
+        "tunelab.jupyter_hooks import keep_released_metadata as hook"
+        in (config / "jupyter_server_config.py").read_text()
+    )
     instructor = bootstrap.write_role_config(tmp_path / "i", "instructor", exchange=False)
     disabled = json.loads((instructor / "labconfig" / "page_config.json").read_text())
     assert list(disabled["disabledExtensions"]) == [bootstrap.LAB_NEWS_PLUGIN]
+    assert not (instructor / "jupyter_server_config.py").exists()
+
+
+def test_save_hook_config_loads_and_survives_a_tunelab_without_the_hook(tmp_path: Path) -> None:
+    """The student's server config sets the hook, and still loads where tunelab lacks it."""
+    from traitlets.config.loader import PyFileConfigLoader
+
+    config = bootstrap.write_role_config(tmp_path / "s", "student")
+    loaded = PyFileConfigLoader("jupyter_server_config.py", path=str(config)).load_config()
+    assert loaded.ContentsManager.pre_save_hook is keep_released_metadata
+    (tmp_path / "old" / "tunelab").mkdir(parents=True)
+    (tmp_path / "old" / "tunelab" / "__init__.py").write_text("")
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]); "
+        "from traitlets.config.loader import PyFileConfigLoader as L; "
+        "c = L('jupyter_server_config.py', path=sys.argv[2]).load_config(); "
+        "print('pre_save_hook' in c.ContentsManager)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "old"), str(config)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0 and result.stdout.strip() == "False", result.stderr
 
 
 def test_lab_command_puts_the_token_in_the_environment() -> None:
@@ -243,3 +272,30 @@ def test_save_hook_keeps_an_unedited_lesson_byte_for_byte(tmp_path: Path) -> Non
     model = {"type": "notebook", "content": _as_jupyterlab_saves_it(nb)}
     keep_released_metadata(model=model, path="new.ipynb", contents_manager=_Contents(tmp_path))
     assert model["content"]["metadata"]["kernelspec"]["display_name"] == "Python 3 (ipykernel)"
+
+
+def test_served_lab_saves_an_opened_lesson_unchanged(lab_ru: dict) -> None:
+    """Through the running server: a save with the kernel's metadata leaves the file as is."""
+    rel = "ru/01_welcome/01_welcome.ipynb"
+    path = ROOT / "notebooks" / rel
+    original = path.read_bytes()
+    checkpoints = path.parent / ".ipynb_checkpoints"
+    had_checkpoints = checkpoints.exists()
+    base, token = f"http://127.0.0.1:{lab_ru['port']}", lab_ru["url"].split("?token=")[1]
+    url = f"{base}/api/contents/{rel}?token={token}"
+    with urllib.request.urlopen(url, timeout=30) as response:
+        model = json.loads(response.read())
+    body = {"type": "notebook", "format": "json"}
+    body["content"] = _as_jupyterlab_saves_it(model["content"])
+    request = urllib.request.Request(
+        url, data=json.dumps(body).encode(), method="PUT", headers={"Content-Type": "json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            assert response.status == 200
+        assert path.read_bytes() == original, "saving the opened lesson rewrote it"
+    finally:
+        if path.read_bytes() != original:
+            path.write_bytes(original)
+        if not had_checkpoints:
+            shutil.rmtree(checkpoints, ignore_errors=True)

@@ -82,8 +82,19 @@ NBGRADER_EXCHANGE_SERVER = ("nbgrader.server_extensions.assignment_list",)
 #: JupyterLab's "Would you like to get notified about official Jupyter news?" pop-up: the
 #: course is offline, and the question only distracts a student opening lesson 1.
 LAB_NEWS_PLUGIN = "@jupyterlab/apputils-extension:announcements"
-#: Keeps a notebook's kernel metadata on save, so opening a lesson does not rewrite it.
+#: Keeps a notebook's kernel metadata on save, so opening a lesson does not rewrite it. Set
+#: from Python so that a server whose tunelab lacks the hook still starts (and saves as usual).
 SAVE_HOOK = "tunelab.jupyter_hooks.keep_released_metadata"
+SAVE_HOOK_CONFIG = f"""\
+# Written by tunelab.bootstrap: a lesson opened and not edited is saved as released.
+c = get_config()  # noqa: F821
+try:
+    from {SAVE_HOOK.rsplit(".", 1)[0]} import {SAVE_HOOK.rsplit(".", 1)[1]} as hook
+except ImportError:  # an older tunelab: notebooks are saved as JupyterLab sends them
+    pass
+else:
+    c.ContentsManager.pre_save_hook = hook
+"""
 
 
 def say(msg: str) -> None:
@@ -221,10 +232,13 @@ def write_role_config(
     (dest / "labconfig").mkdir(parents=True, exist_ok=True)
     page = {"disabledExtensions": {k: v for k, v in lab_disabled.items() if v}}
     (dest / "labconfig" / "page_config.json").write_text(json.dumps(page, indent=2) + "\n")
-    server_config: dict = {"ServerApp": {"jpserver_extensions": server}}
-    if student:  # an opened, unedited lesson is saved as released (tunelab/jupyter_hooks.py)
-        server_config["ContentsManager"] = {"pre_save_hook": SAVE_HOOK}
+    server_config = {"ServerApp": {"jpserver_extensions": server}}
     (dest / "jupyter_server_config.json").write_text(json.dumps(server_config, indent=2) + "\n")
+    hook_path = dest / "jupyter_server_config.py"
+    if student:  # an opened, unedited lesson is saved as released (tunelab/jupyter_hooks.py)
+        hook_path.write_text(SAVE_HOOK_CONFIG)
+    elif hook_path.exists():
+        hook_path.unlink()
     nb_path = dest / "nbgrader_config.py"
     if nbgrader_config:
         nb_path.write_text(nbgrader_config)
