@@ -489,12 +489,23 @@ and installs the pinned packages (a few minutes, once); later runs start at once
 """
 
 
+INSTRUCTOR_USAGE = {
+    "test": "  python3 -m tunelab.bootstrap test              lint and run every test",
+    "hub": "  python3 -m tunelab.bootstrap hub               a JupyterHub class on this machine",
+    "--instructor": "  python3 -m tunelab.bootstrap lab --instructor  JupyterLab with formgrader",
+}
+
+
 def build_parser(root: Path = ROOT) -> argparse.ArgumentParser:
     """The command line: student commands always, instructors' ones where this copy has them."""
     offered = instructor_commands(root)
+    instructors = [line for name, line in INSTRUCTOR_USAGE.items() if offered[name]]
     parser = argparse.ArgumentParser(
         prog="python3 -m tunelab.bootstrap",
         description=DESCRIPTION,
+        epilog="The instructors' copy of the course also offers:\n" + "\n".join(instructors)
+        if instructors
+        else None,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
