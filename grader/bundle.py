@@ -12,6 +12,7 @@ forbidden paths before it replaces the previous bundle.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -30,8 +31,14 @@ FORBIDDEN_PARTS = frozenset(
 )
 FORBIDDEN_NAMES = frozenset({"checker.py"})
 SKIPPED_SUFFIXES = (".pyc", ".pyo")
-# Fixed timestamp for every zip entry: the same course gives the same zip, byte for byte.
-ZIP_DATE = (2025, 1, 1, 0, 0, 0)
+# The zip's oldest possible date (the format's epoch); a file older than that gets this one.
+ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+# Paths a student's copy does not have: text sent to students must not point at them.
+REPO_ONLY = re.compile(
+    r"(?<![\w./-])(?:tests|solutions|grader)/"  # the folders, as paths
+    r"|\bpython3? -m grader\b"  # the instructor CLI
+    r"|(?<![\w.])grader\.(?!\s)\w"  # its modules (grader.cli, grader.bundle...)
+)
 
 PYPROJECT = """\
 # The student copy of Fine-Tuning Lab: installs the course package `tunelab` only.
@@ -151,15 +158,42 @@ def audit(folder: Path) -> list[str]:
     )
 
 
+def repo_only_references(folder: Path) -> list[str]:
+    """``file:line: text`` for every line of a text file in ``folder`` that points at a path
+    only the instructors' repository has (``tests/``, ``solutions/``, ``grader/``).
+
+    Why: a student who reads "see tests/test_data.py" looks for a file they do not have."""
+    found = []
+    for path in sorted(folder.rglob("*")):
+        rel = path.relative_to(folder)
+        if not path.is_file() or any(part.startswith(".") for part in rel.parts):
+            continue
+        data = path.read_bytes()
+        if b"\0" in data[:8192]:
+            continue  # binary
+        for lineno, line in enumerate(data.decode("utf-8", "replace").splitlines(), 1):
+            if REPO_ONLY.search(line):
+                found.append(f"{rel.as_posix()}:{lineno}: {line.strip()[:120]}")
+    return found
+
+
+def _zip_date(path: Path) -> tuple[int, int, int, int, int, int]:
+    """The file's own modification time (local time, as zip tools show it)."""
+    stamp = time.localtime(path.stat().st_mtime)[:6]
+    return max(stamp, ZIP_EPOCH)
+
+
 def _write_zip(folder: Path, target: Path) -> None:
-    """Zip ``folder`` under its own name (unzipping gives the folder), deterministically."""
+    """Zip ``folder`` under its own name (unzipping gives the folder), reproducibly: entries in
+    sorted order, each with its file's real modification time (copied from the course's file),
+    so the same course gives the same zip and a student sees when each file last changed."""
     tmp = target.with_name(f".{target.name}.tmp")
     with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         for path in sorted(folder.rglob("*")):
             if not path.is_file():
                 continue
             info = zipfile.ZipInfo(f"{folder.name}/{path.relative_to(folder).as_posix()}")
-            info.date_time = ZIP_DATE
+            info.date_time = _zip_date(path)
             info.compress_type = zipfile.ZIP_DEFLATED
             info.external_attr = (path.stat().st_mode & 0o777 | 0o100000) << 16
             zf.writestr(info, path.read_bytes())
@@ -210,6 +244,9 @@ def build_bundle(
         if (root / "environment.yml").is_file():  # the conda path: pip -r requirements, -e .
             shutil.copy2(root / "environment.yml", staging / "environment.yml")
         (staging / "pyproject.toml").write_text(_pyproject(root), encoding="utf-8")
+        # written, not copied: it takes the date of the pyproject it is made from
+        source = (root / "pyproject.toml").stat()
+        os.utime(staging / "pyproject.toml", ns=(source.st_atime_ns, source.st_mtime_ns))
         shutil.copy2(README_TEMPLATE, staging / "README.md")
         bad = audit(staging)
         if bad:

@@ -82,6 +82,8 @@ def lab_ru(tmp_path_factory) -> Iterator[str]:
     env.pop("TUNELAB_LANG", None)  # the --lang flag alone must choose Russian
     python = shutil.which("python3") or sys.executable
     cmd = [python, "-m", "tunelab.bootstrap", "lab", "--headless", "--lang", "ru"]
+    # no token: each test opens a fresh browser context (test_bootstrap_lab.py checks the default)
+    cmd += ["--token", ""]
     cmd += ["--port", str(port), "--emulator-port", str(emulator_port)]
     log = tmp / "lab.log"
     with log.open("wb") as out:

@@ -30,7 +30,13 @@ import pytest
 from grader_corpus import ASSIGNMENT, build_course
 
 from grader import editions
-from grader.bundle import BUNDLE_NAME, BundleError, BundleResult, build_bundle
+from grader.bundle import (
+    BUNDLE_NAME,
+    BundleError,
+    BundleResult,
+    build_bundle,
+    repo_only_references,
+)
 from grader.cli import main as grader_main
 from grader.course import REPO, Course
 
@@ -137,6 +143,29 @@ def test_bundle_readme_is_bilingual_with_the_two_commands(bundle: BundleResult) 
         assert readme.count(command) >= 2, f"{command!r} in both languages"
     assert re.search("[а-яА-Я]{5}", readme), "the Russian half is missing"
     assert "git clone" not in readme and "solutions/" not in readme
+    english, russian = readme.split("\n---\n", 1)
+    # The Russian half sends a Russian reader to the Russian edition, with its stub text
+    # and the time budget, and both halves explain the token in the URL lab prints.
+    assert "lab --lang ru" in russian and russian.count("notebooks/ru/") >= 2, russian
+    assert "«ВАШ КОД ЗДЕСЬ»" in russian and "YOUR CODE HERE" not in russian
+    assert re.search(r"около \*\*11 часов\*\*", russian), "the Russian time budget"
+    assert re.search(r"about \*\*11 hours\*\*", english), "the English time budget"
+    for half in (english, russian):
+        assert "?token=" in half and "Assignment" in half
+    assert "ноутбук" not in russian, "the glossary's term is «блокнот»"
+
+
+def test_bundle_installs_the_student_requirements_only(bundle: BundleResult) -> None:
+    """The bundle's requirements are the student set: no hub, no dask, no PostgreSQL driver."""
+    files = set(bundle.files)
+    assert not {f for f in files if f.startswith("requirements-")}, files
+    pins = {
+        line.split("==")[0].lower()
+        for line in (bundle.folder / "requirements.txt").read_text().splitlines()
+        if "==" in line and not line.startswith("#")
+    }
+    assert {"google-generativeai", "jupyterlab", "nbgrader", "fastapi"} <= pins, pins
+    assert not pins & {"jupyterhub", "dask", "distributed", "psycopg", "psycopg-binary"}, pins
 
 
 def test_environment_yml_works_in_the_bundle(bundle: BundleResult) -> None:
@@ -428,20 +457,97 @@ def test_bootstrap_in_the_bundle_offers_check_and_no_test_suite(bundle: BundleRe
     assert Path(path) == bundle.folder / "tunelab" / "bootstrap.py"
     assert target == str(bundle.folder), "the bundle installs tunelab without extras"
     assert "check" in result.stdout and "lab" in result.stdout
-    result = subprocess.run(
-        [sys.executable, "-m", "tunelab.bootstrap", "test"],
+    # The student's help lists the student's commands only.
+    help_text = "\n".join(result.stdout.splitlines()[2:])
+    assert re.findall(r"^    (\w+)\s", help_text, re.M) == ["lab", "check"], help_text
+    for word in ("test", "hub", "--instructor", "pytest", "JupyterHub"):
+        assert word not in help_text, f"{word!r} in the student's --help:\n{help_text}"
+    lab_help = subprocess.run(
+        [sys.executable, "-m", "tunelab.bootstrap", "lab", "--help"],
         cwd=bundle.folder,
         env=env,
         capture_output=True,
         text=True,
     )
-    assert result.returncode == 2 and "bootstrap check" in result.stdout, result.stdout
+    assert lab_help.returncode == 0 and "--lang" in lab_help.stdout, lab_help.stderr
+    assert "--instructor" not in lab_help.stdout and "repository" not in lab_help.stdout
+    for argv, hint in (
+        (["test"], "bootstrap check"),
+        (["hub"], "instructor"),
+        (["lab", "--instructor"], "'lab' alone"),
+    ):
+        result = subprocess.run(
+            [sys.executable, "-m", "tunelab.bootstrap", *argv],
+            cwd=bundle.folder,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        assert result.returncode == 2 and hint in result.stdout, (argv, result.stdout)
 
 
-def test_repository_still_installs_the_dev_extra() -> None:
-    from tunelab.bootstrap import install_target
+def test_repository_still_installs_the_instructor_and_dev_extras() -> None:
+    from tunelab.bootstrap import install_target, requirement_files
 
-    assert install_target(REPO) == f"{REPO}[dev]"
+    assert install_target(REPO) == f"{REPO}[dev,instructor]"
+    assert [p.name for p in requirement_files(REPO)] == [
+        "requirements.txt",
+        "requirements-instructor.txt",
+        "requirements-dev.txt",
+    ]
+
+
+def test_bundle_installs_what_its_own_files_name(bundle: BundleResult) -> None:
+    from tunelab.bootstrap import install_target, requirement_files
+
+    assert install_target(bundle.folder) == str(bundle.folder)
+    assert requirement_files(bundle.folder) == [bundle.folder / "requirements.txt"]
+
+
+# -- (e) what a student reads and sees ----------------------------------------------------------
+def test_bundle_names_no_repository_only_path(bundle: BundleResult) -> None:
+    """No file a student gets points at tests/, solutions/ or grader/ (they do not have them)."""
+    found = repo_only_references(bundle.folder)
+    assert not found, "repository-only paths in the student bundle:\n" + "\n".join(found)
+
+
+def test_the_reference_scan_finds_planted_references(bundle: BundleResult, tmp_path: Path) -> None:
+    copy = tmp_path / "copy"
+    shutil.copytree(bundle.folder, copy)
+    planted = {
+        "tunelab/monitor.py": "# see tests/test_monitor.py\n",
+        "README.md": "Run `python -m grader release` first.\n",
+        "data/README.md": "The answers live in solutions/quiz/checker.py.\n",
+        "tunelab/panel.py": "# from grader.cli import main\n",
+    }
+    for name, line in planted.items():
+        with (copy / name).open("a", encoding="utf-8") as f:
+            f.write(line)
+    found = repo_only_references(copy)
+    assert sorted(f.split(":")[0] for f in found) == sorted(planted), found
+    # the words alone are fine: "the tests", "the grader", nbgrader's modules
+    clean = tmp_path / "clean"
+    clean.mkdir()
+    (clean / "a.md").write_text(
+        "the grader runs the tests. nbgrader.server_extensions.validate_assignment; grader. \n"
+    )
+    assert repo_only_references(clean) == []
+
+
+def test_zip_entries_carry_the_files_real_dates(bundle: BundleResult) -> None:
+    """Unzipped files show when they last changed, not 1980 or a made-up date."""
+    with zipfile.ZipFile(bundle.zip) as zf:
+        infos = {i.filename.split("/", 1)[1]: i for i in zf.infolist()}
+    assert set(infos) == set(bundle.files)
+    sources = {name: REPO / name for name in bundle.files if (REPO / name).is_file()}
+    sources["pyproject.toml"] = REPO / "pyproject.toml"  # written from it, dated as it
+    sources["README.md"] = REPO / "grader" / "student_readme.md"
+    assert len(sources) == len(bundle.files), set(bundle.files) - set(sources)
+    for name, source in sources.items():
+        expected = time.localtime(source.stat().st_mtime)[:6]
+        got = infos[name].date_time
+        assert got[:5] == expected[:5] and abs(got[5] - expected[5]) <= 1, (name, got, expected)
+        assert got[0] >= 2024, (name, got)
 
 
 # -- the release command ------------------------------------------------------------------------

@@ -1,24 +1,23 @@
 """Set up and run the course with nothing but a stock Python 3.11 (standard library only).
 
-Why: a student on a fresh Debian machine (with the student bundle an instructor hands out),
-and CI on a clean clone, must get to a running course or a green test suite with one command
-each:
+Why: a student on a fresh machine, with the course folder an instructor handed out, must get
+to a running course with one command, and "is my set-up right?" needs one command too:
 
-    python3 -m tunelab.bootstrap lab     # install if needed, start the emulator, open JupyterLab
-    python3 -m tunelab.bootstrap lab --lang ru   # the same, the course in Russian (notebooks/ru/)
-    python3 -m tunelab.bootstrap check   # install if needed, run the environment self-check
-    python3 -m tunelab.bootstrap test    # install if needed, lint, run every test (repository)
-    python3 -m tunelab.bootstrap hub     # a JupyterHub class on this machine (repository)
+    python3 -m tunelab.bootstrap lab            # install if needed, emulator, JupyterLab
+    python3 -m tunelab.bootstrap lab --lang ru  # the same, in Russian (notebooks/ru/)
+    python3 -m tunelab.bootstrap check          # install if needed, environment self-check
 
-The virtual environment lives in ``.venv`` beside this checkout and is reinstalled
-only when ``requirements.txt`` or ``pyproject.toml`` change. The student bundle has no
-``tests/`` and its ``pyproject.toml`` no ``dev`` extra: the project is installed with the
-extra only where it is declared.
+The virtual environment lives in ``.venv`` beside this folder and is reinstalled only when a
+requirements file or ``pyproject.toml`` changes. A student's copy installs the student
+packages (``requirements.txt``) and nothing else. The instructors' copy of the course also has
+``requirements-instructor.txt`` and ``requirements-dev.txt``, and this module then offers the
+instructors' commands as well (``test``, ``hub``, ``lab --instructor``); a student's ``--help``
+does not list them, because a student's copy cannot run them.
 
-Students see student tools, instructors instructor tools: ``lab`` starts JupyterLab with
-nbgrader's Assignment List and Validate only (``lab --instructor`` adds Formgrader, Create
-Assignment and Course List, and opens the repository so formgrader finds the course); ``hub``
-gives each hub user the same split by role (``hub/jupyterhub_config.py``).
+``lab`` serves JupyterLab on 127.0.0.1 with a token (a fresh random one unless ``--token``
+names one) and prints the full URL with the token. Students see student tools: nbgrader's
+Validate button, and outside a JupyterHub no Assignment List (with no exchange folder it could
+only show errors); JupyterLab's news pop-up is off.
 """
 
 from __future__ import annotations
@@ -27,6 +26,7 @@ import argparse
 import hashlib
 import json
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -39,6 +39,10 @@ ROOT = Path(__file__).resolve().parents[1]
 VENV = ROOT / ".venv"
 VENV_PY = VENV / "bin" / "python"
 STAMP = VENV / ".fine-tuning-lab-installed"
+#: The student runtime (the student's copy has only this file), then what instructors add on
+#: top: each is also an extra of ``pyproject.toml`` (``instructor``, ``dev``).
+STUDENT_REQUIREMENTS = "requirements.txt"
+EXTRA_REQUIREMENTS = {"instructor": "requirements-instructor.txt", "dev": "requirements-dev.txt"}
 SYSTEM_PACKAGES = {"bwrap": "bubblewrap", "chromium": "chromium", "pg_ctlcluster": "postgresql"}
 #: JupyterHub's proxy, installed with npm into a project-local folder (``.hub/node_modules``).
 PROXY_PACKAGE = "configurable-http-proxy@5.3.0"
@@ -70,6 +74,27 @@ NBGRADER_INSTRUCTOR_SERVER = (
     "nbgrader.server_extensions.formgrader",
     "nbgrader.server_extensions.course_list",
 )
+#: What needs an nbgrader exchange (a hub): without one, the Assignment List can only show
+#: "Error fetching courses!" and "The exchange directory does not exist", so ``lab`` hides it
+#: (and the Nbgrader menu, which would be empty). Validate needs no exchange and stays.
+NBGRADER_EXCHANGE_PLUGINS = ("@jupyter/nbgrader:menu", "@jupyter/nbgrader:assignment-list")
+NBGRADER_EXCHANGE_SERVER = ("nbgrader.server_extensions.assignment_list",)
+#: JupyterLab's "Would you like to get notified about official Jupyter news?" pop-up: the
+#: course is offline, and the question only distracts a student opening lesson 1.
+LAB_NEWS_PLUGIN = "@jupyterlab/apputils-extension:announcements"
+#: Keeps a notebook's kernel metadata on save, so opening a lesson does not rewrite it. Set
+#: from Python so that a server whose tunelab lacks the hook still starts (and saves as usual).
+SAVE_HOOK = "tunelab.jupyter_hooks.keep_released_metadata"
+SAVE_HOOK_CONFIG = f"""\
+# Written by tunelab.bootstrap: a lesson opened and not edited is saved as released.
+c = get_config()  # noqa: F821
+try:
+    from {SAVE_HOOK.rsplit(".", 1)[0]} import {SAVE_HOOK.rsplit(".", 1)[1]} as hook
+except ImportError:  # an older tunelab: notebooks are saved as JupyterLab sends them
+    pass
+else:
+    c.ContentsManager.pre_save_hook = hook
+"""
 
 
 def say(msg: str) -> None:
@@ -84,19 +109,33 @@ def run(cmd: list[str], **kw) -> None:
         raise SystemExit(result.returncode)
 
 
+def requirement_files(root: Path = ROOT) -> list[Path]:
+    """The requirements files to install: the student set, plus the instructors' where present."""
+    names = [STUDENT_REQUIREMENTS, *EXTRA_REQUIREMENTS.values()]
+    return [root / name for name in names if (root / name).is_file()]
+
+
 def _install_fingerprint() -> str:
     digest = hashlib.sha256()
-    for name in ("requirements.txt", "pyproject.toml"):
-        digest.update((ROOT / name).read_bytes())
+    for path in [*requirement_files(), ROOT / "pyproject.toml"]:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
     digest.update(sys.version.encode())
     return digest.hexdigest()
 
 
+def declared_extras(root: Path = ROOT) -> list[str]:
+    """The extras ``pyproject.toml`` declares (statically or read from a file by setuptools)."""
+    config = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))
+    static = config["project"].get("optional-dependencies", {})
+    dynamic = config.get("tool", {}).get("setuptools", {}).get("dynamic", {})
+    return sorted({*static, *dynamic.get("optional-dependencies", {})})
+
+
 def install_target(root: Path = ROOT) -> str:
-    """What pip installs editable: ``ROOT[dev]`` in the repository, plain ``ROOT`` in the
-    student bundle, whose pyproject declares no ``dev`` extra (pip would warn and go on)."""
-    project = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))["project"]
-    return f"{root}[dev]" if "dev" in project.get("optional-dependencies", {}) else str(root)
+    """What pip installs editable: ``ROOT[dev,instructor]`` in the repository, plain ``ROOT`` in
+    the student's copy, whose pyproject declares no extras (pip would warn and go on)."""
+    extras = [name for name in declared_extras(root) if name in EXTRA_REQUIREMENTS]
+    return f"{root}[{','.join(extras)}]" if extras else str(root)
 
 
 def ensure_venv() -> Path:
@@ -116,7 +155,8 @@ def ensure_venv() -> Path:
     say("installing the pinned packages (first run only; a few minutes)")
     pip = [str(VENV_PY), "-m", "pip", "--disable-pip-version-check", "-q"]
     run([*pip, "install", "--upgrade", "pip"])
-    run([*pip, "install", "-r", str(ROOT / "requirements.txt"), "-e", install_target()])
+    files = [arg for path in requirement_files() for arg in ("-r", str(path))]
+    run([*pip, "install", *files, "-e", install_target()])
     STAMP.write_text(fingerprint)
     return VENV_PY
 
@@ -166,25 +206,39 @@ def ensure_proxy(required: bool = True) -> Path | None:
     return PROXY_BIN
 
 
-def write_role_config(dest: Path, role: str, nbgrader_config: str = "") -> Path:
+def write_role_config(
+    dest: Path, role: str, nbgrader_config: str = "", *, exchange: bool = True
+) -> Path:
     """A Jupyter config folder (for ``JUPYTER_CONFIG_PATH``) that shows one role's tools.
 
     ``role`` is ``"student"`` (Assignment List and Validate; Formgrader, Create Assignment
     and Course List disabled in JupyterLab's page config and as server extensions) or
-    ``"instructor"`` (everything enabled). ``nbgrader_config`` becomes its
-    ``nbgrader_config.py``."""
+    ``"instructor"`` (everything enabled). ``exchange=False`` (``lab`` outside a hub: no
+    nbgrader exchange) also hides the Assignment List and the Nbgrader menu, which could only
+    show errors there. JupyterLab's news pop-up is off for every role, and a student's
+    server keeps a notebook's kernel metadata on save (:data:`SAVE_HOOK`), so a lesson opened
+    and not edited stays as released. ``nbgrader_config`` becomes its ``nbgrader_config.py``."""
     if role not in ("student", "instructor"):
         raise ValueError(f"unknown role {role!r}")
     student = role == "student"
+    hide_exchange = student and not exchange
     lab_disabled = {name: student for name in NBGRADER_INSTRUCTOR_PLUGINS}
     lab_disabled.update({name: False for name in NBGRADER_STUDENT_PLUGINS})
+    lab_disabled.update({name: True for name in NBGRADER_EXCHANGE_PLUGINS if hide_exchange})
+    lab_disabled[LAB_NEWS_PLUGIN] = True
     server = {name: not student for name in NBGRADER_INSTRUCTOR_SERVER}
     server.update({name: True for name in NBGRADER_STUDENT_SERVER})
+    server.update({name: False for name in NBGRADER_EXCHANGE_SERVER if hide_exchange})
     (dest / "labconfig").mkdir(parents=True, exist_ok=True)
     page = {"disabledExtensions": {k: v for k, v in lab_disabled.items() if v}}
     (dest / "labconfig" / "page_config.json").write_text(json.dumps(page, indent=2) + "\n")
     server_config = {"ServerApp": {"jpserver_extensions": server}}
     (dest / "jupyter_server_config.json").write_text(json.dumps(server_config, indent=2) + "\n")
+    hook_path = dest / "jupyter_server_config.py"
+    if student:  # an opened, unedited lesson is saved as released (tunelab/jupyter_hooks.py)
+        hook_path.write_text(SAVE_HOOK_CONFIG)
+    elif hook_path.exists():
+        hook_path.unlink()
     nb_path = dest / "nbgrader_config.py"
     if nbgrader_config:
         nb_path.write_text(nbgrader_config)
@@ -194,7 +248,7 @@ def write_role_config(dest: Path, role: str, nbgrader_config: str = "") -> Path:
 
 
 def instructor_nbgrader_config(exchange: Path | None = None) -> str:
-    """An ``nbgrader_config.py`` that is the course's own (``grader/nbgrader_config.py``)."""
+    """An ``nbgrader_config.py`` that loads the course's own (the instructors' copy only)."""
     text = (
         "# Written by tunelab.bootstrap: the course's nbgrader configuration.\n"
         "c = get_config()  # noqa: F821\n"
@@ -210,13 +264,17 @@ def _config_path(first: Path) -> str:
     return os.pathsep.join([str(first), *[p for p in rest.split(os.pathsep) if p]])
 
 
-def start_emulator(py: Path, port: int) -> tuple[subprocess.Popen, str]:
-    """Start the shared emulator (state kept in .tunelab/) and wait until it listens."""
+def start_emulator(py: Path, port: int, lang: str = "en") -> tuple[subprocess.Popen, str]:
+    """Start the shared emulator (state kept in .tunelab/) and wait until it listens.
+
+    ``lang`` becomes its ``TUNELAB_LANG``: the emulator's own error messages (lessons 03 and
+    07 show them) are then in the notebooks' language."""
     state = ROOT / ".tunelab" / "state.sqlite"
     state.parent.mkdir(exist_ok=True)
     cmd = [str(py), "-m", "tunelab.emulator", "--host", "127.0.0.1", "--port", str(port)]
+    env = {**os.environ, "TUNELAB_LANG": lang}
     proc = subprocess.Popen(
-        [*cmd, "--state", str(state)], stdout=subprocess.PIPE, text=True, cwd=ROOT
+        [*cmd, "--state", str(state)], stdout=subprocess.PIPE, text=True, cwd=ROOT, env=env
     )
     deadline = time.monotonic() + 60
     assert proc.stdout is not None
@@ -232,33 +290,59 @@ def start_emulator(py: Path, port: int) -> tuple[subprocess.Popen, str]:
     raise SystemExit(1)
 
 
-def cmd_lab(args: argparse.Namespace) -> int:
-    py = ensure_venv()
-    emulator, endpoint = start_emulator(py, args.emulator_port)
-    say(f"tuning emulator ready at {endpoint} (TUNELAB_ENDPOINT)")
-    role = "instructor" if args.instructor else "student"
-    nbgrader = instructor_nbgrader_config() if args.instructor else ""
-    config = write_role_config(ROOT / ".tunelab" / "jupyter" / role, role, nbgrader)
-    say(f"JupyterLab with the {role}'s nbgrader tools ({config})")
-    env = {**os.environ, "TUNELAB_ENDPOINT": endpoint, "JUPYTER_CONFIG_PATH": _config_path(config)}
-    env["TUNELAB_LANG"] = args.lang  # checks, hints, panel and plots in the student's language
-    # Formgrader needs the course (this repository) inside the server's root folder.
-    notebook_dir = ROOT if args.instructor else ROOT / "notebooks"
+def lab_command(args: argparse.Namespace, token: str) -> tuple[list[str], dict[str, str], str]:
+    """The ``jupyter lab`` command line, the environment it adds and the URL a student opens.
+
+    Why a token always: ``127.0.0.1`` is shared by every user and program on the machine, and
+    a JupyterLab without one runs anyone's code as the student. The token travels in
+    ``JUPYTER_TOKEN`` (only the student can read a process's environment; any user can read its
+    command line). ``--token ''`` is the explicit way to switch it off (the server then warns
+    "All authentication is disabled")."""
+    instructor = getattr(args, "instructor", False)
+    # Formgrader needs the course (the instructors' copy) inside the server's root folder.
+    notebook_dir = ROOT if instructor else ROOT / "notebooks"
+    path = "formgrader" if instructor else f"lab/tree/{first_notebook(args.lang)}"
     lab = [
         str(VENV / "bin" / "jupyter"),
         "lab",
         f"--notebook-dir={notebook_dir}",
         f"--ServerApp.port={args.port}",
         "--ServerApp.ip=127.0.0.1",
+        f"--LabApp.default_url=/{path}",
     ]
+    env = {"JUPYTER_TOKEN": token}
+    if not token:  # an empty JUPYTER_TOKEN would make Jupyter pick a random token instead
+        lab.append("--IdentityProvider.token=")
     if os.geteuid() == 0:
         lab.append("--allow-root")  # containers and CI run as root; Jupyter refuses otherwise
     if args.headless:
-        lab += ["--no-browser", f"--IdentityProvider.token={args.token}"]
-    elif args.instructor:
-        lab.append("--LabApp.default_url=/formgrader")
+        lab.append("--no-browser")
+    url = f"http://127.0.0.1:{args.port}/{path}" + (f"?token={token}" if token else "")
+    return lab, env, url
+
+
+def cmd_lab(args: argparse.Namespace) -> int:
+    py = ensure_venv()
+    emulator, endpoint = start_emulator(py, args.emulator_port, args.lang)
+    say(f"tuning emulator ready at {endpoint} (TUNELAB_ENDPOINT, TUNELAB_LANG={args.lang})")
+    instructor = getattr(args, "instructor", False)
+    role = "instructor" if instructor else "student"
+    nbgrader = instructor_nbgrader_config() if instructor else ""
+    # No exchange outside a hub: the student's Assignment List would only show errors.
+    config = write_role_config(ROOT / ".tunelab" / "jupyter" / role, role, nbgrader, exchange=False)
+    say(f"JupyterLab with the {role}'s nbgrader tools ({config})")
+    env = {**os.environ, "TUNELAB_ENDPOINT": endpoint, "JUPYTER_CONFIG_PATH": _config_path(config)}
+    env["TUNELAB_LANG"] = args.lang  # checks, hints, panel and plots in the student's language
+    token = secrets.token_urlsafe(24) if args.token is None else args.token
+    lab, lab_env, url = lab_command(args, token)
+    env.update(lab_env)
+    if token:
+        say(f"JupyterLab: {url}")
+        say("  (open this URL, token included, if no browser opens; Ctrl+C here stops it)")
     else:
-        lab.append(f"--LabApp.default_url=/lab/tree/{first_notebook(args.lang)}")
+        say(
+            f"JupyterLab: {url}  (--token '': NO authentication, anyone on this machine can use it)"
+        )
     try:
         return subprocess.run(lab, env=env, cwd=ROOT).returncode
     except KeyboardInterrupt:
@@ -298,7 +382,7 @@ def cmd_test(args: argparse.Namespace) -> int:
         return 2
     py = ensure_venv()
     ensure_system_packages()
-    ensure_proxy(required=False)  # for tests/test_hub.py
+    ensure_proxy(required=False)  # for the hub test
     bin_dir = VENV / "bin"
     say("ruff: lint and format check")
     run([str(bin_dir / "ruff"), "check", "."], cwd=ROOT)
@@ -385,19 +469,62 @@ def _open_when_ready(url: str, proc: subprocess.Popen) -> None:
             time.sleep(0.5)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python3 -m tunelab.bootstrap", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+def instructor_commands(root: Path = ROOT) -> dict[str, bool]:
+    """Which instructors' commands this copy can run: the student's copy has none of the
+    test suite, the hub or the course's nbgrader configuration, so it offers none of them."""
+    return {
+        "test": (root / "tests").is_dir(),
+        "hub": (root / "hub" / "jupyterhub_config.py").is_file(),
+        "--instructor": (root / "grader" / "nbgrader_config.py").is_file(),
+    }
+
+
+DESCRIPTION = """\
+Set up and run Fine-Tuning Lab with one command: the first run creates .venv/ in this folder
+and installs the pinned packages (a few minutes, once); later runs start at once.
+
+  python3 -m tunelab.bootstrap lab             the course in English (opens lesson 01)
+  python3 -m tunelab.bootstrap lab --lang ru   the course in Russian (notebooks/ru/)
+  python3 -m tunelab.bootstrap check           is my set-up right? (every line [ OK ])
+"""
+
+
+INSTRUCTOR_USAGE = {
+    "test": "  python3 -m tunelab.bootstrap test              lint and run every test",
+    "hub": "  python3 -m tunelab.bootstrap hub               a JupyterHub class on this machine",
+    "--instructor": "  python3 -m tunelab.bootstrap lab --instructor  JupyterLab with formgrader",
+}
+
+
+def build_parser(root: Path = ROOT) -> argparse.ArgumentParser:
+    """The command line: student commands always, instructors' ones where this copy has them."""
+    offered = instructor_commands(root)
+    instructors = [line for name, line in INSTRUCTOR_USAGE.items() if offered[name]]
+    parser = argparse.ArgumentParser(
+        prog="python3 -m tunelab.bootstrap",
+        description=DESCRIPTION,
+        epilog="The instructors' copy of the course also offers:\n" + "\n".join(instructors)
+        if instructors
+        else None,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     lab = sub.add_parser("lab", help="install if needed, start the emulator, open JupyterLab")
     lab.add_argument("--port", type=int, default=8888, help="JupyterLab port")
     lab.add_argument("--emulator-port", type=int, default=8765, help="tuning emulator port")
-    lab.add_argument("--headless", action="store_true", help="no browser; for servers and tests")
-    lab.add_argument("--token", default="", help="JupyterLab token with --headless ('' = none)")
+    lab.add_argument("--headless", action="store_true", help="print the URL, open no browser")
     lab.add_argument(
-        "--instructor",
-        action="store_true",
-        help="the instructor's tools too (formgrader, Create Assignment), in the repository",
+        "--token",
+        default=None,
+        help="JupyterLab's token (default: a new random one, printed in the URL; "
+        "'' switches authentication off: only on a machine no one else uses)",
     )
+    if offered["--instructor"]:
+        lab.add_argument(
+            "--instructor",
+            action="store_true",
+            help="the instructor's tools too (formgrader, Create Assignment), in the repository",
+        )
     lab.add_argument(
         "--lang",
         choices=("en", "ru"),
@@ -407,20 +534,40 @@ def main(argv: list[str] | None = None) -> int:
     lab.set_defaults(func=cmd_lab)
     check = sub.add_parser("check", help="install if needed, run the environment self-check")
     check.set_defaults(func=cmd_check)
-    test = sub.add_parser("test", help="install if needed, lint, and run the whole test suite")
-    test.add_argument("pytest_args", nargs=argparse.REMAINDER, help="extra pytest arguments")
-    test.set_defaults(func=cmd_test)
-    hub = sub.add_parser("hub", help="a JupyterHub class on this machine (see hub/README.md)")
-    hub.add_argument("--port", type=int, default=8000, help="the hub's public port")
-    hub.add_argument("--headless", action="store_true", help="no browser; for servers and tests")
-    hub.add_argument(
-        "--hub-dir", default=str(ROOT / ".hub"), help="state: homes, exchange, gradebook"
-    )
-    hub.add_argument(
-        "--password", default=HUB_DEFAULT_PASSWORD, help="the demo users' shared password"
-    )
-    hub.set_defaults(func=cmd_hub)
-    args = parser.parse_args(argv)
+    if offered["test"]:
+        test = sub.add_parser("test", help="install if needed, lint, and run the whole test suite")
+        test.add_argument("pytest_args", nargs=argparse.REMAINDER, help="extra pytest arguments")
+        test.set_defaults(func=cmd_test)
+    if offered["hub"]:
+        hub = sub.add_parser("hub", help="a JupyterHub class on this machine (see hub/README.md)")
+        hub.add_argument("--port", type=int, default=8000, help="the hub's public port")
+        hub.add_argument(
+            "--headless", action="store_true", help="no browser; for servers and tests"
+        )
+        hub.add_argument(
+            "--hub-dir", default=str(root / ".hub"), help="state: homes, exchange, gradebook"
+        )
+        hub.add_argument(
+            "--password", default=HUB_DEFAULT_PASSWORD, help="the demo users' shared password"
+        )
+        hub.set_defaults(func=cmd_hub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    offered = instructor_commands()
+    # An instructors' command in a student's copy: say what to run instead of a usage error.
+    if argv[:1] == ["test"] and not offered["test"]:
+        say("this copy of the course has no test suite; run 'python3 -m tunelab.bootstrap check'")
+        return 2
+    if argv[:1] == ["hub"] and not offered["hub"]:
+        say("this copy of the course has no JupyterHub set-up; ask your instructor for the hub")
+        return 2
+    if argv[:1] == ["lab"] and "--instructor" in argv and not offered["--instructor"]:
+        say("this copy of the course has no instructor tools; run the course with 'lab' alone")
+        return 2
+    args = build_parser().parse_args(argv)
     return args.func(args)
 
 

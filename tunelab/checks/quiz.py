@@ -1,6 +1,6 @@
 """Checks of the graded ``quiz``: the answer format, one definition for notebook and grader.
 
-Whether an answer is *right* is decided by the grader (``solutions/quiz/checker.py``); here
+Whether an answer is *right* is decided by the instructor's grader, outside the notebook; here
 is only what the notebook may know: which letters each question offers.
 """
 
