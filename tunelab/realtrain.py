@@ -31,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import re
 import time
 import warnings
 from dataclasses import dataclass, field, replace
@@ -425,7 +426,8 @@ class LibraryRun:
     epochs_run: int
     max_epochs: int
     train_loss: list[float]
-    message: str  # the library's words when it stopped ("" when it ran every epoch)
+    message: str  # why it stopped, in the notebook's language ("" when it ran every epoch)
+    library_message: str = ""  # the same, in scikit-learn's own (English) words
     validation_score: list[float] | None = None  # accuracy per epoch, with early_stopping
 
 
@@ -463,14 +465,48 @@ def library_fit(
     with contextlib.redirect_stdout(out), warnings.catch_warnings(), _one_thread():
         warnings.simplefilter("ignore", ConvergenceWarning)
         net.fit(task.X_train, task.train_labels)
-    said = [line for line in out.getvalue().splitlines() if "did not improve" in line]
+    said = [line.strip() for line in out.getvalue().splitlines() if "did not improve" in line]
     scores = getattr(net, "validation_scores_", None)
     return LibraryRun(
         epochs_run=int(net.n_iter_),
         max_epochs=int(max_epochs),
         train_loss=[float(x) for x in net.loss_curve_],
-        message=said[0].strip() if said else "",
+        message=_in_language(said[0]) if said else "",
+        library_message=said[0] if said else "",
         validation_score=None if scores is None else [float(x) for x in scores],
+    )
+
+
+_STOPPED = re.compile(
+    r"(Training loss|Validation score) did not improve more than tol=([\d.]+) "
+    r"for (\d+) consecutive epochs"
+)
+
+
+def _epochs_ru(n: int) -> str:
+    """«1 эпоху», «2 эпохи», «5 эпох» (accusative, as in «подряд N эпох»)."""
+    if n % 10 == 1 and n % 100 != 11:
+        return f"{n} эпоху"
+    if 2 <= n % 10 <= 4 and not 12 <= n % 100 <= 14:
+        return f"{n} эпохи"
+    return f"{n} эпох"
+
+
+def _in_language(message: str) -> str:
+    """scikit-learn's stopping message, translated in the Russian edition."""
+    found = _STOPPED.search(message)
+    if found is None:
+        return message
+    what, tol, n = found.group(1), found.group(2), int(found.group(3))
+    what_ru = "Потери на обучении" if what == "Training loss" else "Оценка на валидации"
+    verb = "не уменьшились" if what == "Training loss" else "не выросла"
+    return tr(
+        message,
+        "{what} {verb} больше чем на tol={tol} за {n} подряд. Остановка.",
+        what=what_ru,
+        verb=verb,
+        tol=tol.rstrip("0").replace(".", ","),
+        n=_epochs_ru(n),
     )
 
 
