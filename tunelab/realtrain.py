@@ -248,7 +248,7 @@ class RealRun:
     def accuracy(self, task: Task | None = None) -> float:
         """Share of ``task``'s validation questions this run's network labels right."""
         task = task or self.task
-        if task is self.task:
+        if _same_task(task, self.task):
             predicted = self.network.predict(task.X_validation)
             return float(np.mean(predicted == task.validation_labels))
         return _accuracy_with_head(self, task)
@@ -396,11 +396,20 @@ def fine_tune(
     return RealRun(task, int(epochs), int(batch_size), rate, seed, net, history, base=pretrained)
 
 
+def _same_task(a: Task, b: Task) -> bool:
+    """The same task (labels and validation questions), whatever subset trained on it."""
+    return a is b or (
+        a.name == b.name
+        and a.validation_texts == b.validation_texts
+        and np.array_equal(a.classes, b.classes)
+    )
+
+
 def _accuracy_with_head(run: RealRun, task: Task) -> float:
     """Accuracy on ``task`` of ``run``'s hidden layer read by the output layer that was
     trained on ``task`` (the pre-trained network's): how much of that skill survived."""
     owner = run
-    while owner is not None and owner.task is not task:
+    while owner is not None and not _same_task(owner.task, task):
         owner = owner.base
     if owner is None:
         raise ValueError(
