@@ -372,3 +372,28 @@ def test_lesson_compute_budget() -> None:
     slow = {k: v for k, v in spent.items() if v > 5}
     assert not slow, f"training calls over 5 CPU s: {slow}"
     assert sum(spent.values()) <= 30
+
+
+def test_the_two_tasks_are_disjoint_and_related() -> None:
+    """Fine-tuning questions and queries never appear in pre-training; both see one vocabulary."""
+    import json
+
+    from tunelab import data_path
+
+    def rows(name: str) -> list[dict]:
+        with data_path(name).open(encoding="utf-8") as f:
+            return [json.loads(line) for line in f if line.strip()]
+
+    pre, target = rows(rt.PRETRAIN_FILE), rows(rt.TARGET_FILE)
+    assert (len(pre), len(target)) == (1400, 400)
+    assert not {r["text_input"] for r in pre} & {r["text_input"] for r in target}
+    assert not {r["output"] for r in pre} & {r["output"] for r in target}
+    assert len({r["label"] for r in pre}) == 39
+    kinds = pd.Series([r["label"] for r in target[:200]]).value_counts()
+    assert set(kinds.index) == {"count", "amount", "list", "top_n", "per_group"}
+    assert kinds.min() >= 5, kinds
+    pretraining, fine = rt.load_tasks()
+    # lesson 09 names the vocabulary's size
+    assert pretraining.X_train.shape[1] == fine.X_train.shape[1] == 367 <= rt.VOCABULARY
+    # readable features: a question's words with their weights
+    assert "amsterdam" in rt.features_of(pretraining.train_texts[0]).index

@@ -9,7 +9,7 @@ real runs unchanged. Lesson 09 uses it to produce the five curve patterns for re
 a pre-trained network and to measure forgetting.
 
 What is real and what is small: the network has one hidden layer of :data:`HIDDEN` ReLU units
-on top of :data:`VOCABULARY` TF-IDF word features; it classifies questions, it does not write
+on top of TF-IDF word features (:data:`VOCABULARY`); it classifies questions, it does not write
 text. The knobs are the lesson's knobs: ``epochs``, ``batch_size`` and ``learning_rate`` (Adam's
 ``learning_rate_init``; a fine-tuning multiplier scales the pre-training rate).
 
@@ -59,8 +59,8 @@ __all__ = [
 
 #: hidden units of the network (one layer, ReLU): small enough for a few seconds per run
 HIDDEN = 32
-#: TF-IDF features: the most frequent words of the pre-training questions (a fixed vocabulary,
-#: as a language model's tokenizer is fixed before it is fine-tuned)
+#: TF-IDF features: at most this many words, each in at least two pre-training questions (367
+#: qualify): a fixed vocabulary, as a language model's tokenizer is fixed before fine-tuning
 VOCABULARY = 400
 #: L2 penalty (scikit-learn's ``alpha``): its default, tiny beside the losses we read
 L2 = 1e-4
@@ -152,7 +152,7 @@ def _read(name: str) -> list[dict]:
 
 @lru_cache(maxsize=1)
 def _vectorizer():
-    """TF-IDF over the pre-training questions' :data:`VOCABULARY` most frequent words."""
+    """TF-IDF over the words of at least two pre-training questions (at most VOCABULARY)."""
     from sklearn.feature_extraction.text import TfidfVectorizer
 
     texts = [r["text"] for r in _read(PRETRAIN_FILE)[:-PRETRAIN_VALIDATION]]
