@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sqlite3
 import sys
 import tempfile
@@ -45,10 +46,15 @@ NL_SQL_SEED = 0
 TECH_EXAMPLES = 300
 TECH_SEED = 0
 DIRTY_SEED = 7
+# Lesson 09 (real training): NL->SQL questions labelled two ways, see build_real_training.
+REAL_PRETRAIN = 1400  # 1,200 to train on + 200 to validate on
+REAL_TARGET = 400  # 200 to fine-tune on + 200 to validate on
+REAL_PRETRAIN_SEED = 21
+REAL_TARGET_SEED = 22
 FLOAT_FORMAT = "%.6g"
 
 # Directories whose every file is generated (anything else there is reported as stale).
-GENERATED_DIRS = ("nl_sql", "runs")
+GENERATED_DIRS = ("nl_sql", "runs", "real_training")
 
 
 # ------------------------------------------------------------------- helpers
@@ -252,6 +258,43 @@ def build_tech_support(out: Path) -> None:
     _write_text(out / "dirty_manifest.json", json.dumps(manifest, indent=2) + "\n")
 
 
+# ------------------------------------------------------------ real training
+def answer_kind(sql: str) -> str:
+    """What kind of result a query returns: the fine-tuning task's label (read off the SQL)."""
+    upper = sql.upper()
+    if "GROUP BY" in upper:
+        return "per_group"
+    if "LIMIT" in upper:
+        return "top_n"
+    if re.match(r"SELECT COUNT", upper):
+        return "count"
+    if re.match(r"SELECT (ROUND\()?(SUM|AVG|MIN|MAX)", upper):
+        return "amount"
+    return "list"
+
+
+def build_real_training(out: Path) -> None:
+    """Two labelled question sets for lesson 09's real network.
+
+    Pre-training (broad): a shop question -> which of the 39 SQL templates answers it.
+    Fine-tuning (narrow, related, different): a question about *new* cities, products and
+    customers (held-out split) -> what kind of result it asks for (count, amount, list,
+    top_n, per_group). Disjoint from the pre-training questions and queries.
+    """
+    folder = out / "real_training"
+    pre = nl_sql.generate_pairs(REAL_PRETRAIN, REAL_PRETRAIN_SEED, split="train")
+    target = nl_sql.generate_pairs(REAL_TARGET, REAL_TARGET_SEED, split="heldout", exclude=pre)
+
+    def lines(pairs: Sequence[Pair], label: Callable[[Pair], str]) -> str:
+        return "".join(
+            _jsonl_line({"text_input": p.question, "output": p.answer, "label": label(p)})
+            for p in pairs
+        )
+
+    _write_text(folder / "pretrain.jsonl", lines(pre, lambda p: p.template))
+    _write_text(folder / "target.jsonl", lines(target, lambda p: answer_kind(p.answer)))
+
+
 # ------------------------------------------------------------------------ runs
 def _fmt(x: float) -> str:
     return FLOAT_FORMAT % x
@@ -290,7 +333,7 @@ def build_runs(out: Path) -> None:
 
 
 # ---------------------------------------------------------------------- driver
-BUILDERS = (build_nl_sql, build_tech_support, build_runs)
+BUILDERS = (build_nl_sql, build_tech_support, build_runs, build_real_training)
 
 
 def build_all(out: Path) -> list[Path]:

@@ -119,6 +119,18 @@ SYLLABUS: tuple[Entry, ...] = (
         _m(80),
     ),
     Entry(
+        "09_real_training",
+        "Real training: the loss-curve patterns, measured on your own CPU",
+        "Настоящее обучение: формы кривой потерь, измеренные на вашем процессоре",
+        "a real network trained on your CPU (scikit-learn): the five loss-curve patterns by "
+        "choosing settings, the plateau rule against the library's early stopping, multiplier "
+        "vs forgetting, pre-trained vs from scratch, the simulator checked against reality",
+        "настоящая сеть, обученная на вашем процессоре (scikit-learn): пять форм кривой потерь "
+        "по выбранным настройкам, правило плато против ранней остановки библиотеки, множитель "
+        "и забывание, дообучение против обучения с нуля, симулятор против реальности",
+        _m(60),
+    ),
+    Entry(
         "sql_overfitting",
         "The NL→SQL model that learned its homework by heart",
         "Модель NL→SQL, которая вызубрила домашнее задание",

@@ -123,7 +123,7 @@ def lab(tmp_path_factory) -> Iterator[str]:
         path = settings / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(content))
-    watched = [ROOT / "notebooks" / rel for rel in (LESSON, GRADED, PANEL_LESSON)]
+    watched = [ROOT / "notebooks" / rel for rel in (LESSON, GRADED, PANEL_LESSON, REAL_LESSON)]
     saved = {path: path.read_bytes() for path in watched if path.exists()}
     checkpoints = [p.parent / ".ipynb_checkpoints" for p in watched]
     had_checkpoints = {p: p.exists() for p in checkpoints}
@@ -345,3 +345,62 @@ def _run_vertex_lesson(lab, page, tmp_path) -> None:
     assert "Agent Platform: True" in text, text[:3000]  # enterprise=True (vertexai alias)
     shot = _screenshot(page, tmp_path, "lesson08_vertex_loss_plot.png")
     assert shot.stat().st_size > 10_000
+
+
+REAL_LESSON = "09_real_training/09_real_training.ipynb"
+#: Lesson 09's first practice cell, answered (its first line is kept from the released cell).
+RECIPES = """HEALTHY = dict(
+    examples=1200, epochs=8, batch_size=16, learning_rate=0.01, dirty_share=0.0
+)
+recipes = {
+    "underfitting": {**HEALTHY, "learning_rate": 0.0003},
+    "overfitting": {
+        **HEALTHY, "examples": 100, "epochs": 30, "batch_size": 8, "learning_rate": 0.03
+    },
+    "divergence": {**HEALTHY, "epochs": 12, "batch_size": 32, "learning_rate": 0.2},
+    "no_convergence": {**HEALTHY, "dirty_share": 0.8},
+}"""
+
+
+def run_real_training_lesson(base: str, page, rel: str, done: str) -> str:
+    """Lesson 09 as a student meets it: answer the first practice cell in the browser, run all;
+    real training draws its curves and the check after the five runs prints ``done``. Returns
+    the text of all outputs. (Shared with the Russian edition's test.)"""
+    _open_notebook(page, base, rel)
+    cell = page.locator(".jp-CodeCell", has_text="HEALTHY = dict(").first
+    cell.locator(".jp-InputArea-editor").click()
+    page.keyboard.press("Control+A")
+    page.keyboard.insert_text(RECIPES)
+    page.keyboard.press("Escape")
+    _menu(page, "Run", "Run All Cells")
+    # Run All stops at the next practice cell (its stub raises), after the five real runs.
+    page.get_by_text(done).first.wait_for(state="visible", timeout=UI_TIMEOUT_MS)
+    page.get_by_text(re.compile(r"\|\s*Idle")).first.wait_for(state="visible")
+    plots = page.locator(".jp-OutputArea-output img")
+    assert plots.count() >= 2, "the healthy run's plot and the five runs' plots"
+    five = plots.nth(1)
+    five.scroll_into_view_if_needed()
+    page.wait_for_function(
+        "img => img.complete && img.naturalWidth > 1000", arg=five.element_handle()
+    )
+    return "\n".join(page.locator(".jp-OutputArea-output").all_inner_texts())
+
+
+def test_real_training_lesson_runs_in_jupyterlab(lab, page, tmp_path):
+    """Lesson 09 trains real networks in the student's kernel and draws the five patterns."""
+    folder = (ROOT / "notebooks" / REAL_LESSON).parent
+    if not folder.exists():
+        pytest.skip("no lesson 09 in notebooks/")
+    before = set(folder.iterdir())
+    try:
+        text = run_real_training_lesson(lab, page, REAL_LESSON, "✔ divergence")
+        assert "✔ four recipes" in text and "✔ overfitting" in text, text[:3000]
+        assert "validation accuracy 100.0%" in text, text[:3000]
+        shot = _screenshot(page, tmp_path, "lesson09_real_training.png")
+        assert shot.stat().st_size > 10_000
+    finally:
+        for path in set(folder.iterdir()) - before:
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)

@@ -61,7 +61,7 @@ def lab_ru(tmp_path_factory) -> Iterator[str]:
         path = settings / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(content))
-    names = [n for n in (*GRADED, LESSON) if n]
+    names = [n for n in (*GRADED, LESSON, "09_real_training") if n]
     watched = [ROOT / "notebooks" / _rel(n) for n in names]
     saved = {path: path.read_bytes() for path in watched if path.exists()}
     checkpoints = [p.parent / ".ipynb_checkpoints" for p in watched]
@@ -226,3 +226,24 @@ def test_russian_lesson_opens_in_russian(lab_ru, page):
     _screenshot(page, f"{LESSON}_run.png")
     title, body = _validate(page, f"{LESSON}_validate.png")
     assert title.strip() == "Validation Results", f"{title}: {body[:1000]}"
+
+
+def test_russian_real_training_lesson_runs_in_russian(lab_ru, page):
+    """Lesson 09's Russian edition: real training in the kernel, checks and plots in Russian."""
+    from tests.test_browser import run_real_training_lesson
+
+    _need("09_real_training")
+    folder = ROOT / "notebooks" / "ru" / "09_real_training"
+    before = set(folder.iterdir())
+    try:
+        text = run_real_training_lesson(lab_ru, page, _rel("09_real_training"), "✔ расхождение")
+        assert "✔ четыре рецепта" in text and "✔ переобучение" in text, text[:3000]
+        assert "точность на валидации" in text and "недообучение:" in text, text[:3000]
+        assert "✔ four recipes" not in text and "validation accuracy" not in text, text[:3000]
+        _screenshot(page, "09_real_training_run.png")
+    finally:
+        for path in set(folder.iterdir()) - before:
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
