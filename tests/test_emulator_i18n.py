@@ -119,7 +119,7 @@ def test_set_language_wins_over_the_environment(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.delenv("TUNELAB_LANG", raising=False)
     tunelab.i18n.set_language("ru")
     msg = _error(lambda s: s.get("x1"), E.NotFound).message
-    assert msg == "Настроенная модель tunedModels/x1 не существует."
+    assert msg == "Дообученная модель tunedModels/x1 не существует."
 
 
 def json_message(err: E.ApiError) -> str:

@@ -39,7 +39,39 @@ def set_language(lang: str) -> str:
     if code is None:
         raise ValueError(f"unknown language {lang!r}; choose one of {', '.join(LANGUAGES)}")
     _chosen = code
+    _localise_pandas(code)
     return code
+
+
+def _localise_pandas(lang: str) -> None:
+    """Tables in the notebook write numbers like its prose: in Russian a DataFrame shows
+    «0,2068» and a Styler «164 630» (its ``format()`` defaults to the decimal comma). Why here:
+    the lesson code is the same in both editions, so the edition's switch has to do it."""
+    try:
+        import pandas as pd
+        from pandas.io.formats.style import Styler
+    except ImportError:  # the checks run without pandas too
+        return
+    russian = lang == "ru"
+    pd.set_option("display.float_format", _russian_float if russian else None)
+    pd.set_option("styler.format.decimal", "," if russian else ".")
+    pd.set_option("styler.format.thousands", NBSP if russian else None)
+    if not getattr(Styler.format, "_tunelab", False):
+        english_format = Styler.format
+
+        def format(self, *args, **kwargs):  # noqa: A001 (Styler's own name)
+            if get_language() == "ru":
+                kwargs.setdefault("decimal", ",")
+                kwargs.setdefault("thousands", NBSP)
+            return english_format(self, *args, **kwargs)
+
+        format._tunelab = True  # type: ignore[attr-defined]
+        format.__doc__ = english_format.__doc__
+        Styler.format = format
+
+
+def _russian_float(value: float) -> str:
+    return num(value, ".6g", "ru")
 
 
 def get_language(lang: str | None = None) -> str:
@@ -126,7 +158,7 @@ NOUNS_RU: dict[str, tuple[str, str, str]] = {
     "model": ("модель", "модели", "моделей"),
     "token": ("токен", "токена", "токенов"),
     "snapshot": ("снимок", "снимка", "снимков"),
-    "checkpoint": ("контрольная точка", "контрольные точки", "контрольных точек"),
+    "checkpoint": ("чекпойнт", "чекпойнта", "чекпойнтов"),
     "second": ("секунда", "секунды", "секунд"),
     "line": ("строка", "строки", "строк"),
     "row": ("строка", "строки", "строк"),
@@ -136,6 +168,14 @@ NOUNS_RU: dict[str, tuple[str, str, str]] = {
     "character": ("символ", "символа", "символов"),
 }
 _NOUNS_EN = {"batch": "batches"}
+
+
+def times_ru(x: float) -> str:
+    """«в N раз» without the «в»: «2 раза», «5 раз», «21 раз», «1,5 раза» (fractions: «раза»)."""
+    if float(x).is_integer():
+        n = int(x)
+        return f"{num(n, lang='ru')} {plural_ru(n, 'раз', 'раза', 'раз')}"
+    return f"{num(float(x), 'g', 'ru')} раза"
 
 
 def count(n: int, noun: str, lang: str | None = None) -> str:
@@ -177,7 +217,7 @@ SECTION_TITLES_RU: dict[str, dict[str, str]] = {
     "05_early_stopping": {
         "The plateau rule": "Правило плато",
         "Checkpoints: the best epoch without a rerun": (
-            "Контрольные точки: лучшая эпоха без перезапуска"
+            "Контрольные точки (чекпойнты): лучшая эпоха без перезапуска"
         ),
     },
     "06_checklist": {
