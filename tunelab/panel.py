@@ -422,7 +422,7 @@ class HyperparameterPanel:
             "batch_size": select("batch_size", BATCH_SIZES),
             "learning_rate_multiplier": select("learning_rate_multiplier", MULTIPLIERS),
             "n_examples": select(
-                "n_examples", DATASET_SIZES, tr("dataset size (examples)", "размер набора")
+                "n_examples", DATASET_SIZES, tr("dataset size (examples)", "размер набора данных")
             ),
             "noise": w.FloatSlider(
                 value=s.noise,
@@ -430,7 +430,7 @@ class HyperparameterPanel:
                 max=0.5,
                 step=0.05,
                 readout_format=".0%",
-                description=tr("noisy examples", "шумные примеры"),
+                description=tr("noisy examples", "зашумлённые примеры"),
                 layout=layout,
                 **common,
             ),
