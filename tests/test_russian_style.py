@@ -75,7 +75,8 @@ def test_number_helper() -> None:
     assert i18n.num(206_170, ",", lang="ru") == "206\u00a0170"
     assert i18n.num(2000, ",", lang="ru") == "2000"  # four digits stay whole in Russian
     assert i18n.num(0.4567, ".3f", lang="ru") == "0,457"
-    assert i18n.num(0.5, ".0%", lang="ru") == "50%"
+    assert i18n.num(0.5, ".0%", lang="ru") == "50\u00a0%"
+    assert i18n.num(0.5, ".0%", lang="en") == "50%"
     assert i18n.num(206_170, ",", lang="en") == "206,170"
     assert i18n.num(0.001, lang="en") == "0.001"
     assert i18n.tr("{x:.2f}", "{x:.2f} и {n:,}; код: {x!r}", "ru", x=0.5, n=12345) == (

@@ -108,8 +108,8 @@ def num(value: object, spec: str = "", lang: str | None = None) -> str:
 
     English: ``format(value, spec)``. Russian: the same digits with a decimal comma and a
     no-break space between thousands (``","`` in ``spec`` or a whole number of five digits or
-    more): «0,001», «250 000», «1,5», «12 %» stays «12%». Why one helper: prose, plots and
-    checks then cannot disagree on how 0.001 looks.
+    more) and a no-break space before «%»: «0,001», «250 000», «1,5», «12 %». Why one helper:
+    prose, plots and checks then cannot disagree on how 0.001 looks.
     """
     if not _is_number(value):
         return format(value, spec)
@@ -122,10 +122,12 @@ def num(value: object, spec: str = "", lang: str | None = None) -> str:
     text = format(value, spec)
     if "e" in text.lower() and "," not in spec:
         return text.replace(".", ",")
-    whole, dot, frac = text.partition(".")
+    percent = text.endswith("%")
+    whole, dot, frac = text.rstrip("%").partition(".")
     if "," in whole and abs(value) < GROUP_FROM and isinstance(value, numbers.Integral):
         whole = whole.replace(",", "")  # Russian leaves four-digit numbers whole: «2000»
-    return whole.replace(",", NBSP) + ("," if dot else "") + frac
+    out = whole.replace(",", NBSP) + ("," if dot else "") + frac
+    return out + NBSP + "%" if percent else out  # «12 %», as the lessons write it
 
 
 class _RussianFormatter(string.Formatter):

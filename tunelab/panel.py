@@ -161,7 +161,11 @@ class PanelData:
             tr("best epoch {b}", "лучшая эпоха {b}", b=best)
             if best is not None
             else tr("no finite validation loss", "потери на валидации ни разу не были конечными"),
-            tr("held-out quality {q:.0%}", "качество на отложенных {q:.0%}", q=run.final_quality),
+            tr(
+                "held-out quality {q:.0%}",
+                "качество на отложенных запросах {q:.0%}",
+                q=run.final_quality,
+            ),
         ]
         return " · ".join(parts)
 
