@@ -49,20 +49,57 @@ _CODE_LIKE = re.compile(
 
 @cache
 def data_corpus() -> str:
-    """Every text of the course data (data/): English prompts, answers and SQL are content."""
+    """Every text of the course data (data/) and of the task domains the emulator answers from
+    (tunelab/domains/): English prompts, answers and SQL are content, not the course's voice."""
     parts = []
     for path in sorted((ROOT / "data").rglob("*")):
-        if path.suffix in {".jsonl", ".json", ".csv", ".txt", ".sql"} and path.is_file():
+        if path.suffix in {".jsonl", ".json", ".txt", ".sql"} and path.is_file():
             parts.append(path.read_text(encoding="utf-8", errors="replace"))
+    for path in sorted((ROOT / "tunelab" / "domains").glob("*.py")):
+        parts.append(path.read_text(encoding="utf-8"))
     return " ".join(" ".join(parts).split())  # one space between words, as a run has
 
 
+@cache
+def _entities() -> list[str]:
+    """Names the emulator fills into its answer templates (products, systems, ...): the short
+    string constants of tunelab/domains, longest first."""
+    import ast
+
+    names = set()
+    for path in (ROOT / "tunelab" / "domains").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                value = node.value.strip()
+                if 2 < len(value) <= 30 and "{" not in value and value[:1].isupper():
+                    names.add(value)
+    return sorted(names, key=len, reverse=True)
+
+
+def _generic(text: str) -> str:
+    """Template placeholders and the names filled into them, all as «{}»."""
+    text = re.sub(r"\{\w*\}", "{}", text)
+    for name in _entities():
+        text = text.replace(name, "{}")
+    return text
+
+
+@cache
+def _generic_corpus() -> str:
+    return _generic(data_corpus())
+
+
 def _from_data(run: str) -> bool:
-    """Course data, or the emulator's answers built from it (which swap product names): every
-    three words in a row occur in the data (a word cut off by «…» still matches)."""
-    words = run.split()
-    corpus = data_corpus()
-    return all(" ".join(words[i : i + 3]) in corpus for i in range(max(1, len(words) - 2)))
+    """Course data, or the emulator's answers built from its templates: every three words in
+    a row occur there, names aside (a word cut off by «…» still matches)."""
+
+    def windows(text: str) -> list[str]:
+        words = text.split()
+        return [" ".join(words[i : i + 3]) for i in range(max(1, len(words) - 2))]
+
+    return all(w in data_corpus() for w in windows(run)) or all(
+        w in _generic_corpus() for w in windows(_generic(run))
+    )
 
 
 def student_texts(cell) -> list[str]:
