@@ -52,12 +52,19 @@ def _without_code(text: str) -> str:
     return _VERSIONED.sub(" ", text)
 
 
+#: Digit groups split by an ordinary space: the course uses a no-break space (U+00A0), so
+#: «2 000 000» never breaks across lines, and writes four-digit numbers solid («2000»).
+_SPACE_GROUPS = re.compile(r"(?<![\d,.])\d{1,3}(?: \d{3})+(?![\d,])")
+
+
 def number_style_problems(text: str) -> list[str]:
     """Numbers written the English way in Russian prose (code removed first)."""
     prose = _without_code(text)
-    return [m.group(0) for m in _DOT_DECIMAL.finditer(prose)] + [
-        m.group(0) for m in _COMMA_THOUSANDS.finditer(prose)
-    ]
+    return (
+        [m.group(0) for m in _DOT_DECIMAL.finditer(prose)]
+        + [m.group(0) for m in _COMMA_THOUSANDS.finditer(prose)]
+        + [m.group(0) for m in _SPACE_GROUPS.finditer(prose)]
+    )
 
 
 def test_number_detector() -> None:
@@ -66,6 +73,7 @@ def test_number_detector() -> None:
     assert not number_style_problems("`learning_rate=0.001`, gemini-2.5-flash, Python 3.11")
     assert not number_style_problems("адрес 127.0.0.1, google-generativeai 0.8.6")
     assert not number_style_problems("потери 1,90; 1,05; 0,62; 1,500")
+    assert number_style_problems("2 000 000 токенов") == ["2 000 000"]
     assert number_style_problems("32,926 токенов, 1,401 токенов") == ["32,926", "1,401"]
 
 

@@ -181,7 +181,7 @@ def times_ru(x: float) -> str:
 
 
 def count(n: int, noun: str, lang: str | None = None) -> str:
-    """``n`` and its noun in the right form: «1 эпоха», «3 эпохи», «5 эпох», «206 170 токенов»;
+    """``n`` and its noun in the right form: «1 эпоха», «3 эпохи», «5 эпох», «206 170 токенов»;
     in English "1 epoch", "5 epochs". ``noun`` is a key of :data:`NOUNS_RU`."""
     if get_language(lang) == "ru":
         return f"{num(n, lang='ru')} {plural_ru(n, *NOUNS_RU[noun])}"
