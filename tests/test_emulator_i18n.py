@@ -118,7 +118,10 @@ def test_set_language_wins_over_the_environment(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setattr(tunelab.i18n, "_chosen", None)
     monkeypatch.delenv("TUNELAB_LANG", raising=False)
     tunelab.i18n.set_language("ru")
-    msg = _error(lambda s: s.get("x1"), E.NotFound).message
+    try:
+        msg = _error(lambda s: s.get("x1"), E.NotFound).message
+    finally:
+        tunelab.i18n.set_language("en")  # also puts pandas' number display back
     assert msg == "Дообученная модель tunedModels/x1 не существует."
 
 

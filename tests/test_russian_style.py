@@ -237,3 +237,22 @@ def test_stub_text_matches_the_edition_stub() -> None:
     texts = " ".join(e.get("ru", "") for e in welcome["cells"].values())
     assert stub in texts, f"lesson 01 should show the stub {stub!r}"
     assert "YOUR CODE HERE" not in texts
+
+
+def test_russian_tables_and_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Russian edition's switch makes pandas write «0,25» and «164 630»; English puts the
+    default display back (the lessons' code is the same in both editions)."""
+    import pandas as pd
+
+    monkeypatch.setattr(i18n, "_chosen", None)
+    frame = pd.DataFrame({"loss": [0.25, 1.5], "tokens": [164_630, 12]})
+    english = frame.to_string()
+    try:
+        i18n.set_language("ru")
+        assert "0,25" in frame.to_string()
+        html = frame.style.format({"tokens": "{:,}", "loss": "{:.3f}"}).to_html()
+        assert "164\u00a0630" in html and "0,250" in html
+    finally:
+        i18n.set_language("en")
+    assert frame.to_string() == english
+    assert "164,630" in frame.style.format({"tokens": "{:,}"}).to_html()
