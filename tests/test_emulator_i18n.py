@@ -118,11 +118,59 @@ def test_set_language_wins_over_the_environment(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setattr(tunelab.i18n, "_chosen", None)
     monkeypatch.delenv("TUNELAB_LANG", raising=False)
     tunelab.i18n.set_language("ru")
-    msg = _error(lambda s: s.get("x1"), E.NotFound).message
-    assert msg == "Настроенная модель tunedModels/x1 не существует."
+    try:
+        msg = _error(lambda s: s.get("x1"), E.NotFound).message
+    finally:
+        tunelab.i18n.set_language("en")  # also puts pandas' number display back
+    assert msg == "Дообученная модель tunedModels/x1 не существует."
 
 
 def json_message(err: E.ApiError) -> str:
     body = err.to_dict()["error"]
     assert (body["code"], body["status"]) == (err.code, err.status)
     return body["message"]
+
+
+# -- the Vertex AI service (tunelab.emulator.vertex) -------------------------------------------
+def _vertex_errors() -> list[str]:
+    """The messages of a few mistakes a student makes in lesson 08."""
+    from tunelab.emulator.vertex import buckets, datasets
+    from tunelab.emulator.vertex.store import VertexStore
+
+    found = []
+    gemini_line = b'{"text_input": "How many products?", "output": "SELECT COUNT(*) FROM products"}'
+    for call in (
+        lambda: datasets.parse(gemini_line, "gs://b/train.jsonl", role="training"),
+        lambda: datasets.parse(b"{not json", "gs://b/train.jsonl", role="training"),
+        lambda: buckets.parse_gs_uri("train.jsonl", "training_dataset_uri"),
+    ):
+        with pytest.raises(E.InvalidArgument) as info:
+            call()
+        found.append(info.value.message)
+    store = VertexStore()
+    try:
+        with pytest.raises(E.NotFound) as info:
+            store.get("123", "1", "us-central1")
+        found.append(info.value.message)
+    finally:
+        store.close()
+    return found
+
+
+def test_vertex_errors_are_exact_english_by_default(english) -> None:
+    messages = _vertex_errors()
+    assert messages[0].startswith("gs://b/train.jsonl line 1: contents: missing; this line uses")
+    assert messages[2].startswith("training_dataset_uri: 'train.jsonl' is not a valid Cloud")
+    assert messages[3] == (
+        "The TuningJob does not exist: projects/1/locations/us-central1/tuningJobs/123"
+    )
+
+
+def test_vertex_errors_are_russian_in_a_russian_notebook(russian) -> None:
+    messages = _vertex_errors()
+    for message in messages:
+        assert re.search("[а-яё]", message, re.IGNORECASE), message
+    assert messages[0].startswith("gs://b/train.jsonl, строка 1: contents: поля нет")
+    assert '{"text_input": ..., "output": ...}' in messages[0]  # the formats stay code
+    assert "tunelab.emulator.vertex.upload(local_path" in messages[2]
+    assert "tuningJobs/123" in messages[3]

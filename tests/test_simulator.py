@@ -458,12 +458,12 @@ def test_ten_thousand_step_curve_is_fast():
 
 def test_divergence_failure_message_speaks_the_notebooks_language(monkeypatch):
     """A Russian edition's notebook (tunelab.set_language("ru")) reads the emulator's failure
-    text in Russian; the numbers and parameter names stay as they are."""
+    text in Russian: parameter names as they are, numbers with a decimal comma."""
     from tunelab import i18n
 
     monkeypatch.setattr(i18n, "_chosen", None)
     monkeypatch.setenv("TUNELAB_LANG", "ru")
     r = run(100, 3, 2, 8.0, seed=1)
-    assert r.failure.startswith(f"потеря стала NaN на шаге {r.diverged_step}")
-    assert "learning_rate_multiplier 8.0" in r.failure and "batch_size 2" in r.failure
+    assert r.failure.startswith(f"потери стали NaN на шаге {r.diverged_step}")
+    assert "learning_rate_multiplier 8,0" in r.failure and "batch_size 2" in r.failure
     assert i18n.get_language() == "ru"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["connect", "data_path", "set_language", "ROOT"]
+__all__ = ["connect", "count", "data_path", "num", "set_language", "ROOT"]
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -28,6 +28,21 @@ def set_language(lang: str) -> str:
     from tunelab.i18n import set_language as _set
 
     return _set(lang)
+
+
+def num(value: object, spec: str = "") -> str:
+    """A number as the edition's reader writes it: ``num(0.001)`` is "0.001" in English and
+    «0,001» in Russian; ``num(206170, ",")`` is "206,170" / «206 170» (:func:`tunelab.i18n.num`)."""
+    from tunelab.i18n import num as _num
+
+    return _num(value, spec)
+
+
+def count(n: int, noun: str) -> str:
+    """``n`` with its noun: "5 epochs" / «5 эпох», "2 models" / «2 модели»."""
+    from tunelab.i18n import count as _count
+
+    return _count(n, noun)
 
 
 def connect(endpoint: str | None = None, *, time_scale: float | None = None) -> str:

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tunelab.i18n import tr
+from tunelab.i18n import count, num, tr
 
 __all__ = [
     "VALIDATION_LABEL",
@@ -48,10 +48,24 @@ def _axis_name(x: str) -> str:
     return tr(x, _AXIS_RU.get(x, x))
 
 
+#: The recorded runs' names (``data/runs/NAME.csv``), as lesson 04 titles its plots with them.
+RUN_NAMES_RU = {
+    "healthy": "здоровое обучение",
+    "underfitting": "недообучение",
+    "no convergence": "нет сходимости",
+    "no_convergence": "нет сходимости",
+    "overfitting": "переобучение",
+    "divergence": "расхождение",
+}
+
+
 def _title(title: str) -> str:
-    """The default title in the current language; a caller's title is kept as given."""
+    """The default title in the current language, a recorded run's name in Russian too;
+    any other title a caller gives is kept as given."""
     if title == "Training loss" or title.startswith("Training loss — "):
         return tr(title, title.replace("Training loss", "Потери на обучении", 1))
+    if title in RUN_NAMES_RU:
+        return tr(title, RUN_NAMES_RU[title])
     return title
 
 
@@ -420,8 +434,13 @@ def _model_name(target: Any) -> str:
     if isinstance(name, str) and name.startswith("tunedModels/"):
         return name
     raise TypeError(
-        "watch() needs a tuned model name like 'tunedModels/my-model', a tuned model, or the "
-        f"operation returned by genai.create_tuned_model; got {type(target).__name__}"
+        tr(
+            "watch() needs a tuned model name like 'tunedModels/my-model', a tuned model, or the "
+            "operation returned by genai.create_tuned_model; got {t}",
+            "watch() нужно имя дообученной модели вида 'tunedModels/my-model', сама дообученная "
+            "модель или операция, которую вернула genai.create_tuned_model; получено {t}",
+            t=type(target).__name__,
+        )
     )
 
 
@@ -434,10 +453,17 @@ def _status(state: str, frame: pd.DataFrame, done: bool) -> str:
     if frame.empty:
         return state
     if not done:
-        return f"{state}, step {int(frame['step'].max())}"
+        return tr("{state}, step {n}", "{state}, шаг {n}", state=state, n=int(frame["step"].max()))
     last = float(frame["mean_loss"].iloc[-1])
-    shown = f"{last:.3g}" if math.isfinite(last) else str(last)
-    return f"{state} after {len(frame)} steps, last loss {shown}"
+    shown = num(last, ".3g") if math.isfinite(last) else str(last)
+    return tr(
+        "{state} after {n} steps, last loss {shown}",
+        "{state}: {steps}, последние потери {shown}",
+        state=state,
+        n=len(frame),
+        steps=count(len(frame), "step"),
+        shown=shown,
+    )
 
 
 def watch(
@@ -479,7 +505,14 @@ def watch(
             return model
         if time.monotonic() > deadline:
             raise TimeoutError(
-                f"{name} is still {state} after {timeout:.0f} s; call watch() again to keep "
-                "waiting, or check the job with genai.get_tuned_model"
+                tr(
+                    "{name} is still {state} after {timeout:.0f} s; call watch() again to keep "
+                    "waiting, or check the job with genai.get_tuned_model",
+                    "{name} всё ещё в состоянии {state} через {timeout:.0f} с; вызовите watch() "
+                    "ещё раз, чтобы ждать дальше, или проверьте задание: genai.get_tuned_model",
+                    name=name,
+                    state=state,
+                    timeout=timeout,
+                )
             )
         time.sleep(every)

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tunelab.i18n import tr
+from tunelab.i18n import count, get_language, num, tr
 from tunelab.simulator import DatasetProfile, Hyperparameters, SimulatedRun, simulate
 
 __all__ = [
@@ -56,7 +56,7 @@ MAX_POINTS = 1500
 #: Fixed loss axis, so that two settings can be compared by eye across redraws.
 Y_LIMIT = 3.0
 VALIDATION_NOTE = "validation loss (emulator only)"
-VALIDATION_NOTE_RU = "потеря на валидации (только в эмуляторе)"
+VALIDATION_NOTE_RU = "потери на валидации (только в эмуляторе)"
 #: One colour per variant in :func:`compare_runs` (matplotlib's tab10, in order).
 COLOURS = (
     "tab:blue",
@@ -99,14 +99,16 @@ class PanelSettings:
         return DatasetProfile(n_examples=self.n_examples, noise=self.noise)
 
     def label(self) -> str:
-        text = tr(
-            "epochs {e}, batch {b}, ×{m:g}, {n} ex.",
-            "эпох {e}, батч {b}, ×{m:g}, {n} примеров",
-            e=self.epoch_count,
-            b=self.batch_size,
-            m=self.learning_rate_multiplier,
-            n=self.n_examples,
-        )
+        if get_language() == "ru":  # «5 эпох, батч 4, ×1, 500 примеров»
+            text = (
+                f"{count(self.epoch_count, 'epoch')}, батч {self.batch_size}, "
+                f"×{num(self.learning_rate_multiplier, 'g')}, {count(self.n_examples, 'example')}"
+            )
+        else:
+            text = (
+                f"epochs {self.epoch_count}, batch {self.batch_size}, "
+                f"×{self.learning_rate_multiplier:g}, {self.n_examples} ex."
+            )
         if self.noise:
             text += tr(", noise {x:.0%}", ", шум {x:.0%}", x=self.noise)
         return text
@@ -144,22 +146,26 @@ class PanelData:
         """A one-line verdict for the student: what happened and what it means."""
         run = self.run
         if run.failure:
-            return f"FAILED — {run.failure}"
+            return tr("FAILED — {f}", "FAILED (ошибка) — {f}", f=run.failure)
         per_epoch = run.per_epoch()
         last = per_epoch.iloc[-1]
         best = self.best_epoch
         parts = [
-            tr("{n} steps", "шагов: {n}", n=run.total_steps),
+            count(run.total_steps, "step"),
             tr(
                 "final training loss {x:.3f}",
-                "итоговая потеря на обучении {x:.3f}",
+                "итоговые потери на обучении {x:.3f}",
                 x=last["train_loss"],
             ),
-            tr("validation loss {x:.3f}", "потеря на валидации {x:.3f}", x=last["validation_loss"]),
+            tr("validation loss {x:.3f}", "потери на валидации {x:.3f}", x=last["validation_loss"]),
             tr("best epoch {b}", "лучшая эпоха {b}", b=best)
             if best is not None
-            else tr("no finite validation loss", "нет конечной потери на валидации"),
-            tr("held-out quality {q:.0%}", "качество на отложенных {q:.0%}", q=run.final_quality),
+            else tr("no finite validation loss", "потери на валидации ни разу не были конечными"),
+            tr(
+                "held-out quality {q:.0%}",
+                "качество на отложенных запросах {q:.0%}",
+                q=run.final_quality,
+            ),
         ]
         return " · ".join(parts)
 
@@ -226,7 +232,7 @@ def draw_panel(data: PanelData, ax: Any = None, *, title: str | None = None) -> 
         _clip(train["mean_loss"]),
         color="tab:blue",
         lw=1,
-        label=tr("training loss", "потеря на обучении"),
+        label=tr("training loss", "потери на обучении"),
     )
     ax.plot(
         val["progress"],
@@ -251,7 +257,7 @@ def draw_panel(data: PanelData, ax: Any = None, *, title: str | None = None) -> 
             where,
             color="red",
             lw=1.5,
-            label=tr("loss became NaN (job FAILED)", "потеря стала NaN (задание FAILED)"),
+            label=tr("loss became NaN (job FAILED)", "потери стали NaN (задание FAILED)"),
         )
     _style_axes(ax, s.epoch_count, title or s.label())
     ax.legend(loc="upper right", fontsize="small")
@@ -260,7 +266,7 @@ def draw_panel(data: PanelData, ax: Any = None, *, title: str | None = None) -> 
 
 def _variant_name(variant: Mapping[str, Any]) -> str:
     """How a plot labels a variant: the slider values it changes (``base`` if none)."""
-    return ", ".join(f"{k}={v}" for k, v in variant.items()) or "base"
+    return ", ".join(f"{k}={v}" for k, v in variant.items()) or tr("base", "исходная настройка")
 
 
 def compare_runs(
@@ -334,7 +340,10 @@ def compare_runs(
         ax.text(
             0.01,
             0.01,
-            "* validation loss: emulator only — the Gemini API does not report it",
+            tr(
+                "* validation loss: emulator only — the Gemini API does not report it",
+                "* потери на валидации есть только в эмуляторе: Gemini API их не сообщает",
+            ),
             transform=ax.transAxes,
             fontsize="x-small",
             color="grey",
@@ -417,7 +426,7 @@ class HyperparameterPanel:
             "batch_size": select("batch_size", BATCH_SIZES),
             "learning_rate_multiplier": select("learning_rate_multiplier", MULTIPLIERS),
             "n_examples": select(
-                "n_examples", DATASET_SIZES, tr("dataset size (examples)", "размер набора")
+                "n_examples", DATASET_SIZES, tr("dataset size (examples)", "размер набора данных")
             ),
             "noise": w.FloatSlider(
                 value=s.noise,
@@ -425,7 +434,7 @@ class HyperparameterPanel:
                 max=0.5,
                 step=0.05,
                 readout_format=".0%",
-                description=tr("noisy examples", "шумные примеры"),
+                description=tr("noisy examples", "зашумлённые примеры"),
                 layout=layout,
                 **common,
             ),

@@ -93,6 +93,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
+from tunelab.i18n import count, num, tr
+
 __all__ = [
     "DEFAULT_LEARNING_RATE",
     "LARGE_DATASET_THRESHOLD",
@@ -145,7 +147,14 @@ def total_steps(n_examples: int, epoch_count: int, batch_size: int) -> int:
         ("batch_size", batch_size),
     ):
         if int(value) != value or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+            raise ValueError(
+                tr(
+                    "{name} must be a positive integer, got {value!r}",
+                    "{name} должно быть целым положительным числом, а получено {value!r}",
+                    name=name,
+                    value=value,
+                )
+            )
     return -(-int(n_examples) * int(epoch_count) // int(batch_size))
 
 
@@ -166,20 +175,47 @@ class DatasetProfile:
     def __post_init__(self) -> None:
         if isinstance(self.n_examples, bool) or int(self.n_examples) != self.n_examples:
             raise ValueError(
-                f"DatasetProfile.n_examples must be an integer, got {self.n_examples!r}"
+                tr(
+                    "DatasetProfile.n_examples must be an integer, got {v!r}",
+                    "DatasetProfile.n_examples должно быть целым числом, а получено {v!r}",
+                    v=self.n_examples,
+                )
             )
         if self.n_examples < 1:
-            raise ValueError(f"DatasetProfile.n_examples must be >= 1, got {self.n_examples}")
+            raise ValueError(
+                tr(
+                    "DatasetProfile.n_examples must be >= 1, got {v}",
+                    "DatasetProfile.n_examples должно быть не меньше 1, а получено {v}",
+                    v=self.n_examples,
+                )
+            )
         if not (math.isfinite(self.mean_tokens) and self.mean_tokens > 0):
             raise ValueError(
-                f"DatasetProfile.mean_tokens must be a positive number, got {self.mean_tokens!r}"
+                tr(
+                    "DatasetProfile.mean_tokens must be a positive number, got {v!r}",
+                    "DatasetProfile.mean_tokens должно быть положительным числом, а получено {v!r}",
+                    v=self.mean_tokens,
+                )
             )
         for name in ("noise", "duplicates"):
             value = getattr(self, name)
             if not (0.0 <= value <= 1.0):
-                raise ValueError(f"DatasetProfile.{name} must be within 0..1, got {value!r}")
+                raise ValueError(
+                    tr(
+                        "DatasetProfile.{name} must be within 0..1, got {value!r}",
+                        "DatasetProfile.{name} должно быть от 0 до 1, а получено {value!r}",
+                        name=name,
+                        value=value,
+                    )
+                )
         if self.duplicates >= 1.0:
-            raise ValueError("DatasetProfile.duplicates must be < 1 (at least one unique example)")
+            raise ValueError(
+                tr(
+                    "DatasetProfile.duplicates must be < 1 (at least one unique example)",
+                    "DatasetProfile.duplicates должно быть меньше 1 (нужен хотя бы один "
+                    "неповторяющийся пример)",
+                )
+            )
 
     @property
     def n_unique(self) -> float:
@@ -198,7 +234,12 @@ class DatasetProfile:
         """
         examples = list(examples)
         if not examples:
-            raise ValueError("DatasetProfile.from_examples: the example list is empty")
+            raise ValueError(
+                tr(
+                    "DatasetProfile.from_examples: the example list is empty",
+                    "DatasetProfile.from_examples: список примеров пуст",
+                )
+            )
         malformed = 0
         keyed = 0
         contradictory = 0
@@ -254,17 +295,37 @@ class Hyperparameters:
             value = getattr(self, name)
             if isinstance(value, bool) or int(value) != value or value < 1:
                 raise ValueError(
-                    f"Hyperparameters.{name} must be a positive integer, got {value!r}"
+                    tr(
+                        "Hyperparameters.{name} must be a positive integer, got {value!r}",
+                        "Hyperparameters.{name} должно быть целым положительным числом, "
+                        "а получено {value!r}",
+                        name=name,
+                        value=value,
+                    )
                 )
         if self.learning_rate is not None and self.learning_rate_multiplier is not None:
             raise ValueError(
-                "Hyperparameters: give learning_rate or learning_rate_multiplier, not both "
-                f"(got {self.learning_rate!r} and {self.learning_rate_multiplier!r})"
+                tr(
+                    "Hyperparameters: give learning_rate or learning_rate_multiplier, not both "
+                    "(got {a!r} and {b!r})",
+                    "Hyperparameters: задайте learning_rate или learning_rate_multiplier, но не "
+                    "оба сразу (получено {a!r} и {b!r})",
+                    a=self.learning_rate,
+                    b=self.learning_rate_multiplier,
+                )
             )
         for name in ("learning_rate", "learning_rate_multiplier"):
             value = getattr(self, name)
             if value is not None and not (math.isfinite(value) and value > 0):
-                raise ValueError(f"Hyperparameters.{name} must be a positive number, got {value!r}")
+                raise ValueError(
+                    tr(
+                        "Hyperparameters.{name} must be a positive number, got {value!r}",
+                        "Hyperparameters.{name} должно быть положительным числом, "
+                        "а получено {value!r}",
+                        name=name,
+                        value=value,
+                    )
+                )
 
     @property
     def multiplier(self) -> float:
@@ -400,8 +461,8 @@ def _suggestion(m: float, batch_size: int) -> float:
 
 
 def _num(x: float) -> str:
-    """A float as a person would type it: 8.0, 0.5, 0.0002."""
-    return repr(float(round(x, 8)))
+    """A float as a person would type it: 8.0, 0.5, 0.0002 (in Russian: 8,0, 0,5, 0,0002)."""
+    return num(float(round(x, 8)))
 
 
 def _failure_text(hp: Hyperparameters, step: int, epoch: int) -> str:
@@ -413,12 +474,10 @@ def _failure_text(hp: Hyperparameters, step: int, epoch: int) -> str:
     else:
         what = f"learning_rate_multiplier {_num(m)}"
         fix = _num(s)
-    from tunelab.i18n import tr
-
     return tr(
         "loss became NaN at step {step} (epoch {epoch}): {what} is too aggressive for "
         "batch_size {batch}; try {fix} or lower",
-        "потеря стала NaN на шаге {step} (эпоха {epoch}): {what} слишком агрессивен для "
+        "потери стали NaN на шаге {step} (эпоха {epoch}): {what} — слишком много для "
         "batch_size {batch}; попробуйте {fix} или меньше",
         step=step,
         epoch=epoch,
@@ -495,8 +554,15 @@ def _check_inputs(profile: object, hparams: object) -> None:
     if hparams.batch_size > profile.n_examples:
         # Every epoch must contain at least one step; the service refuses such jobs too.
         raise ValueError(
-            f"simulate: batch_size {hparams.batch_size} is larger than the dataset "
-            f"({profile.n_examples} examples); use batch_size <= {profile.n_examples}"
+            tr(
+                "simulate: batch_size {b} is larger than the dataset ({n} examples); "
+                "use batch_size <= {n}",
+                "simulate: batch_size {b} больше, чем весь набор данных ({examples}); "
+                "задайте batch_size не больше {n}",
+                b=hparams.batch_size,
+                n=profile.n_examples,
+                examples=count(profile.n_examples, "example"),
+            )
         )
 
 

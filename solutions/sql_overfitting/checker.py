@@ -24,7 +24,7 @@ from grader.trusted import Context, Verdict
 from tunelab import scenarios
 from tunelab.checks import sql_overfitting as C
 from tunelab.checks import wire
-from tunelab.i18n import section_title, tr
+from tunelab.i18n import count, section_title, times_ru, tr
 
 MODULE = "sql_overfitting"
 BASE_MODEL = "models/gemini-1.5-flash-001-tuning"
@@ -482,11 +482,11 @@ WHY_NOT = {
 #: The same explanations in Russian (for submissions of the Russian edition; ``Context.lang``).
 WHY_NOT_RU = {
     "healthy": "У здорового запуска потери выходят на плато на умеренном уровне, и потери на "
-    "валидации тоже выходят на плато. Здесь потери на обучении продолжают падать до ~0.001, "
+    "валидации тоже выходят на плато. Здесь потери на обучении продолжают падать до ~0,001, "
     "потери на валидации после минимума растут, а на новые вопросы модель отвечает ерундой. "
     + C.reread_monitoring("ru"),
     "underfitting": "Недообучение — это когда к концу обучения потери всё ещё высокие и всё ещё "
-    "падают. Здесь потери на обучении дошли до ~0.001: модель выучила обучающий набор даже "
+    "падают. Здесь потери на обучении дошли до ~0,001: модель выучила обучающий набор даже "
     "слишком хорошо. " + C.reread_monitoring("ru"),
     "no_convergence": "Отсутствие сходимости — это плоская или хаотичная кривая. Эта кривая "
     "ровно и плавно падает почти до нуля. "
@@ -693,21 +693,23 @@ def check_p6(ctx: Context) -> Verdict:
                 "run's problem was too many epochs, not too small a step; raising the learning "
                 "rate when a curve shows a problem makes the loss jumpier and can make it "
                 "diverge. {reread}",
-                "Часть 6 не пройдена. Скорость обучения в вашем повторном запуске в {m:g} раз(а) "
+                "Часть 6 не пройдена. Скорость обучения в вашем повторном запуске в {times} "
                 "выше, чем в первом. Проблемой первого запуска было слишком много эпох, а не "
                 "слишком маленький шаг; если поднять скорость обучения, когда кривая показывает "
                 "проблему, функция потерь будет скакать сильнее и может разойтись. {reread}",
                 lang,
                 m=_multiplier(run),
+                times=times_ru(_multiplier(run)),
                 reread=C.reread("02_hyperparameters", "Learning rate and the multiplier", lang),
             )
         )
     return Verdict.ok(
         tr(
             "Part 6 passed: {epochs} epochs, near the validation minimum.",
-            "Часть 6 пройдена: {epochs} эпох(и), рядом с минимумом потерь на валидации.",
+            "Часть 6 пройдена: {epochs_ru}, рядом с минимумом потерь на валидации.",
             lang,
             epochs=epochs,
+            epochs_ru=count(epochs, "epoch", "ru"),
         )
     )
 
@@ -801,7 +803,7 @@ def check_p7(ctx: Context) -> Verdict:
                 want,
                 tr(
                     "On 20 held-out questions for the 20-epoch model",
-                    "На 20 отложенных вопросах для 20-эпоховой модели",
+                    "На 20 отложенных вопросах для модели после 20 эпох",
                     lang,
                 ),
                 lang,
@@ -959,7 +961,7 @@ def check_p8(ctx: Context) -> Verdict:
             "Part 8 passed: on 60 held-out questions your rerun gets {new:.0%} right, the "
             "20-epoch model {old:.0%}.",
             "Часть 8 пройдена: на 60 отложенных вопросах ваш повторный запуск отвечает верно "
-            "на {new:.0%}, 20-эпоховая модель — на {old:.0%}.",
+            "на {new:.0%}, модель после 20 эпох — на {old:.0%}.",
             lang,
             new=new_acc,
             old=old_acc,

@@ -432,7 +432,7 @@ def check_epoch_mean_loss(fn: Callable, snapshots: Any) -> None:
             [2.0, 0.8],
             tr(
                 "For the toy run (epoch 1 losses 3, 2, 1; epoch 2 losses 0.9, 0.8, 0.7)",
-                "На игрушечном запуске (потери эпохи 1: 3, 2, 1; эпохи 2: 0.9, 0.8, 0.7)",
+                "На игрушечном запуске (потери эпохи 1: 3; 2; 1; эпохи 2: 0,9; 0,8; 0,7)",
             ),
         )
     )
@@ -475,8 +475,8 @@ def check_plateau_epoch(fn: Callable, train_loss: Any) -> None:
                     "on losses 1.0, 0.5, 0.3, 0.295, 0.29 (from epoch 3 to 4 the loss improves by "
                     "only 0.005 < 0.01, so the plateau starts at epoch 3; reread "
                     "05_early_stopping, 'The plateau rule')",
-                    "на потерях 1.0, 0.5, 0.3, 0.295, 0.29 (от эпохи 3 к 4 потери улучшаются лишь "
-                    "на 0.005 < 0.01, поэтому плато начинается с эпохи 3; перечитайте урок "
+                    "на потерях 1,0; 0,5; 0,3; 0,295; 0,29 (от эпохи 3 к 4 потери улучшаются лишь "
+                    "на 0,005 < 0,01, поэтому плато начинается с эпохи 3; перечитайте урок "
                     "05_early_stopping, раздел «{ru}»)",
                     ru=section_title("05_early_stopping", "The plateau rule", "ru"),
                 ),
@@ -488,7 +488,7 @@ def check_plateau_epoch(fn: Callable, train_loss: Any) -> None:
                 tr(
                     "on losses 2.0, 1.0, 0.5, 0.25 (every improvement is far above 0.01: no "
                     "plateau)",
-                    "на потерях 2.0, 1.0, 0.5, 0.25 (каждое улучшение намного больше 0.01: "
+                    "на потерях 2,0; 1,0; 0,5; 0,25 (каждое улучшение намного больше 0,01: "
                     "плато нет)",
                 ),
                 "plateau_epoch",
@@ -499,8 +499,8 @@ def check_plateau_epoch(fn: Callable, train_loss: Any) -> None:
                 tr(
                     "with tol=0.3 on losses 2.0, 1.0, 0.5, 0.25 (0.5 -> 0.25 improves by 0.25 < "
                     "tol; use the tol argument instead of a fixed 0.01)",
-                    "с tol=0.3 на потерях 2.0, 1.0, 0.5, 0.25 (0.5 -> 0.25 — улучшение на "
-                    "0.25 < tol; используйте аргумент tol, а не фиксированное 0.01)",
+                    "с tol=0.3 на потерях 2,0; 1,0; 0,5; 0,25 (0,5 -> 0,25 — улучшение на "
+                    "0,25 < tol; используйте аргумент tol, а не фиксированное 0,01)",
                 ),
                 "plateau_epoch",
             ),
@@ -535,7 +535,7 @@ def check_best_epoch(fn: Callable, validation_loss: Any) -> None:
                 3,
                 tr(
                     "on validation losses 0.9, 0.5, 0.4, 0.45, 0.6 (lowest at epoch 3; {reread})",
-                    "на потерях на валидации 0.9, 0.5, 0.4, 0.45, 0.6 (минимум в эпохе 3; "
+                    "на потерях на валидации 0,9; 0,5; 0,4; 0,45; 0,6 (минимум в эпохе 3; "
                     "перечитайте урок 04_monitoring, раздел «{ru}»)",
                     reread=REREAD_MONITORING.lower().rstrip("."),
                     ru=section_title("04_monitoring", "Recognising overfitting", "ru"),
@@ -620,7 +620,7 @@ def check_classify_curve(fn: Callable, train_loss: Any, validation_loss: Any) ->
             tr(
                 "For the colleague's run (train falls to ~0.001, validation rises after its "
                 "minimum) expected 'overfitting'; found {d}. {reread}",
-                "Для запуска коллеги (потери на обучении падают до ~0.001, на валидации растут "
+                "Для запуска коллеги (потери на обучении падают до ~0,001, на валидации растут "
                 "после минимума) ожидалось 'overfitting'; получено {d}. {reread}",
                 d=wire.describe(got[5]),
                 reread=reread_monitoring(),
@@ -698,7 +698,7 @@ def check_execution_accuracy(fn: Callable, heldout: Any, db_path: str, first_mod
         tr(
             "Check 7 passed. The 20-epoch model answers {first:.0%} of 60 held-out questions "
             "correctly.",
-            "Проверка 7 пройдена. 20-эпоховая модель верно отвечает на {first:.0%} из 60 "
+            "Проверка 7 пройдена. Модель после 20 эпох верно отвечает на {first:.0%} из 60 "
             "отложенных вопросов.",
             first=first,
         )
@@ -745,8 +745,8 @@ def check_rerun(
         tr(
             "execution accuracy on 60 held-out questions: 20-epoch model {old:.0%}, yours "
             "{new:.0%}",
-            "точность выполнения на 60 отложенных вопросах: 20-эпоховая модель {old:.0%}, "
-            "ваша {new:.0%}",
+            "точность выполнения на 60 отложенных вопросах: модель после 20 эпох — {old:.0%}, "
+            "ваша — {new:.0%}",
             old=old,
             new=new,
         )
@@ -764,8 +764,8 @@ def rerun_gain_problem(
         "Your model gets {new:.0%} of {where} right, the 20-epoch model {old:.0%}: not clearly "
         "better (30 points needed). Look at part 6 again: which epoch had the lowest validation "
         "loss, and did you keep the learning rate sensible? {reread}",
-        "Ваша модель верно отвечает на {new:.0%} {where}, 20-эпоховая — на {old:.0%}: это не "
-        "заметно лучше (нужно 30 пунктов). Вернитесь к части 6: в какой эпохе потери на "
+        "Ваша модель верно отвечает на {new:.0%} {where}, модель после 20 эпох — на {old:.0%}: "
+        "это не заметно лучше (нужно 30 пунктов). Вернитесь к части 6: в какой эпохе потери на "
         "валидации были минимальны и разумной ли осталась скорость обучения? {reread}",
         lang,
         new=new,

@@ -213,12 +213,13 @@ class Api:
             else:
                 extra = tr(
                     "its tuning job failed; create a new tuned model",
-                    "её задание настройки завершилось с ошибкой; создайте новую настроенную модель",
+                    "её задание дообучения завершилось с ошибкой; создайте новую дообученную "
+                    "модель",
                 )
             raise E.FailedPrecondition(
                 tr(
                     "Tuned model {name} is not ready: {extra}.",
-                    "Настроенная модель {name} не готова: {extra}.",
+                    "Дообученная модель {name} не готова: {extra}.",
                     name=rec.name,
                     extra=extra,
                 )
@@ -294,7 +295,7 @@ class Api:
                     ":cancel was not found on this server. (CancelOperation exists for tuning "
                     "operations under /v1 only.)",
                     "Запрошенный URL /{version}/tunedModels/{model_id}/operations/{op_id}"
-                    ":cancel не найден на этом сервере. (CancelOperation для операций настройки "
+                    ":cancel не найден на этом сервере. (CancelOperation для операций дообучения "
                     "есть только в /v1.)",
                     version=req.version,
                     model_id=model_id,

@@ -531,7 +531,7 @@ class Store:
             raise E.InvalidArgument(
                 tr(
                     "tuned_model.tuning_task: a tuning task is required",
-                    "tuned_model.tuning_task: нужно задание настройки (tuning_task) с обучающими "
+                    "tuned_model.tuning_task: нужно задание дообучения (tuning_task) с обучающими "
                     "примерами",
                 )
             )
@@ -547,7 +547,7 @@ class Store:
                     tr(
                         "tuned_model_id: tunedModels/{id} already exists; "
                         "choose another id or delete the existing model first",
-                        "tuned_model_id: настроенная модель tunedModels/{id} уже существует; "
+                        "tuned_model_id: дообученная модель tunedModels/{id} уже существует; "
                         "выберите другой id или сначала удалите существующую модель",
                         id=tuned_model_id,
                     )
@@ -598,7 +598,7 @@ class Store:
                 raise E.NotFound(
                     tr(
                         "tuned_model.tuned_model_source.tuned_model: {name} is not found",
-                        "tuned_model.tuned_model_source.tuned_model: настроенная модель {name} "
+                        "tuned_model.tuned_model_source.tuned_model: дообученная модель {name} "
                         "не найдена",
                         name=name or tr("(empty)", "(пусто)"),
                     )
@@ -794,7 +794,7 @@ class Store:
             raise E.NotFound(
                 tr(
                     "Tuned model tunedModels/{id} does not exist.",
-                    "Настроенная модель tunedModels/{id} не существует.",
+                    "Дообученная модель tunedModels/{id} не существует.",
                     id=model_id,
                 )
             )

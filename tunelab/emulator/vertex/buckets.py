@@ -28,6 +28,7 @@ import threading
 from pathlib import Path
 
 from tunelab.emulator import errors as E
+from tunelab.i18n import tr
 
 BUCKET_PATTERN = r"[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]"
 _GS_RE = re.compile(rf"gs://({BUCKET_PATTERN})/(.+)")
@@ -37,32 +38,64 @@ _BUCKET_RE = re.compile(BUCKET_PATTERN)
 def parse_gs_uri(uri: object, field: str) -> tuple[str, str]:
     """``gs://bucket/object`` -> (bucket, object); InvalidArgument naming ``field`` otherwise."""
     if not isinstance(uri, str) or not uri:
-        raise E.InvalidArgument(f"{field}: a Cloud Storage URI gs://BUCKET/PATH.jsonl is required")
+        raise E.InvalidArgument(
+            tr(
+                "{field}: a Cloud Storage URI gs://BUCKET/PATH.jsonl is required",
+                "{field}: нужен URI Cloud Storage вида gs://BUCKET/PATH.jsonl",
+                field=field,
+            )
+        )
     match = _GS_RE.fullmatch(uri)
     if match is None and uri.startswith("gs://"):
         bucket = uri[5:].split("/", 1)[0]
         if not _BUCKET_RE.fullmatch(bucket):
             raise E.InvalidArgument(
-                f"{field}: {uri!r}: {bucket!r} is not a valid bucket name (3-63 characters: "
-                "lowercase letters, digits, '-', '_' and '.', starting and ending with a letter "
-                "or digit)"
+                tr(
+                    "{field}: {uri!r}: {bucket!r} is not a valid bucket name {rule}",
+                    "{field}: {uri!r}: {bucket!r} — недопустимое имя бакета {rule}",
+                    field=field,
+                    uri=uri,
+                    bucket=bucket,
+                    rule=_bucket_rule(),
+                )
             )
     if match is None:
         hint = ""
         if uri.startswith(("/", "./", "~")) or "://" not in uri:
-            hint = (
-                " (a local path? copy the file to a bucket first: "
-                "tunelab.emulator.vertex.upload(local_path, 'gs://my-bucket/train.jsonl'))"
+            hint = tr(
+                " (a local path? copy the file to a bucket first: {call})",
+                " (локальный путь? сначала скопируйте файл в бакет: {call})",
+                call="tunelab.emulator.vertex.upload(local_path, 'gs://my-bucket/train.jsonl')",
             )
         raise E.InvalidArgument(
-            f"{field}: {uri!r} is not a valid Cloud Storage URI; expected gs://BUCKET/PATH{hint}"
+            tr(
+                "{field}: {uri!r} is not a valid Cloud Storage URI; expected gs://BUCKET/PATH{hint}",
+                "{field}: {uri!r} — недопустимый URI Cloud Storage; ожидался gs://BUCKET/PATH{hint}",
+                field=field,
+                uri=uri,
+                hint=hint,
+            )
         )
     bucket, name = match.group(1), match.group(2)
     if any(part in ("", ".", "..") for part in name.split("/")) or "\\" in name:
         raise E.InvalidArgument(
-            f"{field}: {uri!r}: object names must not contain empty, '.' or '..' segments"
+            tr(
+                "{field}: {uri!r}: object names must not contain empty, '.' or '..' segments",
+                "{field}: {uri!r}: в имени объекта не может быть пустых сегментов, '.' или '..'",
+                field=field,
+                uri=uri,
+            )
         )
     return bucket, name
+
+
+def _bucket_rule() -> str:
+    return tr(
+        "(3-63 characters: lowercase letters, digits, '-', '_' and '.', starting and ending "
+        "with a letter or digit)",
+        "(от 3 до 63 символов: строчные латинские буквы, цифры, '-', '_' и '.', в начале и в "
+        "конце — буква или цифра)",
+    )
 
 
 class Buckets:
@@ -93,7 +126,14 @@ class Buckets:
         bucket, name = parse_gs_uri(uri, field)
         path = (self.root / bucket / name).resolve()
         if self.root not in path.parents:
-            raise E.InvalidArgument(f"{field}: {uri!r} points outside the emulator's buckets")
+            raise E.InvalidArgument(
+                tr(
+                    "{field}: {uri!r} points outside the emulator's buckets",
+                    "{field}: {uri!r} указывает за пределы бакетов эмулятора",
+                    field=field,
+                    uri=uri,
+                )
+            )
         return path
 
     def read(self, uri: str, field: str) -> bytes:
@@ -102,14 +142,30 @@ class Buckets:
         bucket = parse_gs_uri(uri, field)[0]
         if not (self.root / bucket).is_dir():
             raise E.NotFound(
-                f"{field}: bucket gs://{bucket} does not exist (emulator: buckets are folders "
-                f"under {self.root}; upload a file with tunelab.emulator.vertex.upload to "
-                "create one)"
+                tr(
+                    "{field}: bucket gs://{bucket} does not exist (emulator: buckets are folders "
+                    "under {root}; upload a file with tunelab.emulator.vertex.upload to "
+                    "create one)",
+                    "{field}: бакета gs://{bucket} не существует (в эмуляторе бакеты — это папки "
+                    "в {root}; чтобы создать бакет, загрузите файл через "
+                    "tunelab.emulator.vertex.upload)",
+                    field=field,
+                    bucket=bucket,
+                    root=self.root,
+                )
             )
         if not path.is_file():
             raise E.NotFound(
-                f"{field}: {uri} does not exist: no such object in bucket gs://{bucket} "
-                f"(emulator: looked for {path})"
+                tr(
+                    "{field}: {uri} does not exist: no such object in bucket gs://{bucket} "
+                    "(emulator: looked for {path})",
+                    "{field}: {uri} не существует: в бакете gs://{bucket} нет такого объекта "
+                    "(эмулятор искал {path})",
+                    field=field,
+                    uri=uri,
+                    bucket=bucket,
+                    path=path,
+                )
             )
         return path.read_bytes()
 
@@ -117,8 +173,12 @@ class Buckets:
         """Store an object (the emulator's media upload and :func:`upload` end here)."""
         if not _BUCKET_RE.fullmatch(bucket):
             raise E.InvalidArgument(
-                f"bucket: {bucket!r} is not a valid bucket name (3-63 characters: lowercase "
-                "letters, digits, '-', '_' and '.', starting and ending with a letter or digit)"
+                tr(
+                    "bucket: {bucket!r} is not a valid bucket name {rule}",
+                    "bucket: {bucket!r} — недопустимое имя бакета {rule}",
+                    bucket=bucket,
+                    rule=_bucket_rule(),
+                )
             )
         path = self.path(f"gs://{bucket}/{name}", "name")
         with self._lock:

@@ -28,6 +28,7 @@ from typing import Any
 
 from tunelab.emulator import errors as E
 from tunelab.emulator.generation import count_tokens
+from tunelab.i18n import tr
 
 #: Emulator's limits (Vertex documents its own per model; these keep the simulation sensible).
 MIN_TRAINING_EXAMPLES = 16
@@ -51,66 +52,125 @@ class Dataset:
 
 
 def _where(uri: str, line: int, path: str) -> str:
-    return f"{uri} line {line}: {path}" if path else f"{uri} line {line}"
+    if path:
+        return tr(
+            "{uri} line {line}: {path}",
+            "{uri}, строка {line}: {path}",
+            uri=uri,
+            line=line,
+            path=path,
+        )
+    return tr("{uri} line {line}", "{uri}, строка {line}", uri=uri, line=line)
 
 
 def _text_of(content: Any, uri: str, line: int, path: str) -> str:
     """The text of one Content object, validated."""
     if not isinstance(content, Mapping):
         raise E.InvalidArgument(
-            f"{_where(uri, line, path)}: expected an object with role and parts, got "
-            f"{json.dumps(content)[:60]}"
+            tr(
+                "{where}: expected an object with role and parts, got {got}",
+                "{where}: ожидался объект с полями role и parts, а получено {got}",
+                where=_where(uri, line, path),
+                got=json.dumps(content)[:60],
+            )
         )
     parts = content.get("parts")
     if not isinstance(parts, list) or not parts:
         raise E.InvalidArgument(
-            f"{_where(uri, line, path + '.parts')}: a non-empty list is required"
+            tr(
+                "{where}: a non-empty list is required",
+                "{where}: нужен непустой список",
+                where=_where(uri, line, path + ".parts"),
+            )
         )
     texts = []
     for j, part in enumerate(parts):
         where = _where(uri, line, f"{path}.parts[{j}]")
         if not isinstance(part, Mapping):
-            raise E.InvalidArgument(f'{where}: expected an object such as {{"text": "..."}}')
-        if "text" not in part:
-            other = ", ".join(sorted(part)) or "nothing"
             raise E.InvalidArgument(
-                f"{where}: only text parts are supported by the emulator (found {other}); "
-                "image, audio and document tuning are not emulated"
+                tr(
+                    '{where}: expected an object such as {{"text": "..."}}',
+                    '{where}: ожидался объект вида {{"text": "..."}}',
+                    where=where,
+                )
+            )
+        if "text" not in part:
+            other = ", ".join(sorted(part)) or tr("nothing", "ничего")
+            raise E.InvalidArgument(
+                tr(
+                    "{where}: only text parts are supported by the emulator (found {other}); "
+                    "image, audio and document tuning are not emulated",
+                    "{where}: эмулятор поддерживает только текстовые части (найдено: {other}); "
+                    "дообучение на изображениях, аудио и документах он не моделирует",
+                    where=where,
+                    other=other,
+                )
             )
         if not isinstance(part["text"], str):
-            raise E.InvalidArgument(f"{where}.text: must be a string")
+            raise E.InvalidArgument(
+                tr(
+                    "{where}.text: must be a string",
+                    "{where}.text: должно быть строкой",
+                    where=where,
+                )
+            )
         texts.append(part["text"])
     text = "".join(texts)
     if not text.strip():
-        raise E.InvalidArgument(f"{_where(uri, line, path)}: the text is empty")
+        raise E.InvalidArgument(
+            tr("{where}: the text is empty", "{where}: текст пуст", where=_where(uri, line, path))
+        )
     return text
 
 
 def _example(obj: Any, uri: str, line: int) -> tuple[list[str], int, int, int, int]:
     if not isinstance(obj, Mapping):
         raise E.InvalidArgument(
-            f"{_where(uri, line, '')}: each line must be a JSON object with a contents list"
+            tr(
+                "{where}: each line must be a JSON object with a contents list",
+                "{where}: каждая строка должна быть JSON-объектом со списком contents",
+                where=_where(uri, line, ""),
+            )
         )
     if "contents" not in obj:
         if "text_input" in obj or "output" in obj or "textInput" in obj:
             raise E.InvalidArgument(
-                f"{_where(uri, line, 'contents')}: missing; this line uses the Gemini API's "
-                '{"text_input": ..., "output": ...} format, but Vertex AI expects '
-                '{"contents": [{"role": "user", "parts": [{"text": ...}]}, '
-                '{"role": "model", "parts": [{"text": ...}]}]}'
+                tr(
+                    "{where}: missing; this line uses the Gemini API's {gemini} format, but "
+                    "Vertex AI expects {vertex}",
+                    "{where}: поля нет; эта строка в формате Gemini API {gemini}, а Vertex AI "
+                    "ожидает {vertex}",
+                    where=_where(uri, line, "contents"),
+                    gemini='{"text_input": ..., "output": ...}',
+                    vertex='{"contents": [{"role": "user", "parts": [{"text": ...}]}, '
+                    '{"role": "model", "parts": [{"text": ...}]}]}',
+                )
             )
-        raise E.InvalidArgument(f"{_where(uri, line, 'contents')}: the field is required")
+        raise E.InvalidArgument(
+            tr(
+                "{where}: the field is required",
+                "{where}: это поле обязательно",
+                where=_where(uri, line, "contents"),
+            )
+        )
     unknown = sorted(set(obj) - _TOP_LEVEL)
     if unknown:
         raise E.InvalidArgument(
-            f"{_where(uri, line, unknown[0])}: unknown field; a line may hold contents and "
-            "systemInstruction"
+            tr(
+                "{where}: unknown field; a line may hold contents and systemInstruction",
+                "{where}: неизвестное поле; в строке могут быть только contents и "
+                "systemInstruction",
+                where=_where(uri, line, unknown[0]),
+            )
         )
     contents = obj["contents"]
     if not isinstance(contents, list) or len(contents) < 2:
         raise E.InvalidArgument(
-            f"{_where(uri, line, 'contents')}: a list of at least two turns (user, then model) "
-            "is required"
+            tr(
+                "{where}: a list of at least two turns (user, then model) is required",
+                "{where}: нужен список хотя бы из двух реплик (сначала user, затем model)",
+                where=_where(uri, line, "contents"),
+            )
         )
     system = obj.get("systemInstruction", obj.get("system_instruction"))
     sys_text = _text_of(system, uri, line, "systemInstruction") if system is not None else ""
@@ -121,26 +181,44 @@ def _example(obj: Any, uri: str, line: int) -> tuple[list[str], int, int, int, i
         expected = _ROLES[i % 2]
         if role not in _ROLES:
             raise E.InvalidArgument(
-                f"{_where(uri, line, f'contents[{i}].role')}: {json.dumps(role)} is not a "
-                'valid role; use "user" or "model"'
+                tr(
+                    '{where}: {role} is not a valid role; use "user" or "model"',
+                    '{where}: {role} — недопустимая роль; используйте "user" или "model"',
+                    where=_where(uri, line, f"contents[{i}].role"),
+                    role=json.dumps(role),
+                )
             )
         if role != expected:
             raise E.InvalidArgument(
-                f"{_where(uri, line, f'contents[{i}].role')}: expected {expected!r}; turns must "
-                "alternate user, model, user, ... starting with user"
+                tr(
+                    "{where}: expected {expected!r}; turns must alternate user, model, user, "
+                    "... starting with user",
+                    "{where}: ожидалась роль {expected!r}; реплики должны чередоваться: user, "
+                    "model, user, ..., начиная с user",
+                    where=_where(uri, line, f"contents[{i}].role"),
+                    expected=expected,
+                )
             )
         texts.append(text)
     if len(texts) % 2:
         raise E.InvalidArgument(
-            f"{_where(uri, line, f'contents[{len(texts) - 1}]')}: the last turn must be the "
-            'model\'s answer (role "model")'
+            tr(
+                '{where}: the last turn must be the model\'s answer (role "model")',
+                '{where}: последней репликой должен быть ответ модели (role "model")',
+                where=_where(uri, line, f"contents[{len(texts) - 1}]"),
+            )
         )
     in_tokens = count_tokens(sys_text) + sum(count_tokens(t) for t in texts[:-1])
     out_tokens = count_tokens(texts[-1])
     if in_tokens + out_tokens > MAX_EXAMPLE_TOKENS:
         raise E.InvalidArgument(
-            f"{_where(uri, line, 'contents')}: the example holds {in_tokens + out_tokens:,} "
-            f"tokens; the emulator's limit is {MAX_EXAMPLE_TOKENS:,}"
+            tr(
+                "{where}: the example holds {n:,} tokens; the emulator's limit is {limit:,}",
+                "{where}: токенов в примере: {n:,}, а предел эмулятора — {limit:,}",
+                where=_where(uri, line, "contents"),
+                n=in_tokens + out_tokens,
+                limit=MAX_EXAMPLE_TOKENS,
+            )
         )
     chars = len(sys_text) + sum(len(t) for t in texts)
     return [texts[-2], texts[-1]], in_tokens, out_tokens, len(texts), chars
@@ -151,7 +229,14 @@ def parse(data: bytes, uri: str, *, role: str) -> Dataset:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise E.InvalidArgument(f"{uri}: the file is not UTF-8 ({exc})") from None
+        raise E.InvalidArgument(
+            tr(
+                "{uri}: the file is not UTF-8 ({exc})",
+                "{uri}: файл не в UTF-8 ({exc})",
+                uri=uri,
+                exc=exc,
+            )
+        ) from None
     ds = Dataset(uri, [], [], [], [], 0)
     for number, raw in enumerate(text.splitlines(), start=1):
         if not raw.strip():
@@ -160,8 +245,14 @@ def parse(data: bytes, uri: str, *, role: str) -> Dataset:
             obj = json.loads(raw)
         except ValueError as exc:
             raise E.InvalidArgument(
-                f"{_where(uri, number, '')}: not valid JSON ({exc}); JSONL needs one complete "
-                "JSON object per line"
+                tr(
+                    "{where}: not valid JSON ({exc}); JSONL needs one complete JSON object "
+                    "per line",
+                    "{where}: некорректный JSON ({exc}); в JSONL каждая строка — один целый "
+                    "JSON-объект",
+                    where=_where(uri, number, ""),
+                    exc=exc,
+                )
             ) from None
         pair, n_in, n_out, n_msg, chars = _example(obj, uri, number)
         ds.examples.append(pair)
@@ -174,14 +265,33 @@ def parse(data: bytes, uri: str, *, role: str) -> Dataset:
     n = len(ds.examples)
     if role == "training" and n < MIN_TRAINING_EXAMPLES:
         raise E.InvalidArgument(
-            f"{uri}: {n} training examples; the emulator needs at least "
-            f"{MIN_TRAINING_EXAMPLES} (Vertex AI recommends starting with 100)"
+            tr(
+                "{uri}: {n} training examples; the emulator needs at least {least} (Vertex AI "
+                "recommends starting with 100)",
+                "{uri}: обучающих примеров: {n}, а эмулятору нужно не меньше {least} (Vertex AI "
+                "советует начинать со 100)",
+                uri=uri,
+                n=n,
+                least=MIN_TRAINING_EXAMPLES,
+            )
         )
     if role == "validation" and n == 0:
-        raise E.InvalidArgument(f"{uri}: the validation dataset holds no examples")
+        raise E.InvalidArgument(
+            tr(
+                "{uri}: the validation dataset holds no examples",
+                "{uri}: в валидационном наборе нет ни одного примера",
+                uri=uri,
+            )
+        )
     if role == "validation" and n > MAX_VALIDATION_EXAMPLES:
         raise E.InvalidArgument(
-            f"{uri}: {n:,} validation examples; the emulator's limit is {MAX_VALIDATION_EXAMPLES:,}"
+            tr(
+                "{uri}: {n:,} validation examples; the emulator's limit is {limit:,}",
+                "{uri}: примеров в валидационном наборе: {n:,}, а предел эмулятора — {limit:,}",
+                uri=uri,
+                n=n,
+                limit=MAX_VALIDATION_EXAMPLES,
+            )
         )
     return ds
 

@@ -39,6 +39,7 @@ from tunelab.emulator.vertex.store import (
     express_project,
     project_number,
 )
+from tunelab.i18n import tr
 
 JSON_TYPE = "application/json; charset=UTF-8"
 _SEG = r"([^/:]+)"
@@ -47,11 +48,18 @@ _VERTEX_PATH = re.compile(
     r"/(?:v1beta1/.*|v1/(?:projects|tuningJobs|endpoints|publishers)(?:[/:].*)?|"
     r"upload/storage/.*|storage/.*)"
 )
-_NO_AUTH = (
-    "Request is missing required authentication credential. Expected OAuth 2 access token, "
-    "login cookie or other valid authentication credential. (The emulator accepts any bearer "
-    "token or API key, e.g. google.oauth2.credentials.Credentials(token='offline-emulator').)"
-)
+
+
+def _no_auth() -> str:
+    return tr(
+        "Request is missing required authentication credential. Expected OAuth 2 access token, "
+        "login cookie or other valid authentication credential. (The emulator accepts any bearer "
+        "token or API key, e.g. google.oauth2.credentials.Credentials(token='offline-emulator').)",
+        "В запросе нет обязательных учётных данных: нужен токен доступа OAuth 2, cookie входа "
+        "или другие действительные учётные данные. (Эмулятор принимает любой bearer-токен или "
+        "ключ API, например google.oauth2.credentials.Credentials(token='offline-emulator').)",
+    )
+
 
 Handler = Callable[..., Any]
 
@@ -71,9 +79,20 @@ class Call:
         try:
             data = json.loads(self.body)
         except (ValueError, UnicodeDecodeError) as exc:
-            raise E.InvalidArgument(f"Invalid JSON payload received. {exc}") from None
+            raise E.InvalidArgument(
+                tr(
+                    "Invalid JSON payload received. {exc}",
+                    "Получен некорректный JSON. {exc}",
+                    exc=exc,
+                )
+            ) from None
         if not isinstance(data, dict):
-            raise E.InvalidArgument("Invalid JSON payload received. Expected an object.")
+            raise E.InvalidArgument(
+                tr(
+                    "Invalid JSON payload received. Expected an object.",
+                    "Получен некорректный JSON: ожидался объект.",
+                )
+            )
         return data
 
     def api_key(self) -> str:
@@ -120,11 +139,24 @@ class VertexApi:
                 return handler, match.group(1), match.groups()[1:]
             matched = True
         if matched:
-            raise E.NotFound(f"Method {method} is not supported for {path}.")
+            raise E.NotFound(
+                tr(
+                    "Method {method} is not supported for {path}.",
+                    "Метод {method} не поддерживается для {path}.",
+                    method=method,
+                    path=path,
+                )
+            )
         raise E.NotFound(
-            f"The requested URL {path} was not found on this server. (The emulator serves "
-            "Vertex AI tuningJobs, endpoints/*:generateContent and "
-            "publishers/google/models/*:generateContent under /v1 and /v1beta1.)"
+            tr(
+                "The requested URL {path} was not found on this server. (The emulator serves "
+                "Vertex AI tuningJobs, endpoints/*:generateContent and "
+                "publishers/google/models/*:generateContent under /v1 and /v1beta1.)",
+                "Запрошенный URL {path} не найден на этом сервере. (Эмулятор обслуживает "
+                "tuningJobs Vertex AI, endpoints/*:generateContent и "
+                "publishers/google/models/*:generateContent в /v1 и /v1beta1.)",
+                path=path,
+            )
         )
 
     async def dispatch(self, request: Request) -> Response:
@@ -137,7 +169,7 @@ class VertexApi:
                 or headers.get("x-goog-api-key")
                 or request.query_params.get("key")
             ):
-                raise E.Unauthenticated(_NO_AUTH)
+                raise E.Unauthenticated(_no_auth())
             body = await request.body() if request.method == "POST" else b""
             result = handler(Call(request, body, version), *args)
         except E.ApiError as err:
@@ -151,8 +183,13 @@ class VertexApi:
             key = req.api_key()
             if not key:
                 raise E.InvalidArgument(
-                    "Express mode (a path without projects/P/locations/L) needs an API key; "
-                    "with OAuth credentials pass project= and location= to genai.Client"
+                    tr(
+                        "Express mode (a path without projects/P/locations/L) needs an API key; "
+                        "with OAuth credentials pass project= and location= to genai.Client",
+                        "Экспресс-режиму (путь без projects/P/locations/L) нужен ключ API; с "
+                        "учётными данными OAuth передайте genai.Client параметры project= и "
+                        "location=",
+                    )
                 )
             return express_project(key), EXPRESS_LOCATION
         return project_number(project), location or ""
@@ -167,8 +204,12 @@ class VertexApi:
         number, loc = self._parent(req, project, location)
         if (req.query.get("filter") or "").strip():
             raise E.InvalidArgument(
-                "filter: the emulator does not implement list filters; list all jobs and "
-                "filter them in Python"
+                tr(
+                    "filter: the emulator does not implement list filters; list all jobs and "
+                    "filter them in Python",
+                    "filter: эмулятор не поддерживает фильтры списка; получите все задания и "
+                    "отфильтруйте их в Python",
+                )
             )
         recs, token = self.store.list(
             number, loc, req.query.get("pageSize"), req.query.get("pageToken")
@@ -229,10 +270,14 @@ class VertexApi:
         found = catalog.find(model)
         if found is None:
             raise E.NotFound(
-                f"Publisher Model `publishers/google/models/{model}` was not found or your "
-                "project does not have access to it. (Emulator models: "
-                + ", ".join(m.model_id for m in catalog.MODELS)
-                + ")"
+                tr(
+                    "Publisher Model `publishers/google/models/{model}` was not found or your "
+                    "project does not have access to it. (Emulator models: {known})",
+                    "Модель издателя `publishers/google/models/{model}` не найдена, или у "
+                    "вашего проекта нет к ней доступа. (Модели эмулятора: {known})",
+                    model=model,
+                    known=", ".join(m.model_id for m in catalog.MODELS),
+                )
             )
         return found
 
@@ -257,10 +302,20 @@ class VertexApi:
     # --- Cloud Storage stand-in ------------------------------------------------------------
     def upload_object(self, req: Call, bucket: str) -> str:
         if req.query.get("uploadType", "media") != "media":
-            raise E.InvalidArgument("uploadType: the emulator implements uploadType=media only")
+            raise E.InvalidArgument(
+                tr(
+                    "uploadType: the emulator implements uploadType=media only",
+                    "uploadType: эмулятор поддерживает только uploadType=media",
+                )
+            )
         name = req.query.get("name")
         if not name:
-            raise E.InvalidArgument("name: the object name is required (?name=path/file.jsonl)")
+            raise E.InvalidArgument(
+                tr(
+                    "name: the object name is required (?name=path/file.jsonl)",
+                    "name: нужно имя объекта (?name=path/file.jsonl)",
+                )
+            )
         self.store.buckets.write(bucket, name, req.body)
         return json.dumps(
             {

@@ -70,6 +70,7 @@ from tunelab.emulator.store import (
 )
 from tunelab.emulator.vertex import catalog, datasets
 from tunelab.emulator.vertex.buckets import Buckets
+from tunelab.i18n import tr
 
 PENDING_SIM_SECONDS = 120.0  # from create to the first training step (see the docstring)
 # Where the phases of those 120 s end, as fractions (so old state files keep their timing):
@@ -295,36 +296,64 @@ class VertexStore:
         for key in _OTHER_SPECS:
             if body.get(key):
                 raise E.InvalidArgument(
-                    f"tuning_job.{_snake(key)}: only supervised tuning (supervisedTuningSpec) "
-                    "is emulated"
+                    tr(
+                        "tuning_job.{field}: only supervised tuning (supervisedTuningSpec) "
+                        "is emulated",
+                        "tuning_job.{field}: эмулятор моделирует только дообучение с учителем "
+                        "(supervisedTuningSpec)",
+                        field=_snake(key),
+                    )
                 )
         _unknown(body, _TOP_FIELDS | set(_OTHER_SPECS), "tuning_job")
         base = body.get("baseModel")
         if not base or not isinstance(base, str):
             raise E.InvalidArgument(
-                f"tuning_job.base_model: a base model is required, e.g. {catalog.DEFAULT_BASE!r}"
+                tr(
+                    "tuning_job.base_model: a base model is required, e.g. {base!r}",
+                    "tuning_job.base_model: нужна базовая модель, например {base!r}",
+                    base=catalog.DEFAULT_BASE,
+                )
             )
         model = catalog.find(base)
         if model is None:
             known = ", ".join(m.model_id for m in catalog.MODELS)
             raise E.InvalidArgument(
-                f"tuning_job.base_model: {base!r} is not supported for supervised tuning; "
-                f"supported base models: {known}"
+                tr(
+                    "tuning_job.base_model: {base!r} is not supported for supervised tuning; "
+                    "supported base models: {known}",
+                    "tuning_job.base_model: {base!r} нельзя дообучать с учителем; "
+                    "поддерживаемые базовые модели: {known}",
+                    base=base,
+                    known=known,
+                )
             )
         display = body.get("tunedModelDisplayName") or ""
         if not isinstance(display, str) or len(display) > MAX_DISPLAY_NAME:
             raise E.InvalidArgument(
-                f"tuning_job.tuned_model_display_name: at most {MAX_DISPLAY_NAME} characters"
+                tr(
+                    "tuning_job.tuned_model_display_name: at most {n} characters",
+                    "tuning_job.tuned_model_display_name: не больше {n} символов",
+                    n=MAX_DISPLAY_NAME,
+                )
             )
         labels = body.get("labels") or {}
         if not isinstance(labels, dict) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in labels.items()
         ):
-            raise E.InvalidArgument("tuning_job.labels: a map of strings to strings is required")
+            raise E.InvalidArgument(
+                tr(
+                    "tuning_job.labels: a map of strings to strings is required",
+                    "tuning_job.labels: нужен словарь, где и ключи, и значения — строки",
+                )
+            )
         spec = body.get("supervisedTuningSpec")
         if not isinstance(spec, dict) or not spec:
             raise E.InvalidArgument(
-                "tuning_job.supervised_tuning_spec: required (training_dataset_uri at least)"
+                tr(
+                    "tuning_job.supervised_tuning_spec: required (training_dataset_uri at least)",
+                    "tuning_job.supervised_tuning_spec: обязательное поле (нужен хотя бы "
+                    "training_dataset_uri)",
+                )
             )
         if spec.get("evaluationConfig") is not None:
             raise E.InvalidArgument(
@@ -336,14 +365,25 @@ class VertexStore:
         _unknown(spec, _SPEC_FIELDS, "tuning_job.supervised_tuning_spec")
         hp_raw = spec.get("hyperParameters") or {}
         if not isinstance(hp_raw, dict):
-            raise E.InvalidArgument("tuning_job.supervised_tuning_spec.hyper_parameters: object")
+            raise E.InvalidArgument(
+                tr(
+                    "tuning_job.supervised_tuning_spec.hyper_parameters: object",
+                    "tuning_job.supervised_tuning_spec.hyper_parameters: нужен объект",
+                )
+            )
         _unknown(hp_raw, _HP_FIELDS, "tuning_job.supervised_tuning_spec.hyper_parameters")
         hp_path = "tuning_job.supervised_tuning_spec.hyper_parameters"
         for key in ("batchSize", "learningRate"):
             if hp_raw.get(key) is not None:
                 raise E.InvalidArgument(
-                    f"{hp_path}.{_snake(key)}: only available for open models; Gemini models are "
-                    "tuned with learning_rate_multiplier (and epoch_count, adapter_size)"
+                    tr(
+                        "{path}.{field}: only available for open models; Gemini models are "
+                        "tuned with learning_rate_multiplier (and epoch_count, adapter_size)",
+                        "{path}.{field}: есть только у открытых моделей; модели Gemini "
+                        "дообучают с learning_rate_multiplier (а также epoch_count, adapter_size)",
+                        path=hp_path,
+                        field=_snake(key),
+                    )
                 )
         epochs, multiplier, adapter = self._hyperparameters(hp_raw, model, hp_path)
 
@@ -420,8 +460,16 @@ class VertexStore:
             epochs = _int(raw["epochCount"], f"{path}.epoch_count")
             if not EPOCH_RANGE[0] <= epochs <= EPOCH_RANGE[1]:
                 raise E.InvalidArgument(
-                    f"{path}.epoch_count: {epochs} is out of range; it must be between "
-                    f"{EPOCH_RANGE[0]} and {EPOCH_RANGE[1]} (emulator's limit)"
+                    tr(
+                        "{path}.epoch_count: {epochs} is out of range; it must be between "
+                        "{lo} and {hi} (emulator's limit)",
+                        "{path}.epoch_count (число эпох): значение {epochs} вне допустимого "
+                        "диапазона; нужно от {lo} до {hi} (предел эмулятора)",
+                        path=path,
+                        epochs=epochs,
+                        lo=EPOCH_RANGE[0],
+                        hi=EPOCH_RANGE[1],
+                    )
                 )
         multiplier = 1.0
         if raw.get("learningRateMultiplier") is not None:
@@ -435,24 +483,44 @@ class VertexStore:
                 and MULTIPLIER_RANGE[0] < multiplier <= MULTIPLIER_RANGE[1]
             ):
                 raise E.InvalidArgument(
-                    f"{path}.learning_rate_multiplier: {value!r} is out of range; it must be "
-                    f"greater than 0 and at most {MULTIPLIER_RANGE[1]:g}"
+                    tr(
+                        "{path}.learning_rate_multiplier: {value!r} is out of range; it must be "
+                        "greater than 0 and at most {hi:g}",
+                        "{path}.learning_rate_multiplier (множитель скорости обучения): значение "
+                        "{value!r} вне допустимого диапазона; нужно больше 0 и не больше {hi:g}",
+                        path=path,
+                        value=value,
+                        hi=MULTIPLIER_RANGE[1],
+                    )
                 )
         adapter = model.default_adapter
         if raw.get("adapterSize") not in (None, "ADAPTER_SIZE_UNSPECIFIED"):
             name = raw["adapterSize"]
             if name not in catalog.ADAPTER_SIZES:
                 raise E.InvalidArgument(
-                    f"Invalid value at '{path}.adapter_size' "
-                    f"(type.googleapis.com/google.cloud.aiplatform.v1beta1.SupervisedHyperParameters"
-                    f".AdapterSize), {json.dumps(name)}"
+                    tr(
+                        "Invalid value at '{path}.adapter_size' ({type}), {name}",
+                        "Недопустимое значение в '{path}.adapter_size' ({type}): {name}",
+                        path=path,
+                        type="type.googleapis.com/google.cloud.aiplatform.v1beta1."
+                        "SupervisedHyperParameters.AdapterSize",
+                        name=json.dumps(name),
+                    )
                 )
             adapter = catalog.ADAPTER_SIZES[name]
             if adapter not in model.adapter_sizes:
                 allowed = ", ".join(catalog.adapter_name(s) for s in model.adapter_sizes)
                 raise E.InvalidArgument(
-                    f"{path}.adapter_size: {name} is not supported for base model "
-                    f"{model.model_id}; supported adapter sizes: {allowed}"
+                    tr(
+                        "{path}.adapter_size: {name} is not supported for base model "
+                        "{model}; supported adapter sizes: {allowed}",
+                        "{path}.adapter_size: {name} не поддерживается для базовой модели "
+                        "{model}; допустимые размеры адаптера: {allowed}",
+                        path=path,
+                        name=name,
+                        model=model.model_id,
+                        allowed=allowed,
+                    )
                 )
         return epochs, multiplier, adapter
 
@@ -461,7 +529,13 @@ class VertexStore:
         rec = self._jobs.get(job_id)
         if rec is None or rec.project != project or rec.location != location:
             name = f"projects/{project}/locations/{location}/tuningJobs/{job_id}"
-            raise E.NotFound(f"The TuningJob does not exist: {name}")
+            raise E.NotFound(
+                tr(
+                    "The TuningJob does not exist: {name}",
+                    "Задания дообучения (TuningJob) не существует: {name}",
+                    name=name,
+                )
+            )
         return rec
 
     def list(
@@ -490,7 +564,9 @@ class VertexStore:
                 epochs = [e for e, _ in self.checkpoints(rec)]
                 if hit[1] in epochs:
                     return rec, hit[1]
-        raise E.NotFound(f"Endpoint `{name}` not found.")
+        raise E.NotFound(
+            tr("Endpoint `{name}` not found.", "Эндпоинт `{name}` не найден.", name=name)
+        )
 
     def plan(self, rec: VertexJobRecord) -> Plan:
         key = f"{rec.job_id}|{rec.create_time!r}|{rec.seed}"
@@ -604,8 +680,14 @@ class VertexStore:
                 return  # already being cancelled (the emulator: a repeated cancel is a no-op)
             if prog.state in TERMINAL:
                 raise E.FailedPrecondition(
-                    f"Cannot cancel tuning job {rec.name} in state {prog.state}; only pending "
-                    "or running jobs can be cancelled."
+                    tr(
+                        "Cannot cancel tuning job {name} in state {state}; only pending "
+                        "or running jobs can be cancelled.",
+                        "Нельзя отменить задание дообучения {name} в состоянии {state}: отменить "
+                        "можно только задание, которое ждёт запуска или выполняется.",
+                        name=rec.name,
+                        state=prog.state,
+                    )
                 )
             rec.cancel_time = self.clock()
             self._save(rec)
@@ -739,20 +821,32 @@ def _unknown(obj: Mapping[str, Any], allowed: set[str], path: str) -> None:
     for key in obj:
         if key not in allowed:
             raise E.InvalidArgument(
-                f"Invalid JSON payload received. Unknown name \"{_snake(key)}\" at '{path}': "
-                "Cannot find field."
+                tr(
+                    "Invalid JSON payload received. Unknown name \"{name}\" at '{path}': "
+                    "Cannot find field.",
+                    "Получен некорректный JSON: неизвестное поле \"{name}\" в '{path}'.",
+                    name=_snake(key),
+                    path=path,
+                )
             )
+
+
+def _bad_int(path: str, value: Any) -> str:
+    return tr(
+        "Invalid value at '{path}' (TYPE_INT64), {value}",
+        "Недопустимое значение в '{path}' (нужно целое число, TYPE_INT64): {value}",
+        path=path,
+        value=json.dumps(value),
+    )
 
 
 def _int(value: Any, path: str) -> int:
     if isinstance(value, bool):
-        raise E.InvalidArgument(f"Invalid value at '{path}' (TYPE_INT64), {json.dumps(value)}")
+        raise E.InvalidArgument(_bad_int(path, value))
     try:
         number = float(value)
     except (TypeError, ValueError):
-        raise E.InvalidArgument(
-            f"Invalid value at '{path}' (TYPE_INT64), {json.dumps(value)}"
-        ) from None
+        raise E.InvalidArgument(_bad_int(path, value)) from None
     if not number.is_integer():
-        raise E.InvalidArgument(f"Invalid value at '{path}' (TYPE_INT64), {json.dumps(value)}")
+        raise E.InvalidArgument(_bad_int(path, value))
     return int(number)
