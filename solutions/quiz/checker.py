@@ -492,10 +492,9 @@ def _check(qid: str):
                 )
             )
         value = answers.get(qid)
-        problem = Q.format_problem(qid, value, lang)
-        if problem:
+        choice, problem = Q.read_letter(qid, value, lang)
+        if problem or choice is None:
             return Verdict.fail(f"{qid}: {problem}")
-        choice = Q.letter(value)
         ru = lang == "ru"
         if choice != KEY[qid]:
             why = (WHY_WRONG_RU if ru else WHY_WRONG)[qid][choice]
