@@ -1,18 +1,226 @@
-"""Checks of the graded ``quiz``: the answer format, one definition for notebook and grader.
+"""Checks of the graded ``quiz``: the answer format and each student's variant.
 
 Whether an answer is *right* is decided by the grader (``solutions/quiz/checker.py``); here
-is only what the notebook may know: which letters each question offers.
+is only what the notebook may know: which letters each question offers, the option texts
+(:mod:`tunelab.checks.quiz_texts`), and in which order and with which numbers *this* student
+sees them.
+
+Why variants: one answer string for a whole class is 14 letters in a group chat. Each student
+gets the options in an order of their own, and questions 10 and 11 numbers of their own,
+fixed by (student id, assignment) so JupyterLab, Validate and the grader agree. Nothing here
+knows which option is right; a student's letters mean something only under their own
+permutation, so letters copied from a classmate score like guesses.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
 from typing import Any
 
 from tunelab.checks import wire
-from tunelab.i18n import tr
+from tunelab.checks.quiz_texts import OPTION_TEXTS, Q10, Q11
+from tunelab.checks.quiz_variants import VARIANTS
+from tunelab.i18n import get_language, tr
 
+ASSIGNMENT = "quiz"
 QUESTIONS = tuple(f"q{i}" for i in range(1, 15))
 OPTIONS = {qid: "abcd" for qid in QUESTIONS}
+#: Questions whose numbers differ per student (their rows are in ``quiz_variants.VARIANTS``).
+COMPUTED = ("q10", "q11")
+#: Set by the grader in the grading kernel: the id the submission was collected under.
+STUDENT_ENV = "TUNELAB_STUDENT_ID"
+#: Set by JupyterHub in every student's server.
+HUB_ENV = "JUPYTERHUB_USER"
+
+
+# -- variants ---------------------------------------------------------------------------------
+def normalise_id(student: str) -> str:
+    """The id as variants use it: case and surrounding spaces do not matter ("JDoe " = "jdoe")."""
+    return " ".join(str(student).split()).casefold()
+
+
+def _number(student: str, qid: str, what: str) -> int:
+    text = f"{ASSIGNMENT}|{normalise_id(student)}|{qid}|{what}"
+    return int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest(), "big")
+
+
+def permutation(student: str, qid: str) -> tuple[int, ...]:
+    """Displayed position -> canonical option index, for this student and question.
+
+    A Fisher-Yates shuffle driven by SHA-256 (not ``random``), so every Python gives the same
+    order for the same id.
+    """
+    order = list(range(len(OPTIONS[qid])))
+    stream = _number(student, qid, "order")
+    for i in range(len(order) - 1, 0, -1):
+        stream, j = divmod(stream, i + 1)
+        order[i], order[j] = order[j], order[i]
+    return tuple(order)
+
+
+def variant_row(student: str, qid: str) -> dict[str, Any]:
+    """The numbers of a computed question for this student (a copy of its table row)."""
+    rows = VARIANTS[qid]
+    row = rows[_number(student, qid, "numbers") % len(rows)]
+    return {k: list(v) if isinstance(v, list | tuple) else v for k, v in row.items()}
+
+
+def variant_code(student: str) -> str:
+    """A short name of the student's whole variant (for the instructor's export)."""
+    text = "|".join(
+        "".join(str(i) for i in permutation(student, q))
+        + (f"#{_number(student, q, 'numbers') % len(VARIANTS[q])}" if q in VARIANTS else "")
+        for q in QUESTIONS
+    )
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
+def _decimal(value: float, lang: str | None, places: int = 3) -> str:
+    text = f"{value:.{places}f}"
+    return text.replace(".", ",") if get_language(lang) == "ru" else text
+
+
+def _whole(value: int, lang: str | None) -> str:
+    text = f"{value:,}"
+    return text.replace(",", " ") if get_language(lang) == "ru" else text
+
+
+def canonical_texts(student: str, qid: str, lang: str | None = None) -> tuple[str | None, list]:
+    """(stem or None, the four option texts in canonical order) as this student reads them."""
+    code = "ru" if get_language(lang) == "ru" else "en"
+    if qid == "q10":
+        row = variant_row(student, qid)
+        sep = "; " if code == "ru" else ", "
+        stem = Q10[code]["stem"].format(losses=sep.join(_decimal(x, lang) for x in row["losses"]))
+        low, high = row["epochs"]
+        return stem, [t.format(low=low, high=high) for t in Q10[code]["options"]]
+    if qid == "q11":
+        row = variant_row(student, qid)
+        stem = Q11[code].format(
+            tokens=_whole(row["tokens"], lang), epochs=row["epochs"], batch=row["batch"]
+        )
+        return stem, [_whole(v, lang) for v in row["values"]]
+    return None, list(OPTION_TEXTS[qid][code])
+
+
+def displayed(student: str, qid: str, lang: str | None = None) -> tuple[str | None, list]:
+    """(stem or None, [(letter, text), ...]) in the order this student sees the options."""
+    stem, texts = canonical_texts(student, qid, lang)
+    order = permutation(student, qid)
+    return stem, [(OPTIONS[qid][pos], texts[canon]) for pos, canon in enumerate(order)]
+
+
+def letter_for(student: str, qid: str, canonical: int) -> str:
+    """The letter under which this student sees the option of canonical index ``canonical``."""
+    return OPTIONS[qid][permutation(student, qid).index(canonical)]
+
+
+def canonical_of(student: str, qid: str, letter: str) -> int:
+    """The canonical index of the option this student sees under ``letter``."""
+    return permutation(student, qid)[OPTIONS[qid].index(letter)]
+
+
+def resolve_student(typed: Any = "") -> tuple[str | None, str]:
+    """(student id, where it came from): the grader's, JupyterHub's, or the one typed.
+
+    The grader always sets :data:`STUDENT_ENV` to the id the submission was collected under,
+    so at grading the student's own variant is shown whatever was typed.
+    """
+    if STUDENT_ENV in os.environ:
+        return os.environ[STUDENT_ENV], "grader"
+    hub = os.environ.get(HUB_ENV, "").strip()
+    if hub:
+        return hub, "hub"
+    if isinstance(typed, str) and typed.strip():
+        return typed.strip(), "typed"
+    return None, "none"
+
+
+class NoStudentId(RuntimeError):
+    """The notebook does not know whose variant to show (no JupyterHub, no id typed)."""
+
+
+def _no_id() -> NoStudentId:
+    return NoStudentId(
+        tr(
+            "This quiz does not know who you are yet (you are not on the course's JupyterHub). "
+            'Write your course login in the cell above, e.g. STUDENT_ID = "jdoe" (the id your '
+            "notebook is submitted under), run it, then run this cell again. The order of the "
+            "options and the numbers in two questions depend on it.",
+            "Тест пока не знает, кто вы (вы работаете не в JupyterHub курса). Напишите свой "
+            'логин курса в ячейке выше, например STUDENT_ID = "jdoe" (тот, под которым вы '
+            "сдаёте работу), выполните её, а затем снова эту ячейку. От него зависят порядок "
+            "вариантов ответа и числа в двух вопросах.",
+        )
+    )
+
+
+class Quiz:
+    """This student's quiz in the notebook: draws each question's options in their order."""
+
+    def __init__(self, typed_id: Any = "") -> None:
+        self.student, self.source = resolve_student(typed_id)
+        typed = typed_id.strip() if isinstance(typed_id, str) else ""
+        self.ignored_typed = bool(
+            typed and self.student and normalise_id(typed) != normalise_id(self.student)
+        )
+
+    def require(self) -> str:
+        if self.student is None:
+            raise _no_id()
+        return self.student
+
+    def greeting(self) -> str:
+        student = self.require()
+        text = tr(
+            "Quiz variant of {who} ({code}).",
+            "Вариант теста для {who} ({code}).",
+            who=student,
+            code=variant_code(student),
+        )
+        if self.ignored_typed:
+            text += " " + tr(
+                "(STUDENT_ID is ignored: {where} says you are {who}.)",
+                "(STUDENT_ID не используется: {where} сообщает, что вы — {who}.)",
+                where="JupyterHub" if self.source == "hub" else "the grader",
+                who=student,
+            )
+        return text
+
+    def markdown(self, qid: str) -> str:
+        stem, options = displayed(self.require(), qid)
+        lines = [stem, ""] if stem else []
+        lines += [f"- **({letter})** {text}" for letter, text in options]
+        lines += [
+            "",
+            tr(
+                'Write the letter of your choice in the cell below, e.g. `answers["{qid}"] = "x"`.',
+                'Напишите букву выбранного ответа в ячейке ниже, например `answers["{qid}"] = "x"`.',
+                qid=qid,
+            ),
+        ]
+        return "\n".join(lines)
+
+    def show(self, qid: str) -> None:
+        """Display the question's options (and stem, for questions with numbers)."""
+        from IPython.display import Markdown, display
+
+        display(Markdown(self.markdown(qid)))
+
+    def numbers(self, qid: str) -> dict[str, Any]:
+        """The numbers of question 10 or 11 as this student sees them."""
+        return variant_row(self.require(), qid)
+
+    def letter(self, qid: str, canonical: int) -> str:
+        """The letter this student sees for the option of canonical index ``canonical``."""
+        return letter_for(self.require(), qid, canonical)
+
+    def letter_of_value(self, qid: str, value: Any) -> str:
+        """The letter of the numeric option equal to ``value`` (questions 10 and 11)."""
+        row = self.numbers(qid)
+        values = row["epochs"] if qid == "q10" else row["values"]
+        return self.letter(qid, values.index(value))
 
 
 #: Cyrillic letters that look exactly like an offered Latin letter, read as that letter (a
@@ -95,8 +303,8 @@ def read_letter(qid: str, value: Any, lang: str | None = None) -> tuple[str | No
         return None, tr(
             "answers[{qid!r}] is {got}: that names {n} letters, but each question has exactly "
             "one best answer. Keep one letter out of {letters}.",
-            "answers[{qid!r}] — это {got}: здесь несколько букв ({n}), а у каждого вопроса ровно один "
-            "лучший ответ. Оставьте одну букву из {letters}.",
+            "answers[{qid!r}] — это {got}: здесь несколько букв ({n}), а у каждого вопроса "
+            "ровно один лучший ответ. Оставьте одну букву из {letters}.",
             lang,
             qid=qid,
             got=repr(value.strip()),
