@@ -195,8 +195,7 @@ class Quiz:
         lines += [
             "",
             tr(
-                "Write the letter of your choice in the cell below, e.g. "
-                '`answers["{qid}"] = "x"`.',
+                'Write the letter of your choice in the cell below, e.g. `answers["{qid}"] = "x"`.',
                 "Напишите букву выбранного ответа в ячейке ниже, например "
                 '`answers["{qid}"] = "x"`.',
                 qid=qid,
