@@ -541,10 +541,14 @@ def _q11_row(rng: np.random.Generator) -> dict:
         if batch == epochs:
             continue
         right = tokens * epochs
+        values = {name: f(tokens, epochs, batch) for name, f in Q11_FORMULAS.items()}
         wrong = {}
         for name in rng.permutation(sorted(Q11_FORMULAS)):
-            value = Q11_FORMULAS[str(name)](tokens, epochs, batch)
-            if value == int(value) and int(value) != right and int(value) not in wrong.values():
+            value = values[str(name)]
+            alike = [v for v in values.values() if v == value]
+            # a whole number, not the answer, and made by one wrong formula only (so its
+            # explanation is unambiguous)
+            if value == int(value) and int(value) != right and len(alike) == 1:
                 wrong[str(name)] = int(value)
         if len(wrong) >= 3:
             values = sorted([right, *list(wrong.values())[:3]])
