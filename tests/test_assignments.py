@@ -195,7 +195,14 @@ def validate(path: Path, invert: bool = False) -> dict:
     """nbgrader's Validator on one notebook (executes it in a fresh kernel)."""
     from nbgrader.validator import Validator
 
-    return Validator(invert=invert).validate(str(path))
+    # as on the course's JupyterHub, where Validate runs: the quiz knows whose variant to show
+    added = "JUPYTERHUB_USER" not in os.environ
+    os.environ.setdefault("JUPYTERHUB_USER", "validate-tests")
+    try:
+        return Validator(invert=invert).validate(str(path))
+    finally:
+        if added:
+            os.environ.pop("JUPYTERHUB_USER", None)
 
 
 # --------------------------------------------------------------------------------------------
