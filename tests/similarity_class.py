@@ -63,13 +63,13 @@ P2 = [
 P3 = [
     "    {v} = validation_loss.dropna()\n    if {v}.empty:\n"
     '        raise ValueError("no validation loss")\n    return int({v}.sort_index().idxmin())\n',
-    "    {b}, {m} = None, float(\"inf\")\n"
+    '    {b}, {m} = None, float("inf")\n'
     "    for {e}, {x} in validation_loss.sort_index().items():\n"
     "        if {x} == {x} and {x} < {m}:\n            {b}, {m} = {e}, {x}\n"
-    "    if {b} is None:\n        raise ValueError(\"every validation loss is NaN\")\n"
+    '    if {b} is None:\n        raise ValueError("every validation loss is NaN")\n'
     "    return int({b})\n",
     "    {v} = validation_loss[validation_loss.notna()].sort_index()\n"
-    "    if len({v}) == 0:\n        raise ValueError(\"empty\")\n"
+    '    if len({v}) == 0:\n        raise ValueError("empty")\n'
     "    return int({v}.index[{v}.to_numpy().argmin()])\n",
 ]
 P7 = [
@@ -115,42 +115,42 @@ P8 = [
 # classify_curve: blocks in a student's own order, each in one of two forms, own thresholds.
 P5_BLOCKS = {
     "div": [
-        "    if not np.isfinite({v}).all():\n        return \"divergence\"\n"
+        '    if not np.isfinite({v}).all():\n        return "divergence"\n'
         "    {k} = int(np.argmin({v}))\n"
         "    if {k} >= 1 and {v}[-1] > {A} * {v}[{k}] and len({v}) - {k} >= {B}:\n"
-        "        return \"divergence\"\n",
-        "    if np.isnan({v}).any() or np.isinf({v}).any():\n        return \"divergence\"\n"
+        '        return "divergence"\n',
+        '    if np.isnan({v}).any() or np.isinf({v}).any():\n        return "divergence"\n'
         "    {lo} = {v}.min()\n    {pos} = list({v}).index({lo})\n"
         "    if 0 < {pos} < len({v}) - {B} and {v}[-1] / {lo} > {A}:\n"
-        "        return \"divergence\"\n",
+        '        return "divergence"\n',
     ],
     "noconv": [
         "    {lg} = np.log(np.maximum({v}, 1e-12))\n    {st} = np.diff({lg})\n"
         "    {net} = {lg}[0] - {lg}[-1]\n"
         "    if {net} < {C} or np.abs({st}).sum() - abs({net}) > {D} * {net}:\n"
-        "        return \"no_convergence\"\n",
+        '        return "no_convergence"\n',
         "    {drop} = ({v}[0] - {v}[-1]) / {v}[0]\n"
         "    {jumps} = sum(1 for {a}, {b} in zip({v}, {v}[1:]) if {b} > {a})\n"
-        "    if {drop} < {C} or {jumps} > len({v}) * {D}:\n        return \"no_convergence\"\n",
+        '    if {drop} < {C} or {jumps} > len({v}) * {D}:\n        return "no_convergence"\n',
     ],
     "over": [
-        "    if {v}[-1] < {E}:\n        return \"overfitting\"\n"
+        '    if {v}[-1] < {E}:\n        return "overfitting"\n'
         "    if validation is not None:\n"
         "        {val} = pd.Series(validation, dtype=float).dropna().to_numpy()\n"
         "        if len({val}) > 1 and {val}[-1] - {val}.min() > {F}:\n"
-        "            return \"overfitting\"\n",
+        '            return "overfitting"\n',
         "    {tiny} = {v}[-1] <= {E}\n"
         "    {rising} = validation is not None and (\n"
         "        pd.Series(validation).dropna().iloc[-1] - pd.Series(validation).min() > {F}\n"
-        "    )\n    if {tiny} or {rising}:\n        return \"overfitting\"\n",
+        '    )\n    if {tiny} or {rising}:\n        return "overfitting"\n',
     ],
     "under": [
         "    {half} = {v}[len({v}) // 2 :]\n"
         "    {slope} = np.polyfit(np.arange(len({half})), {half}, 1)[0]\n"
-        "    if {slope} < -{G} and {v}[-1] > {H}:\n        return \"underfitting\"\n",
+        '    if {slope} < -{G} and {v}[-1] > {H}:\n        return "underfitting"\n',
         "    {last} = {v}[-{J}:]\n"
         "    if ({last}[0] - {last}[-1]) / {last}[0] > {G} and {v}[-1] > {H}:\n"
-        "        return \"underfitting\"\n",
+        '        return "underfitting"\n',
     ],
 }
 P5_HEAD = [
@@ -158,13 +158,115 @@ P5_HEAD = [
     "    {v} = np.asarray(train.sort_index(), dtype=float)\n",
 ]
 
-NAMES = (
-    "vals values arr xs losses curve data seq ys series pts nums lst items tbl res out acc "
-    "total cnt counts sums keys epochs ep e i j k idx pos best low high mid cur prev nxt diff "
-    "gain gains delta step steps lg logs net waste tail head half last first slope fit q r s "
-    "row rows ref gen got want conn con cur2 db model mdl hits hit ok good n m t g h w f fn "
-    "check run op job res2 tmp buf box bag grp group part chunk frame df sr v1 v2 a b c d x y z"
-).split()
+NAMES = [
+    "vals",
+    "values",
+    "arr",
+    "xs",
+    "losses",
+    "curve",
+    "data",
+    "seq",
+    "ys",
+    "series",
+    "pts",
+    "nums",
+    "lst",
+    "items",
+    "tbl",
+    "res",
+    "out",
+    "acc",
+    "total",
+    "cnt",
+    "counts",
+    "sums",
+    "keys",
+    "epochs",
+    "ep",
+    "e",
+    "i",
+    "j",
+    "k",
+    "idx",
+    "pos",
+    "best",
+    "low",
+    "high",
+    "mid",
+    "cur",
+    "prev",
+    "nxt",
+    "diff",
+    "gain",
+    "gains",
+    "delta",
+    "step",
+    "steps",
+    "lg",
+    "logs",
+    "net",
+    "waste",
+    "tail",
+    "head",
+    "half",
+    "last",
+    "first",
+    "slope",
+    "fit",
+    "q",
+    "r",
+    "s",
+    "row",
+    "rows",
+    "ref",
+    "gen",
+    "got",
+    "want",
+    "conn",
+    "con",
+    "cur2",
+    "db",
+    "model",
+    "mdl",
+    "hits",
+    "hit",
+    "ok",
+    "good",
+    "n",
+    "m",
+    "t",
+    "g",
+    "h",
+    "w",
+    "f",
+    "fn",
+    "check",
+    "run",
+    "op",
+    "job",
+    "res2",
+    "tmp",
+    "buf",
+    "box",
+    "bag",
+    "grp",
+    "group",
+    "part",
+    "chunk",
+    "frame",
+    "df",
+    "sr",
+    "v1",
+    "v2",
+    "a",
+    "b",
+    "c",
+    "d",
+    "x",
+    "y",
+    "z",
+]
 
 
 def _names(rng: random.Random, count: int) -> list[str]:
