@@ -117,13 +117,18 @@ def _release_notebooks(course: Course, assignment: str) -> list[Path]:
 
 
 def boilerplate_code(course: Course, assignment: str) -> list[str]:
-    """The answer cells as released (both editions): what every student starts from."""
+    """The answer cells as released (both editions): what every student starts from.
+
+    Each cell alone and all of them joined as a submission's are (so the joins between
+    untouched stubs are left out too).
+    """
     out = []
     for path in _release_notebooks(course, assignment):
         try:
-            out += list(answer_cells(nbformat.read(path, as_version=4)).values())
+            nb = nbformat.read(path, as_version=4)
         except Exception:  # noqa: BLE001 (a broken release is reported by release itself)
             continue
+        out += [*answer_cells(nb).values(), answer_code(nb)]
     return out
 
 
