@@ -516,13 +516,13 @@ def _student_of(resources: dict) -> str:
     """The id the submission was collected under: nbgrader's, else the autograded folder's.
 
     nbgrader's converter records the student; a Dask worker gets the coordinator's folder
-    ``autograded/STUDENT/ASSIGNMENT`` as the kernel's working directory instead. The master's
-    preflight has neither: "".
+    (``submitted/STUDENT/ASSIGNMENT`` or ``autograded/...``) as the kernel's working
+    directory instead. The master's preflight has neither: "".
     """
     student = (resources.get("nbgrader") or {}).get("student")
     if isinstance(student, str) and student:
         return student
     path = Path(str((resources.get("metadata") or {}).get("path") or ""))
-    if len(path.parts) >= 3 and path.parent.parent.name == "autograded":
+    if len(path.parts) >= 3 and path.parent.parent.name in ("submitted", "autograded"):
         return path.parent.name
     return ""
