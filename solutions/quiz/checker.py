@@ -29,6 +29,8 @@ MODULE = "quiz"
 VARIANT_SEED = 20261203
 VARIANT_ROWS = 32
 PLATEAU = 0.01
+#: The computed questions: q10 applies the plateau rule, q11 the cost formula.
+PLATEAU_Q, COST_Q = Q.COMPUTED
 
 #: Canonical letters (the order of quiz_texts); q10 and q11 are computed from each row.
 KEY = {
@@ -593,10 +595,10 @@ def write_variants(path: Path | None = None) -> Path:
 
 def correct_index(student: str, qid: str) -> int:
     """The canonical index of the right option in this student's variant."""
-    if qid == "q10":
+    if qid == PLATEAU_Q:
         row = Q.variant_row(student, qid)
         return row["epochs"].index(plateau_epoch(row["losses"]))
-    if qid == "q11":
+    if qid == COST_Q:
         row = Q.variant_row(student, qid)
         return row["values"].index(row["tokens"] * row["epochs"])
     return "abcd".index(KEY[qid])
@@ -610,7 +612,7 @@ def correct_letter(student: str, qid: str) -> str:
 def _computed_why(student: str, qid: str, canonical: int, lang: str) -> str:
     ru = lang == "ru"
     row = Q.variant_row(student, qid)
-    if qid == "q11":
+    if qid == COST_Q:
         n, e, b = row["tokens"], row["epochs"], row["batch"]
         value = row["values"][canonical]
         text = Q._whole(value, lang)
@@ -659,7 +661,7 @@ def _computed_why(student: str, qid: str, canonical: int, lang: str) -> str:
 
 def _computed_correct(student: str, qid: str, lang: str) -> str:
     row = Q.variant_row(student, qid)
-    if qid == "q11":
+    if qid == COST_Q:
         n, e = row["tokens"], row["epochs"]
         return tr(
             "Cost = tokens in the data set × epochs = {n} × {e} = {c}. The batch size does not "
