@@ -79,13 +79,13 @@ def test_each_student_earns_their_own_variants_score(graded) -> None:
 def test_the_graded_notebook_shows_the_collected_ids_variant(graded) -> None:
     course, _ = graded
     carol = course.autograded_notebook("quiz", "carol")
-    greeting = outputs(carol, "quiz-setup")
+    greeting = outputs(carol, "quiz-variant")
     assert "carol" in greeting and Q.variant_code("carol") in greeting, greeting
     shown = outputs(carol, "q2-options")
     for letter, text in Q.displayed("carol", "q2", "en")[1]:
         assert f"**({letter})** {text}" in shown
     dmitri = course.autograded_notebook("quiz", "dmitri")
-    assert "Вариант теста для dmitri" in outputs(dmitri, "quiz-setup")
+    assert "Вариант теста для dmitri" in outputs(dmitri, "quiz-variant")
     assert "верно" in outputs(dmitri, "q10-check")
 
 
