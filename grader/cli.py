@@ -151,7 +151,24 @@ def cmd_autograde(args: argparse.Namespace) -> int:
         preflight=not args.skip_preflight,
     )
     print_autograde(course, run)
+    if args.student is None:  # a whole class: compare it (a report, never a grade)
+        _similarity_after_autograde(course, args.assignment)
     return 0 if not run.failed else 1
+
+
+def _similarity_after_autograde(course: Course, assignment: str) -> None:
+    """The similarity report at the end of autograde; its failure never fails grading."""
+    from grader.similarity import write_similarity
+
+    try:
+        report = write_similarity(course, assignment)
+    except Exception as err:  # noqa: BLE001 (grades are saved; say why the report is missing)
+        print(
+            f"Similarity report NOT written ({type(err).__name__}: {err}); "
+            f"run: python -m grader similarity {assignment}"
+        )
+        return
+    print_similarity(report)
 
 
 def print_autograde(course: Course, run) -> None:
@@ -231,6 +248,32 @@ def print_report(report) -> None:
         print(f"  hard part: {part.name} ({part.pass_rate:.0%} pass)")
     print(f"  figure  {_rel(report.png)}")
     print(f"  tables  {_rel(report.markdown)}  {_rel(report.html)}")
+
+
+# -- similarity ------------------------------------------------------------------------------
+def cmd_similarity(args: argparse.Namespace) -> int:
+    from grader.similarity import write_similarity
+
+    course = _course(args)
+    kwargs = {"threshold": args.threshold} if args.threshold is not None else {}
+    report = write_similarity(course, args.assignment, **kwargs)
+    print_similarity(report)
+    return 0
+
+
+def print_similarity(report) -> None:
+    print(RULE)
+    print(
+        f"Similarity of {report.assignment} ({report.kind}): {len(report.students)} "
+        f"submission(s), {report.compared_pairs} pair(s) compared in {report.seconds:.1f} s, "
+        f"{len(report.flagged)} flagged"
+    )
+    for pair in report.flagged:
+        where = _rel(pair.page) if pair.page else pair.detail
+        print(f"  {pair.a} / {pair.b}: {pair.share_a:.0%} / {pair.share_b:.0%}  {where}")
+    for student, reason in sorted(report.skipped.items()):
+        print(f"  not compared: {student}: {reason}")
+    print(f"  report  {_rel(report.index)}  {_rel(report.markdown)}")
 
 
 # -- demo ------------------------------------------------------------------------------------
@@ -433,6 +476,27 @@ def build_parser() -> argparse.ArgumentParser:
         help="flag students below this share of the points, 0..1 (default 0.5)",
     )
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser(
+        "similarity",
+        help="pairs of submissions that share code (or quiz letters), side by side",
+        description="Compare the collected submissions of ASSIGNMENT pairwise: the code of the "
+        "answer cells with winnowed fingerprints (copydetect, as MOSS does; code the release "
+        "contains and code most of the class shares are left out), or, for the quiz, the "
+        "letters of students on different variants. Writes INSTRUCTOR/reports/ASSIGNMENT/"
+        "similarity/ (index.html, similarity.md, one side-by-side page per flagged pair). "
+        "Also run at the end of every whole-class autograde.",
+    )
+    p.add_argument("assignment", help=ASSIGNMENT_HELP)
+    p.add_argument(
+        "--threshold",
+        type=_share,
+        default=None,
+        metavar="SHARE",
+        help="flag a pair when this share of one submission's code is found in the other, "
+        "0..1 (default 0.75)",
+    )
+    p.set_defaults(func=cmd_similarity)
 
     p = sub.add_parser(
         "demo",

@@ -5,6 +5,12 @@ duedate, timestamp, student_id, last_name, first_name, email, raw_score,
 late_submission_penalty, score, max_score. The grader adds ``status``: ``graded``, ``no
 submission``, or ``not graded: REASON`` for a submission the grader could not grade (its
 score columns are left empty instead of showing a silent 0), from the last autograde run.
+
+Per-student variants: an assignment whose checker defines ``variant_summary(student)`` (the
+quiz) gets a ``variant`` column (a short code of the student's variant, the same for the
+same id every time) and a file ``variants_ASSIGNMENT.csv`` beside the grades with, per
+student, each question's option order, the right letter and the numbers they were given, so
+an instructor can read any student's feedback or complaint against the quiz that student saw.
 """
 
 from __future__ import annotations
@@ -32,7 +38,59 @@ def export_grades(course: Course, dest: Path | None = None) -> Path:
     with Gradebook(course.db_url, cfg.CourseDirectory.course_id) as gb:
         plugin.export(gb)
     add_status(course, dest)
+    add_variants(course, dest)
     return dest
+
+
+def _variant_summaries(course: Course, assignment: str):
+    """The checker's ``variant_summary`` for an assignment with per-student variants, or None."""
+    import sys
+
+    from grader.trusted import CheckerError, checker_path, load_checker
+
+    if not checker_path(course.root, assignment).is_file():
+        return None
+    try:
+        load_checker(course.root, assignment)
+    except CheckerError:
+        return None
+    module = sys.modules.get(f"_grader_checker_{assignment.replace('-', '_')}")
+    return getattr(module, "variant_summary", None)
+
+
+def add_variants(course: Course, path: Path) -> list[Path]:
+    """Add the ``variant`` column; write ``variants_ASSIGNMENT.csv`` beside the grades CSV."""
+    with path.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+        columns = list(rows[0].keys()) if rows else []
+    if not columns:
+        return []
+    written: list[Path] = []
+    by_assignment: dict[str, list[dict]] = {}
+    for row in rows:
+        by_assignment.setdefault(row.get("assignment", ""), []).append(row)
+    for row in rows:
+        row["variant"] = ""
+    for assignment, group in sorted(by_assignment.items()):
+        summary = _variant_summaries(course, assignment) if assignment else None
+        if summary is None:
+            continue
+        details = []
+        for row in group:
+            info = summary(row.get("student_id", ""))
+            row["variant"] = info["variant"]
+            details.append({"student_id": row.get("student_id", ""), **info})
+        target = path.parent / f"variants_{assignment}.csv"
+        with target.open("w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(details[0]))
+            writer.writeheader()
+            writer.writerows(sorted(details, key=lambda d: d["student_id"]))
+        written.append(target)
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=[*columns, "variant"])
+        writer.writeheader()
+        writer.writerows(rows)
+    return written
 
 
 def run_statuses(course: Course) -> dict[tuple[str, str], str]:

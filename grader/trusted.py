@@ -78,6 +78,9 @@ class Context:
     notes: list[str] = field(default_factory=list)
     #: the submission's edition ("en" or "ru", from its notebook metadata): the verdict's language
     lang: str = "en"
+    #: the id the submission was collected under ("" for the master's preflight): per-student
+    #: variants (the quiz) are judged under it, never under an id the notebook claims
+    student: str = ""
 
     def rng(self, salt: str = "") -> np.random.Generator:
         """A generator fixed by the submission's seed and the part (and an optional salt)."""

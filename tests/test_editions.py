@@ -191,6 +191,8 @@ def test_quiz_explanations_exist_in_both_languages() -> None:
     assert checker.CORRECT.keys() == checker.CORRECT_RU.keys()
     for qid, wrong in checker.WHY_WRONG.items():
         assert wrong.keys() == checker.WHY_WRONG_RU[qid].keys(), qid
+    for en, ru in [*checker.Q11_WHY.values(), checker.REREAD_COST, checker.REREAD_PLATEAU]:
+        assert en.strip() and ru.strip() and en != ru
 
 
 @pytest.mark.skipif("quiz" not in TRANSLATED, reason="the quiz is not translated")
@@ -222,16 +224,23 @@ def test_russian_master_executes_offline(name: str, tmp_path: Path) -> None:
 @pytest.mark.skipif("quiz" not in TRANSLATED, reason="the quiz is not translated")
 def test_russian_quiz_submission_scores_like_the_english_one(tmp_path: Path) -> None:
     from tests.test_assignments import Course, master_path, with_solutions
+    from tunelab.checks import quiz as Q
 
     course = Course.create(tmp_path / "course", assignments=("quiz",))
     course.generate("quiz")
-    answers = {
-        "q1-answer": 'answers["q1"] = "a"',
-        "q2-answer": 'answers["q2"] = "b"',
-        "q11-answer": 'answers["q11"] = "C"',
-    }
-    en = with_solutions(nbformat.read(master_path("quiz"), as_version=4), answers)
-    ru = with_solutions(edition("quiz")[0], answers)
+
+    def answers(student: str) -> dict[str, str]:
+        """The same choices (q1 wrong, q2 right, q11 one pass: wrong) in each one's variant."""
+        row = Q.variant_row(student, "q11")
+        one_pass = Q.letter_for(student, "q11", row["values"].index(row["tokens"]))
+        return {
+            "q1-answer": f'answers["q1"] = "{Q.letter_for(student, "q1", 0)}"',
+            "q2-answer": f'answers["q2"] = "{Q.letter_for(student, "q2", 1)}"',
+            "q11-answer": f'answers["q11"] = "{one_pass.upper()}"',
+        }
+
+    en = with_solutions(nbformat.read(master_path("quiz"), as_version=4), answers("english"))
+    ru = with_solutions(edition("quiz")[0], answers("russian"))
     course.submit("quiz", "english", en)
     course.submit("quiz", "russian", ru)
     run = course.autograde("quiz")

@@ -17,7 +17,16 @@ from grader.release import release_all
 from grader.sandbox import check_sandbox
 
 pytestmark = pytest.mark.filterwarnings("ignore::sqlalchemy.exc.SAWarning")
-COMMANDS = ["release", "collect", "autograde", "feedback", "export", "report", "demo"]
+COMMANDS = [
+    "release",
+    "collect",
+    "autograde",
+    "feedback",
+    "export",
+    "report",
+    "similarity",
+    "demo",
+]
 
 
 @pytest.mark.parametrize("command", [None, *COMMANDS])

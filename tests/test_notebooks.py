@@ -86,6 +86,8 @@ def offline_env() -> dict[str, str]:
     env["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
     env["PYTHONHASHSEED"] = "0"
     env["PYDEVD_DISABLE_FILE_VALIDATION"] = "1"
+    # as on the course's JupyterHub: the quiz shows this student's variant (no id cell needed)
+    env.setdefault("JUPYTERHUB_USER", "notebook-tests")
     return env
 
 

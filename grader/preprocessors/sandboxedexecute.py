@@ -42,6 +42,10 @@ from traitlets import Bool, Integer, Unicode, default
 from grader.editions import edition_language
 from grader.trusted import Context, ProbeFailed, Verdict, parse_answer, probe_code
 
+#: The environment variable that tells the kernel whose submission it runs (see
+#: ``tunelab.checks.quiz.resolve_student``); empty for the master's preflight.
+STUDENT_ENV = "TUNELAB_STUDENT_ID"
+
 KERNEL_DIED = "KernelDied"
 KERNEL_STUCK = "KernelUnresponsive"
 NOT_RUN = "CellNotRun"
@@ -114,6 +118,7 @@ class SandboxedExecute(Execute):
         self._total = 0
         self._checker = grader_res.get("checker")
         self._seed = grader_res.get("seed")
+        self._student = _student_of(resources)
         self._verdicts: dict[str, Verdict] = grader_res.setdefault("verdicts", {})
         unlocked = grader_res.get("unlocked") or contextlib.nullcontext
         with unlocked():  # other submissions may use the gradebook while this one runs
@@ -208,6 +213,7 @@ class SandboxedExecute(Execute):
             module=self._checker.module,
             course_root=self._course_root(),
             lang=edition_language(self.nb),
+            student=self._student,
         )
         try:
             verdict = self._checker.judge(grade_id, ctx)
@@ -317,8 +323,17 @@ class SandboxedExecute(Execute):
     def _start_kernel(self, first: bool = False) -> None:
         km = self.km = self.create_kernel_manager()  # nbclient drops self.km when start fails
         cwd = self.resources.get("metadata", {}).get("path") or None
+        # the collected id, so a notebook with per-student variants shows the graded one
+        student_env = {STUDENT_ENV: self._student}
+        kwargs: dict[str, Any] = {}
+        if getattr(km, "sandbox", None) is not None:
+            km.sandbox.env = {**km.sandbox.env, **student_env}
+        else:
+            import os
+
+            kwargs["env"] = {**os.environ, **student_env}
         try:
-            self.start_new_kernel(cwd=cwd)
+            self.start_new_kernel(cwd=cwd, **kwargs)
             self.start_new_kernel_client()
             assert self.kc is not None
             info = self.wait_for_reply(self.kc.kernel_info())
@@ -495,3 +510,19 @@ def _clip_error(content: dict, limit: int) -> None:
 def _short(err: BaseException) -> str:
     text = str(err).strip().splitlines()
     return f"{type(err).__name__}: {text[0]}" if text else type(err).__name__
+
+
+def _student_of(resources: dict) -> str:
+    """The id the submission was collected under: nbgrader's, else the autograded folder's.
+
+    nbgrader's converter records the student; a Dask worker gets the coordinator's folder
+    (``submitted/STUDENT/ASSIGNMENT`` or ``autograded/...``) as the kernel's working
+    directory instead. The master's preflight has neither: "".
+    """
+    student = (resources.get("nbgrader") or {}).get("student")
+    if isinstance(student, str) and student:
+        return student
+    path = Path(str((resources.get("metadata") or {}).get("path") or ""))
+    if len(path.parts) >= 3 and path.parent.parent.name in ("submitted", "autograded"):
+        return path.parent.name
+    return ""

@@ -2,20 +2,39 @@
 
 Runs in the grader process only (never mounted in the sandbox, never released). The kernel
 only reports the ``answers`` dict as wire data; the letter is compared here.
+
+Variants: the key is held in *canonical* option order (the order of
+``tunelab.checks.quiz_texts``); each student sees the options permuted by
+``tunelab.checks.quiz.permutation(student, qid)``, and questions 10 and 11 with the numbers
+of their row in ``tunelab.checks.quiz_variants`` (a table of numbers this file generates:
+``python solutions/quiz/checker.py --write-variants``). The student is always the id the
+submission was collected under (``ctx.student``), never what the notebook says, so letters
+copied from a classmate are read under the copier's own permutation. The rules that turn a
+row's numbers into its answer (the plateau rule, the cost formula) live here only.
 """
 
 from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
 
 from grader.trusted import Context, Verdict
 from tunelab.checks import quiz as Q
 from tunelab.i18n import tr
 
 MODULE = "quiz"
+#: The variants table: rows per computed question, drawn once from this seed.
+VARIANT_SEED = 20261203
+VARIANT_ROWS = 32
+PLATEAU = 0.01
+#: The computed questions: q10 applies the plateau rule, q11 the cost formula.
+PLATEAU_Q, COST_Q = Q.COMPUTED
 
+#: Canonical letters (the order of quiz_texts); q10 and q11 are computed from each row.
 KEY = {
     "q1": "b",
-    "q10": "a",
-    "q11": "d",
     "q12": "b",
     "q13": "b",
     "q14": "a",
@@ -42,12 +61,6 @@ WHY_WRONG = {
         "went off the rails. Reread 04_monitoring, 'Four patterns to recognise'.",
     },
     "q10": {
-        "b": (
-            "Epoch 5 is the first epoch that barely improved on the one before it; the plateau "
-            "rule counts the epoch *after which* the next epoch gains less than 0.01. From 4 to "
-            "5 the loss gains 0.005 (from 3 to 4 it still gained 0.14), so the plateau starts "
-            "at epoch 4. Reread 05_early_stopping, 'The plateau rule'."
-        ),
         "c": (
             "Raising the learning rate on a plateau risks making the loss jump or diverge; "
             "avoid raising the learning rate to fix a curve. Reread 02_hyperparameters, "
@@ -57,14 +70,6 @@ WHY_WRONG = {
             "Extra epochs past the plateau cost time (and, where tuning is billed, money) and "
             "push toward overfitting. Reread 05_early_stopping, 'The plateau rule'."
         ),
-    },
-    "q11": {
-        "a": "That is one pass over the data; every epoch processes the whole data set again. "
-        "Reread 06_checklist, 'Cost'.",
-        "b": "Dividing by the epochs runs the formula backwards: each epoch adds the whole "
-        "data set again. Reread 06_checklist, 'Cost'.",
-        "c": "The batch size only groups examples into updates; it does not multiply the "
-        "tokens processed. Reread 06_checklist, 'Cost'.",
     },
     "q12": {
         "a": "Too many epochs overfit and multiply the cost. Reread 06_checklist, 'Cost'.",
@@ -212,11 +217,6 @@ WHY_WRONG = {
 CORRECT = {
     "q1": "A smooth fall that settles on a plateau is the healthy pattern: the model picked up "
     "the regularities of the data quickly and then had little left to learn.",
-    "q10": "The plateau starts at the first epoch e whose next epoch improves the loss by less "
-    "than 0.01: 0.48 - 0.475 = 0.005 after epoch 4 (after epoch 3 the gain was still 0.14). "
-    "Rerun with epoch_count=4.",
-    "q11": "Cost = tokens in the data set × epochs = 2,000,000 × 5 = 10,000,000. The batch size "
-    "does not change how many tokens are processed.",
     "q12": "Tuning costs data-set tokens × epochs; if the base model already does the job, or the "
     "data is broken, that money is wasted.",
     "q13": "After all its epochs the loss is still about where it started and lurches up and "
@@ -259,12 +259,6 @@ WHY_WRONG_RU = {
         "потерь».",
     },
     "q10": {
-        "b": (
-            "Эпоха 5 — первая, которая почти ничего не улучшила по сравнению с предыдущей; а "
-            "правило плато берёт эпоху, *после которой* следующая даёт выигрыш меньше 0,01. "
-            "С 4-й на 5-ю потери снижаются на 0,005 (с 3-й на 4-ю ещё на 0,14), значит, плато "
-            "начинается с эпохи 4. Перечитайте урок 05_early_stopping, раздел «Правило плато»."
-        ),
         "c": (
             "Если поднять скорость обучения на плато, потери могут начать скакать или разойтись; "
             "не исправляйте кривую повышением скорости обучения. Перечитайте урок "
@@ -275,14 +269,6 @@ WHY_WRONG_RU = {
             "подталкивают к переобучению. Перечитайте урок 05_early_stopping, раздел «Правило "
             "плато»."
         ),
-    },
-    "q11": {
-        "a": "Это один проход по данным, а каждая эпоха заново обрабатывает весь набор данных. "
-        "Перечитайте урок 06_checklist, раздел «Стоимость».",
-        "b": "Деление на число эпох переворачивает формулу: каждая эпоха добавляет весь набор "
-        "данных ещё раз. Перечитайте урок 06_checklist, раздел «Стоимость».",
-        "c": "Размер батча лишь группирует примеры в шаги обновления и не умножает число "
-        "обработанных токенов. Перечитайте урок 06_checklist, раздел «Стоимость».",
     },
     "q12": {
         "a": "Слишком много эпох ведёт к переобучению и умножают стоимость. Перечитайте урок "
@@ -442,11 +428,6 @@ WHY_WRONG_RU = {
 CORRECT_RU = {
     "q1": "Плавный спад с выходом на плато — здоровая картина: модель быстро уловила "
     "закономерности данных, и дальше учить ей было почти нечего.",
-    "q10": "Плато начинается с первой эпохи e, после которой следующая эпоха улучшает потери "
-    "меньше чем на 0,01: после эпохи 4 это 0,48 − 0,475 = 0,005 (после эпохи 3 выигрыш был ещё "
-    "0,14). Перезапускайте с epoch_count=4.",
-    "q11": "Стоимость = токены набора данных × эпохи = 2 000 000 × 5 = 10 000 000. Размер батча "
-    "не меняет число обработанных токенов.",
     "q12": "Дообучение стоит «токены набора × эпохи»; если базовая модель уже справляется или "
     "данные испорчены, эти деньги потрачены зря.",
     "q13": "После всех эпох потери примерно там же, где были в начале, и скачут вверх-вниз: "
@@ -478,9 +459,257 @@ CORRECT_RU = {
 }
 
 
+# -- computed questions: the numbers table and the rules -----------------------------------
+Q11_FORMULAS = {  # name -> (tokens, epochs, batch) -> value, for the wrong options
+    "one_pass": lambda n, e, b: n,
+    "per_epoch": lambda n, e, b: n / e,
+    "times_batch": lambda n, e, b: n * e * b,
+    "per_batch": lambda n, e, b: n * e / b,
+    "batch_not_epochs": lambda n, e, b: n * b,
+}
+Q11_WHY = {
+    "one_pass": (
+        "{v} is one pass over the data; every epoch processes the whole data set again.",
+        "{v} — это один проход по данным, а каждая эпоха заново обрабатывает весь набор данных.",
+    ),
+    "per_epoch": (
+        "{v} divides by the epochs, which runs the formula backwards: each epoch adds the whole "
+        "data set again.",
+        "{v} — это деление на число эпох, оно переворачивает формулу: каждая эпоха добавляет "
+        "весь набор данных ещё раз.",
+    ),
+    "times_batch": (
+        "{v} also multiplies by the batch size, but the batch size only groups examples into "
+        "updates; it does not multiply the tokens processed.",
+        "{v} — это ещё и умножение на размер батча, но размер батча лишь группирует примеры в "
+        "шаги обновления и не умножает число обработанных токенов.",
+    ),
+    "per_batch": (
+        "{v} divides by the batch size, but the batch size only groups examples into updates; "
+        "every token is still processed once per epoch.",
+        "{v} — это деление на размер батча, но размер батча лишь группирует примеры в шаги "
+        "обновления: каждый токен всё равно обрабатывается один раз за эпоху.",
+    ),
+    "batch_not_epochs": (
+        "{v} multiplies by the batch size instead of the epochs: the number of passes over the "
+        "data is what multiplies the tokens.",
+        "{v} — это умножение на размер батча вместо числа эпох, а число токенов умножает число "
+        "проходов по данным.",
+    ),
+}
+REREAD_COST = (
+    " Reread 06_checklist, 'Cost'.",
+    " Перечитайте урок 06_checklist, раздел «Стоимость».",
+)
+REREAD_PLATEAU = (
+    " Reread 05_early_stopping, 'The plateau rule'.",
+    " Перечитайте урок 05_early_stopping, раздел «Правило плато».",
+)
+
+
+def plateau_epoch(losses: list[float]) -> int:
+    """Lesson 5's rule: the last epoch that still improved the loss by at least 0.01."""
+    gains = [round(a - b, 6) for a, b in zip(losses, losses[1:], strict=False)]
+    return max(e for e, gain in enumerate(gains, start=2) if gain >= PLATEAU)
+
+
+def _q10_row(rng: np.random.Generator) -> dict:
+    """A 10-epoch curve whose gains are >= 0.02 up to its plateau epoch and < 0.009 after."""
+    while True:
+        plateau = int(rng.integers(3, 8))
+        start, floor = float(rng.uniform(1.5, 2.4)), float(rng.uniform(0.25, 0.6))
+        ratio = float(rng.uniform(0.45, 0.75))
+        weights = ratio ** np.arange(plateau - 1)
+        gains = list((start - floor) * weights / weights.sum())
+        gains += list(rng.uniform(0.0, 0.008, size=10 - plateau))
+        losses = [round(start, 3)]
+        for gain in gains:
+            losses.append(round(float(losses[-1] - gain), 3))
+        steps = [round(a - b, 6) for a, b in zip(losses, losses[1:], strict=False)]
+        early, late = steps[: plateau - 1], steps[plateau - 1 :]
+        if min(early) >= 0.02 and max(late) <= 0.008 and min(late) >= 0 and losses[-1] > 0.1:
+            break
+    assert plateau_epoch(losses) == plateau
+    other = plateau + int(rng.choice([-1, 1]))
+    return {"losses": losses, "epochs": sorted([plateau, other])}
+
+
+def _q11_row(rng: np.random.Generator) -> dict:
+    """Tokens, epochs, batch size and four whole numbers: the cost and three wrong formulas."""
+    while True:
+        tokens = int(rng.integers(5, 60)) * 100_000
+        epochs = int(rng.integers(2, 9))
+        batch = int(rng.choice([4, 8, 16, 32]))
+        if batch == epochs:
+            continue
+        right = tokens * epochs
+        values = {name: f(tokens, epochs, batch) for name, f in Q11_FORMULAS.items()}
+        wrong = {}
+        for name in rng.permutation(sorted(Q11_FORMULAS)):
+            value = values[str(name)]
+            alike = [v for v in values.values() if v == value]
+            # a whole number, not the answer, and made by one wrong formula only (so its
+            # explanation is unambiguous)
+            if value == int(value) and int(value) != right and len(alike) == 1:
+                wrong[str(name)] = int(value)
+        if len(wrong) >= 3:
+            values = sorted([right, *list(wrong.values())[:3]])
+            return {"tokens": tokens, "epochs": epochs, "batch": batch, "values": values}
+
+
+def build_variants(seed: int = VARIANT_SEED, rows: int = VARIANT_ROWS) -> dict[str, list]:
+    """The numbers of every variant of questions 10 and 11 (no key: the rules above are it)."""
+    rng = np.random.default_rng(seed)
+    return {
+        "q10": [_q10_row(rng) for _ in range(rows)],
+        "q11": [_q11_row(rng) for _ in range(rows)],
+    }
+
+
+def write_variants(path: Path | None = None) -> Path:
+    """Write ``tunelab/checks/quiz_variants.py`` (numbers only) from :func:`build_variants`."""
+    import json
+
+    path = path or Path(__file__).resolve().parents[2] / "tunelab" / "checks" / "quiz_variants.py"
+    table = (
+        "{\n"
+        + "".join(
+            f"    {qid!r}: [\n"
+            + "".join(f"        {json.dumps(row)},\n" for row in rows)
+            + "    ],\n"
+            for qid, rows in build_variants().items()
+        )
+        + "}"
+    )
+    path.write_text(
+        "# ruff: noqa: E501  (generated rows, one per line)\n"
+        '"""Numbers of questions 10 and 11, one row per variant (generated; do not edit).\n\n'
+        "Made by ``python solutions/quiz/checker.py --write-variants``. Numbers only: which\n"
+        "option is right is decided by the grader from rules this package does not hold.\n"
+        '"""\n\n'
+        f"# fmt: off\nVARIANTS = {table}\n# fmt: on\n",
+        encoding="utf-8",
+    )
+    return path
+
+
+def correct_index(student: str, qid: str) -> int:
+    """The canonical index of the right option in this student's variant."""
+    if qid == PLATEAU_Q:
+        row = Q.variant_row(student, qid)
+        return row["epochs"].index(plateau_epoch(row["losses"]))
+    if qid == COST_Q:
+        row = Q.variant_row(student, qid)
+        return row["values"].index(row["tokens"] * row["epochs"])
+    return "abcd".index(KEY[qid])
+
+
+def correct_letter(student: str, qid: str) -> str:
+    """The letter under which this student sees the right option."""
+    return Q.letter_for(student, qid, correct_index(student, qid))
+
+
+def _computed_why(student: str, qid: str, canonical: int, lang: str) -> str:
+    ru = lang == "ru"
+    row = Q.variant_row(student, qid)
+    if qid == COST_Q:
+        n, e, b = row["tokens"], row["epochs"], row["batch"]
+        value = row["values"][canonical]
+        text = Q._whole(value, lang)
+        for name, formula in Q11_FORMULAS.items():
+            if formula(n, e, b) == value:
+                return Q11_WHY[name][ru].format(v=text) + REREAD_COST[ru]
+        return text + REREAD_COST[ru]  # unreachable for a generated row
+    if canonical >= 2:
+        return (WHY_WRONG_RU if ru else WHY_WRONG)[qid]["cd"[canonical - 2]]
+    losses = row["losses"]
+    plateau = plateau_epoch(losses)
+    other = row["epochs"][canonical]
+
+    def gain(epoch: int) -> str:
+        return Q._decimal(losses[epoch - 2] - losses[epoch - 1], lang)
+
+    if other > plateau:
+        return (
+            tr(
+                "Epoch {o} improved the loss by only {g} (less than 0.01) on epoch {p}: the extra "
+                "epoch bought nothing. The last epoch that still improved by 0.01 or more is {p}.",
+                "Эпоха {o} улучшила потери по сравнению с эпохой {p} лишь на {g} (меньше 0,01): "
+                "лишняя эпоха ничего не дала. Последняя эпоха, которая ещё улучшила потери хотя бы "
+                "на 0,01, — {p}.",
+                lang,
+                o=other,
+                p=plateau,
+                g=gain(other),
+            )
+            + REREAD_PLATEAU[ru]
+        )
+    return (
+        tr(
+            "Epoch {p} still improved the loss by {g} (at least 0.01) on epoch {o}, so stopping "
+            "after epoch {o} throws away an epoch that earned its keep.",
+            "Эпоха {p} ещё улучшила потери по сравнению с эпохой {o} на {g} (не меньше 0,01), так "
+            "что остановка после эпохи {o} выбрасывает полезную эпоху.",
+            lang,
+            o=other,
+            p=plateau,
+            g=gain(plateau),
+        )
+        + REREAD_PLATEAU[ru]
+    )
+
+
+def _computed_correct(student: str, qid: str, lang: str) -> str:
+    row = Q.variant_row(student, qid)
+    if qid == COST_Q:
+        n, e = row["tokens"], row["epochs"]
+        return tr(
+            "Cost = tokens in the data set × epochs = {n} × {e} = {c}. The batch size does not "
+            "change how many tokens are processed.",
+            "Стоимость = токены набора данных × эпохи = {n} × {e} = {c}. Размер батча не меняет "
+            "число обработанных токенов.",
+            lang,
+            n=Q._whole(n, lang),
+            e=e,
+            c=Q._whole(n * e, lang),
+        )
+    losses = row["losses"]
+    p = plateau_epoch(losses)
+    return tr(
+        "The last epoch that still improved the loss by at least 0.01 is {p} (by {g}); the "
+        "next one gained only {h}. Rerun with epoch_count={p}.",
+        "Последняя эпоха, которая ещё улучшила потери хотя бы на 0,01, — {p} (на {g}); "
+        "следующая дала лишь {h}. Перезапускайте с epoch_count={p}.",
+        lang,
+        p=p,
+        g=Q._decimal(losses[p - 2] - losses[p - 1], lang),
+        h=Q._decimal(losses[p - 1] - losses[p], lang),
+    )
+
+
+def variant_summary(student: str) -> dict[str, str]:
+    """For the instructor's export: the variant's code, and per question the letter order
+    (canonical letters as shown a-d), the right letter, and the numbers of q10 and q11."""
+    out = {"variant": Q.variant_code(student)}
+    for qid in Q.QUESTIONS:
+        order = "".join("abcd"[i] for i in Q.permutation(student, qid))
+        out[f"{qid}_order"] = order
+        out[f"{qid}_key"] = correct_letter(student, qid)
+    row10, row11 = Q.variant_row(student, "q10"), Q.variant_row(student, "q11")
+    out["q10_losses"] = " ".join(f"{x:.3f}" for x in row10["losses"])
+    out["q11_numbers"] = f"tokens={row11['tokens']} epochs={row11['epochs']} batch={row11['batch']}"
+    return out
+
+
+def _option_text(student: str, qid: str, canonical: int, lang: str) -> str:
+    text = Q.canonical_texts(student, qid, lang)[1][canonical]
+    return text if len(text) <= 90 else text[:87].rstrip() + "…"
+
+
 def _check(qid: str):
     def check(ctx: Context) -> Verdict:
         lang = ctx.lang
+        student = ctx.student
         answers = ctx.probe("answers", {})
         if not isinstance(answers, dict):
             return Verdict.fail(
@@ -492,24 +721,32 @@ def _check(qid: str):
                 )
             )
         value = answers.get(qid)
-        problem = Q.format_problem(qid, value, lang)
-        if problem:
+        choice, problem = Q.read_letter(qid, value, lang)
+        if problem or choice is None:
             return Verdict.fail(f"{qid}: {problem}")
-        choice = Q.letter(value)
         ru = lang == "ru"
-        if choice != KEY[qid]:
-            why = (WHY_WRONG_RU if ru else WHY_WRONG)[qid][choice]
+        chosen = Q.canonical_of(student, qid, choice)
+        right = correct_index(student, qid)
+        if chosen != right:
+            if qid in Q.COMPUTED:
+                why = _computed_why(student, qid, chosen, lang)
+            else:
+                why = (WHY_WRONG_RU if ru else WHY_WRONG)[qid]["abcd"[chosen]]
             return Verdict.fail(
                 tr(
-                    "{qid}: ({choice}) is not the best answer. {why}",
-                    "{qid}: ({choice}) — не лучший ответ. {why}",
+                    "{qid}: ({choice}) «{text}» is not the best answer. {why}",
+                    "{qid}: ({choice}) «{text}» — не лучший ответ. {why}",
                     lang,
                     qid=qid,
                     choice=choice,
+                    text=_option_text(student, qid, chosen, lang),
                     why=why,
                 )
             )
-        correct = (CORRECT_RU if ru else CORRECT)[qid]
+        if qid in Q.COMPUTED:
+            correct = _computed_correct(student, qid, lang)
+        else:
+            correct = (CORRECT_RU if ru else CORRECT)[qid]
         return Verdict.ok(
             tr("{qid} is correct. {why}", "{qid}: верно. {why}", lang, qid=qid, why=correct)
         )
@@ -518,3 +755,6 @@ def _check(qid: str):
 
 
 CHECKS = {f"{qid}-check": _check(qid) for qid in Q.QUESTIONS}
+
+if __name__ == "__main__" and "--write-variants" in sys.argv:
+    print(f"wrote {write_variants()}")
