@@ -634,6 +634,8 @@ def _notes_from_events(events: list[dict]) -> list[str]:
                 f"{where} left {event['detail']} running; they were stopped, and the cell is "
                 "never re-run after a restart"
             )
+        elif kind == "checker_error":
+            notes.append(f"{where}: {event['detail']}")
         elif kind == "output_truncated":
             notes.append(f"{where} printed too much; its output was truncated")
     return list(dict.fromkeys(notes))

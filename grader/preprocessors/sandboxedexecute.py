@@ -40,7 +40,15 @@ from nbgrader.preprocessors import Execute
 from traitlets import Bool, Integer, Unicode, default
 
 from grader.editions import edition_language
-from grader.trusted import Context, ProbeFailed, Verdict, parse_answer, probe_code
+from grader.trusted import (
+    CheckerError,
+    Context,
+    ProbeFailed,
+    Verdict,
+    parse_answer,
+    probe_code,
+    unjudgeable,
+)
 
 KERNEL_DIED = "KernelDied"
 KERNEL_STUCK = "KernelUnresponsive"
@@ -214,6 +222,18 @@ class SandboxedExecute(Execute):
         except ProbeFailed as err:
             verdict = Verdict.fail(f"{grade_id} could not be checked: {err}.")
             verdict.notes = ctx.notes
+        except CheckerError:
+            raise  # the course's checker is broken for every student: stop (preflight says so)
+        except Exception as err:  # noqa: BLE001 (one bad answer fails one part, never the rest)
+            verdict = Verdict.fail(unjudgeable(grade_id, ctx.lang))
+            verdict.notes = ctx.notes
+            self._event(
+                "checker_error",
+                index,
+                f"the checker raised {type(err).__name__}: {str(err)[:200]} "
+                "(the part was failed, the others graded)",
+            )
+            self.log.warning("checker error on %s", grade_id, exc_info=True)
         self._record(cell, verdict)
         return self._probe_problem
 
@@ -254,10 +274,10 @@ class SandboxedExecute(Execute):
             for o in probe.outputs
             if o.get("output_type") == "stream" and o.get("name") == "stderr"
         ).strip()
-        if stderr:
-            first = stderr.splitlines()[-1][:200]
+        if stderr:  # what it wrote is not shown: it may hold the hidden inputs
             self._notes_for(index).append(
-                f"your code wrote to stderr while being checked (this costs nothing): {first}"
+                "your code wrote to stderr while being checked (this costs nothing; what it "
+                "wrote is not shown, since it ran on the grader's hidden inputs)"
             )
         errors = [o for o in probe.outputs if o.get("output_type") == "error"]
         try:
@@ -265,8 +285,7 @@ class SandboxedExecute(Execute):
         except ProbeFailed:
             if errors:
                 raise ProbeFailed(
-                    f"the check could not run in your kernel ({errors[-1].get('ename')}: "
-                    f"{str(errors[-1].get('evalue', ''))[:150]})"
+                    f"the check could not run in your kernel ({str(errors[-1].get('ename'))[:80]})"
                 ) from None
             raise
 

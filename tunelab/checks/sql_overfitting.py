@@ -17,6 +17,8 @@ from tunelab.i18n import section_title, tr
 LABELS = ("healthy", "underfitting", "no_convergence", "overfitting", "divergence")
 EPOCH_LIMITS = {"epoch_count": (1, 100), "batch_size": (1, 64)}
 RATE_KEYS = ("learning_rate", "learning_rate_multiplier")
+#: The emulator's (and the service's) upper limits: learning_rate in (0, 1], multiplier in (0, 100].
+RATE_LIMITS = {"learning_rate": 1.0, "learning_rate_multiplier": 100.0}
 SCRIPTED_MODEL = "tunedModels/scripted"
 REREAD_MONITORING = "Reread 04_monitoring, 'Recognising overfitting'."
 
@@ -345,7 +347,7 @@ def judge_next_run_format(got: Any, lang: str | None = None) -> str | None:
                 "next_run[{key!r}] = {v} выходит за пределы {lo}–{hi}.",
                 lang,
                 key=key,
-                v=got[key],
+                v=got[key] if abs(got[key]) < 10**12 else show_number(got[key]),
                 lo=lo,
                 hi=hi,
             )
@@ -359,7 +361,7 @@ def judge_next_run_format(got: Any, lang: str | None = None) -> str | None:
             found=rates or tr("neither", "ни одного", lang),
         )
     rate = got[rates[0]]
-    if not wire.is_number(rate) or not rate > 0:
+    if not wire.is_number(rate):
         return tr(
             "next_run[{key!r}] should be a positive number, found {d}.",
             "next_run[{key!r}] должен быть положительным числом, а получено {d}.",
@@ -367,7 +369,31 @@ def judge_next_run_format(got: Any, lang: str | None = None) -> str | None:
             key=rates[0],
             d=wire.describe(rate, lang),
         )
+    hi = RATE_LIMITS[rates[0]]
+    if wire.finite_in(rate, 0.0, hi, above=True) is None:
+        return tr(
+            "next_run's {key} {v} is not a finite number between 0 (excluded) and {hi:g}, "
+            "the limits the service accepts.",
+            "{key} в next_run равен {v}, а это не конечное число от 0 (не включая) до {hi:g}, "
+            "как требует сервис.",
+            lang,
+            key=rates[0],
+            v=show_number(rate),
+            hi=hi,
+        )
     return None
+
+
+def show_number(value: Any) -> str:
+    """A wire number in short words, even one no float can hold (``10**400`` -> ``1e+400``)."""
+    number = wire.as_float(value)
+    if number is not None:
+        return f"{number:.6g}"
+    try:
+        digits = str(abs(value))
+    except ValueError:  # over Python's int-to-str digit limit
+        return tr("an integer of thousands of digits", "целое число из тысяч цифр")
+    return f"{'-' if value < 0 else ''}{digits[0]}e+{len(digits) - 1}"
 
 
 def judge_accuracy(got: Any, want: float, why: str, lang: str | None = None) -> str | None:
