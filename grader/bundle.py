@@ -28,7 +28,8 @@ README_TEMPLATE = Path(__file__).resolve().parent / "student_readme.md"
 FORBIDDEN_PARTS = frozenset(
     {"solutions", "tests", "grader", ".git", ".instructor", "__pycache__", ".ipynb_checkpoints"}
 )
-FORBIDDEN_NAMES = frozenset({"checker.py"})
+# the checkers and the checker-side modules they load (solutions/ASSIGNMENT/*.py)
+FORBIDDEN_NAMES = frozenset({"checker.py", "curves.py"})
 SKIPPED_SUFFIXES = (".pyc", ".pyo")
 # Fixed timestamp for every zip entry: the same course gives the same zip, byte for byte.
 ZIP_DATE = (2025, 1, 1, 0, 0, 0)

@@ -26,6 +26,25 @@ from tunelab.checks import sql_overfitting as C
 from tunelab.checks import wire
 from tunelab.i18n import section_title, tr
 
+
+def _sibling(name: str) -> Any:
+    """A checker-side module beside this file (never released, never in the sandbox)."""
+    import importlib.util
+    import sys
+
+    key = f"_grader_sql_overfitting_{name}"
+    if key in sys.modules:
+        return sys.modules[key]
+    spec = importlib.util.spec_from_file_location(key, Path(__file__).with_name(f"{name}.py"))
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[key] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+curves = _sibling("curves")
+
 MODULE = "sql_overfitting"
 BASE_MODEL = "models/gemini-1.5-flash-001-tuning"
 FIRST_MODEL = "tunedModels/sql-20-epochs"
@@ -170,6 +189,17 @@ def _no_answers(part: int, fn: str, lang: str) -> Verdict:
     )
 
 
+def _shuffled(rng: np.random.Generator, items: list) -> list:
+    """``items`` in the submission's random order: hidden cases carry no position or count
+    a student's function could answer by (edge and fixed cases included)."""
+    return [items[int(i)] for i in rng.permutation(len(items))]
+
+
+def _fresh_seed(rng: np.random.Generator) -> int:
+    """A hidden curve's seed: never one of the practice runs' (``curves.HIDDEN_SEED_MIN``)."""
+    return int(rng.integers(curves.HIDDEN_SEED_MIN, 2**31 - 1))
+
+
 def check_p1(ctx: Context) -> Verdict:
     rng = ctx.rng()
     lang = ctx.lang
@@ -184,43 +214,54 @@ def check_p1(ctx: Context) -> Verdict:
             snapshots.sample(frac=1.0, random_state=rng.integers(1 << 30)),
         ),
     ]
-    losses = rng.uniform(0.2, 2.0, size=4).round(3)
-    frames.append(
-        (
-            tr(
-                "with a missing (NaN) step loss, which must be left out of its epoch's mean",
-                "с пропущенными (NaN) потерями шага, которые не должны входить в среднее эпохи",
-                lang,
-            ),
-            pd.DataFrame(
-                {
-                    "step": [1, 2, 3, 4],
-                    "epoch": [1, 1, 2, 2],
-                    "mean_loss": [losses[0], np.nan, losses[2], losses[3]],
-                }
-            ),
-        )
+    nan_why = tr(
+        "with a missing (NaN) step loss, which must be left out of its epoch's mean",
+        "с пропущенными (NaN) потерями шага, которые не должны входить в среднее эпохи",
+        lang,
     )
-    frames.append(
-        (
-            tr(
-                "with epochs given out of order and an extra column",
-                "с эпохами не по порядку и лишним столбцом",
-                lang,
-            ),
-            pd.DataFrame(
-                {"epoch": [3, 1, 3, 1], "mean_loss": list(losses), "validation_loss": [np.nan] * 4}
-            ),
+    for _ in range(3):  # several variants: no single position holds "the NaN case"
+        losses = rng.uniform(0.2, 2.0, size=4).round(3)
+        first = int(rng.integers(1, 30))
+        frames.append(
+            (
+                nan_why,
+                pd.DataFrame(
+                    {
+                        "step": [1, 2, 3, 4],
+                        "epoch": [first, first, first + 1, first + 1],
+                        "mean_loss": [losses[0], np.nan, losses[2], losses[3]],
+                    }
+                ),
+            )
         )
-    )
+    for _ in range(2):
+        losses = rng.uniform(0.2, 2.0, size=4).round(3)
+        early, late = sorted(int(e) for e in rng.choice(np.arange(1, 40), size=2, replace=False))
+        frames.append(
+            (
+                tr(
+                    "with epochs given out of order and an extra column",
+                    "с эпохами не по порядку и лишним столбцом",
+                    lang,
+                ),
+                pd.DataFrame(
+                    {
+                        "epoch": [late, early, late, early],
+                        "mean_loss": list(losses),
+                        "validation_loss": [np.nan] * 4,
+                    }
+                ),
+            )
+        )
+    losses = rng.uniform(0.2, 2.0, size=2).round(3)
     frames.append(
         (
             tr("on a single-epoch run", "на запуске из одной эпохи", lang),
-            pd.DataFrame({"step": [1, 2], "epoch": [1, 1], "mean_loss": list(losses[:2])}),
+            pd.DataFrame({"step": [1, 2], "epoch": [1, 1], "mean_loss": list(losses)}),
         )
     )
     for label in rng.choice(scenarios.LABELS, size=3, replace=False):
-        run = scenarios.sample_run(str(label), int(rng.integers(10_000, 2**31 - 1)))
+        run = curves.hidden_run(str(label), _fresh_seed(rng))
         frames.append(
             (
                 tr(
@@ -232,17 +273,24 @@ def check_p1(ctx: Context) -> Verdict:
                 run.snapshots(),
             )
         )
-    got = ctx.probe(
-        "epoch_mean_loss",
-        {
-            "frames": [C.frame_payload(f) for _, f in frames]
-            + [{"step": [], "epoch": [], "mean_loss": []}]
-        },
-    )
-    if type(got) is not list or len(got) != len(frames) + 1:
+    frames.append(("", pd.DataFrame({"step": [], "epoch": [], "mean_loss": []})))
+    frames = _shuffled(rng, frames)
+    got = ctx.probe("epoch_mean_loss", {"frames": [C.frame_payload(f) for _, f in frames]})
+    if type(got) is not list or len(got) != len(frames):
         return _no_answers(1, "epoch_mean_loss", lang)
     problems = []
-    for (why, frame), answer in zip(frames, got, strict=False):
+    for (why, frame), answer in zip(frames, got, strict=True):
+        if frame.empty:
+            if not (isinstance(answer, wire.Series) and len(answer.values) == 0):
+                problems.append(
+                    tr(
+                        "An empty snapshot frame should give an empty Series; {d}.",
+                        "Пустая таблица снимков должна давать пустую Series; {d}.",
+                        lang,
+                        d=wire.describe(answer, lang, hidden=True),
+                    )
+                )
+            continue
         want = ref_epoch_mean(frame)
         problems.append(
             C.judge_series(
@@ -251,16 +299,7 @@ def check_p1(ctx: Context) -> Verdict:
                 [float(v) for v in want],
                 _cap(why, lang),
                 lang,
-            )
-        )
-    empty = got[-1]
-    if not (isinstance(empty, wire.Series) and len(empty.values) == 0):
-        problems.append(
-            tr(
-                "An empty snapshot frame should give an empty Series; {d}.",
-                "Пустая таблица снимков должна давать пустую Series; {d}.",
-                lang,
-                d=wire.describe(empty, lang),
+                hidden=True,
             )
         )
     problem = _first_problem(problems)
@@ -298,6 +337,24 @@ PLATEAU_EDGES = [
     (
         [0.295, 0.3, 0.5, 1.0],
         [4, 3, 2, 1],
+        0.01,
+        (
+            "on an unsorted index (read the losses in epoch order)",
+            "на неотсортированном индексе (читайте потери в порядке эпох)",
+        ),
+    ),
+    (
+        [0.5, 0.9, 0.302, 0.3, 1.4],
+        [8, 6, 9, 10, 5],
+        0.01,
+        (
+            "on an unsorted index (read the losses in epoch order)",
+            "на неотсортированном индексе (читайте потери в порядке эпох)",
+        ),
+    ),
+    (
+        [0.41, 0.8, 0.4, 0.6, 1.1, 0.2],
+        [13, 12, 14, 11, 10, 15],
         0.01,
         (
             "on an unsorted index (read the losses in epoch order)",
@@ -347,9 +404,7 @@ def check_p2(ctx: Context) -> Verdict:
         series = pd.Series([v * scale for v in values], index=index, dtype=float)
         cases.append((series, tol * scale, tr(en, ru, lang)))
     for label in np.repeat(scenarios.LABELS, 4):
-        curve = scenarios.sample_run(str(label), int(rng.integers(10_000, 2**31 - 1))).per_epoch()[
-            "train_loss"
-        ]
+        curve = curves.hidden_run(str(label), _fresh_seed(rng)).per_epoch()["train_loss"]
         why = tr(
             "on a fresh simulated {label} curve",
             "на новой смоделированной кривой {label}",
@@ -357,6 +412,7 @@ def check_p2(ctx: Context) -> Verdict:
             label=label,
         )
         cases.append((curve, 0.01, why))
+    cases = _shuffled(rng, cases)
     got = ctx.probe(
         "plateau_epoch", {"cases": [{"series": C.series_payload(s), "tol": t} for s, t, _ in cases]}
     )
@@ -364,7 +420,9 @@ def check_p2(ctx: Context) -> Verdict:
         return _no_answers(2, "plateau_epoch", lang)
     problem = _first_problem(
         [
-            C.judge_optional_epoch(answer, ref_plateau(s, t), why, "plateau_epoch", lang)
+            C.judge_optional_epoch(
+                answer, ref_plateau(s, t), why, "plateau_epoch", lang, hidden=True
+            )
             for (s, t, why), answer in zip(cases, got, strict=True)
         ]
     )
@@ -400,6 +458,22 @@ BEST_EDGES = [
         [1, 2, 3, 4],
         ("with missing (NaN) epochs (ignore them)", "с пропущенными (NaN) эпохами (их пропускают)"),
     ),
+    (
+        [0.3, 0.9, 0.3, 0.5, 0.3],
+        [9, 8, 7, 12, 11],
+        (
+            "on an unsorted index with a tie (the earliest EPOCH, not the first row)",
+            "на неотсортированном индексе с равенством (самая ранняя ЭПОХА, а не первая строка)",
+        ),
+    ),
+    (
+        [0.25, 0.6, 0.25, 0.7],
+        [16, 14, 11, 13],
+        (
+            "on an unsorted index with a tie (the earliest EPOCH, not the first row)",
+            "на неотсортированном индексе с равенством (самая ранняя ЭПОХА, а не первая строка)",
+        ),
+    ),
     ([0.7], [4], ("on a single evaluated epoch", "на единственной эпохе с валидацией")),
     (
         [0.5, 0.45, 0.6],
@@ -431,9 +505,7 @@ def check_p3(ctx: Context) -> Verdict:
         series = pd.Series([v * scale for v in values], index=index, dtype=float)
         cases.append((series, tr(en, ru, lang)))
     for label in rng.choice(scenarios.LABELS, size=8):
-        val = scenarios.sample_run(str(label), int(rng.integers(10_000, 2**31 - 1))).per_epoch()[
-            "validation_loss"
-        ]
+        val = curves.hidden_run(str(label), _fresh_seed(rng)).per_epoch()["validation_loss"]
         if val.notna().any():
             why = tr(
                 "on the validation curve of a fresh simulated {label} run",
@@ -442,12 +514,13 @@ def check_p3(ctx: Context) -> Verdict:
                 label=label,
             )
             cases.append((val, why))
+    cases = _shuffled(rng, cases)
     got = ctx.probe("best_epoch", {"cases": [C.series_payload(s) for s, _ in cases]})
     if type(got) is not list or len(got) != len(cases):
         return _no_answers(3, "best_epoch", lang)
     problem = _first_problem(
         [
-            C.judge_optional_epoch(answer, ref_best(s), why, "best_epoch", lang)
+            C.judge_optional_epoch(answer, ref_best(s), why, "best_epoch", lang, hidden=True)
             for (s, why), answer in zip(cases, got, strict=True)
         ]
     )
@@ -528,29 +601,31 @@ def check_p4(ctx: Context) -> Verdict:
 def check_p5(ctx: Context) -> Verdict:
     rng = ctx.rng()
     lang = ctx.lang
-    cases, truth = [], []
+    items: list[tuple[dict, str]] = []  # (case, truth or an edge's name)
     for label in scenarios.LABELS:
-        for seed in rng.integers(10_000, 2**31 - 1, size=40):
-            per_epoch = scenarios.sample_run(label, int(seed)).per_epoch()
+        for seed in rng.integers(curves.HIDDEN_SEED_MIN, 2**31 - 1, size=40):
+            per_epoch = curves.hidden_run(label, int(seed)).per_epoch()
             for with_validation in (True, False):
                 train, val = per_epoch["train_loss"], per_epoch["validation_loss"]
                 if rng.random() < 1 / 3:  # some curves arrive with their epochs shuffled
                     order = rng.permutation(len(train))
                     train, val = train.iloc[order], val.iloc[order]
-                cases.append(
-                    {
-                        "train": C.series_payload(train),
-                        "validation": C.series_payload(val) if with_validation else None,
-                    }
-                )
-                truth.append(label)
+                case = {
+                    "train": C.series_payload(train),
+                    "validation": C.series_payload(val) if with_validation else None,
+                }
+                items.append((case, label))
     blown = pd.Series([1.1, 0.5, 0.7, 3.0, np.nan, np.nan], index=range(1, 7))
-    cases.append({"train": C.series_payload(blown), "validation": None})
-    cases.append({"train": {"index": [], "values": []}, "validation": None})
-    got = ctx.probe("classify_curve", {"cases": cases})
-    if type(got) is not list or len(got) != len(cases):
+    items.append(({"train": C.series_payload(blown), "validation": None}, "edge:blown"))
+    items.append(({"train": {"index": [], "values": []}, "validation": None}, "edge:empty"))
+    items = _shuffled(rng, items)  # labels, edge cases and all: no order to count on
+    got = ctx.probe("classify_curve", {"cases": [case for case, _ in items]})
+    if type(got) is not list or len(got) != len(items):
         return _no_answers(5, "classify_curve", lang)
-    labels, edges = got[: len(truth)], got[len(truth) :]
+    truth = [t for _, t in items if not t.startswith("edge:")]
+    labels = [g for (_, t), g in zip(items, got, strict=True) if not t.startswith("edge:")]
+    edge = {t: g for (_, t), g in zip(items, got, strict=True) if t.startswith("edge:")}
+    edges = [edge["edge:blown"], edge["edge:empty"]]
     invalid = [g for g in labels if type(g) is not str or g not in C.LABELS]
     if invalid:
         return Verdict.fail(
@@ -558,7 +633,7 @@ def check_p5(ctx: Context) -> Verdict:
                 "Part 5 failed: classify_curve gave {d}, which is not one of {labels}.",
                 "Часть 5 не пройдена: classify_curve вернула {d}, а это не одно из {labels}.",
                 lang,
-                d=wire.describe(invalid[0], lang),
+                d=wire.describe(invalid[0], lang, hidden=True),
                 labels=C.LABELS,
             )
         )
@@ -611,7 +686,7 @@ def check_p5(ctx: Context) -> Verdict:
                 "Часть 5 не пройдена: кривая, которая растёт, а потом становится NaN (потери "
                 "переполнились), — это divergence; получено {d}.",
                 lang,
-                d=wire.describe(edges[0], lang),
+                d=wire.describe(edges[0], lang, hidden=True),
             )
         )
     if not C.raised(edges[1], "ValueError"):
@@ -621,7 +696,7 @@ def check_p5(ctx: Context) -> Verdict:
                 "Часть 5 не пройдена: на пустой кривой classify_curve должна выбрасывать "
                 "ValueError; {d}.",
                 lang,
-                d=wire.describe(edges[1], lang),
+                d=wire.describe(edges[1], lang, hidden=True),
             )
         )
     return Verdict.ok(
@@ -749,64 +824,66 @@ def check_p7(ctx: Context) -> Verdict:
     data = _data(ctx.course_root)
     heldout = data["heldout"].drop_duplicates("text_input")
     script: dict[str, str] = {}
-    frames = []
-    for size in (8, 12):
+    cases: list[dict] = []  # {"kind", "frame"} (+ "rows" for the real model)
+    for size in (6, 8, 12):
         part_script, frame = _scripted_case(rng, heldout, size)
         script.update(part_script)
-        frames.append(frame)
-    frames.append({"text_input": [], "output": []})
+        cases.append({"kind": "scripted", "frame": frame})
+    for _ in range(2):  # several empty sets: no single position holds "the empty case"
+        cases.append({"kind": "empty", "frame": {"text_input": [], "output": []}})
     real_rows = heldout.sample(n=20, random_state=int(rng.integers(1 << 30)))
-    real = {"model": FIRST_MODEL, "frame": C.frame_payload(real_rows[["text_input", "output"]])}
-    got = ctx.probe("execution_accuracy", {"script": script, "scripted": frames, "real": [real]})
-    if type(got) is not dict or len(got.get("scripted", [])) != 3 or len(got.get("real", [])) != 1:
+    cases.append({"kind": "real", "frame": C.frame_payload(real_rows[["text_input", "output"]])})
+    cases = _shuffled(rng, cases)
+    payload = {
+        "script": script,
+        "cases": [
+            {"model": FIRST_MODEL if c["kind"] == "real" else None, "frame": c["frame"]}
+            for c in cases
+        ],
+    }
+    got = ctx.probe("execution_accuracy", payload)
+    if type(got) is not list or len(got) != len(cases):
         return _no_answers(7, "execution_accuracy", lang)
     problems = []
-    for frame, answer in zip(frames[:2], got["scripted"], strict=False):
-        want = ref_accuracy(data["db"], frame["text_input"], frame["output"], script)
-        problems.append(
-            C.judge_accuracy(
-                answer,
-                want,
-                tr(
-                    "On a scripted model mixing right answers, the same rows in another order, "
-                    "DISTINCT rows (a different multiset when rows repeat), broken SQL and two "
-                    "statements at once",
-                    "На модели со сценарием, где перемешаны верные ответы, те же строки в другом "
-                    "порядке, строки с DISTINCT (другое мультимножество, когда строки "
-                    "повторяются), сломанный SQL и две инструкции сразу",
-                    lang,
-                ),
+    for case, answer in zip(cases, got, strict=True):
+        frame = case["frame"]
+        if case["kind"] == "scripted":
+            want = ref_accuracy(data["db"], frame["text_input"], frame["output"], script)
+            why = tr(
+                "On a scripted model mixing right answers, the same rows in another order, "
+                "DISTINCT rows (a different multiset when rows repeat), broken SQL and two "
+                "statements at once",
+                "На модели со сценарием, где перемешаны верные ответы, те же строки в другом "
+                "порядке, строки с DISTINCT (другое мультимножество, когда строки "
+                "повторяются), сломанный SQL и две инструкции сразу",
                 lang,
             )
-        )
-    if not C.raised(got["scripted"][2], "ValueError"):
-        problems.append(
-            tr(
-                "execution_accuracy on an empty held-out set should raise ValueError; {d}.",
-                "на пустом наборе отложенных вопросов execution_accuracy должна выбрасывать "
-                "ValueError; {d}.",
-                lang,
-                d=wire.describe(got["scripted"][2], lang),
+            problems.append(C.judge_accuracy(answer, want, why, lang, hidden=True))
+        elif case["kind"] == "empty":
+            if not C.raised(answer, "ValueError"):
+                problems.append(
+                    tr(
+                        "execution_accuracy on an empty held-out set should raise ValueError; {d}.",
+                        "на пустом наборе отложенных вопросов execution_accuracy должна "
+                        "выбрасывать ValueError; {d}.",
+                        lang,
+                        d=wire.describe(answer, lang, hidden=True),
+                    )
+                )
+        else:
+            prompts = list(frame["text_input"])
+            answers = _oracle(ctx.course_root).answers(FIRST_MODEL, FIRST_RUN, prompts)
+            if answers is None:
+                continue
+            want = ref_accuracy(
+                data["db"], prompts, list(frame["output"]), dict(zip(prompts, answers, strict=True))
             )
-        )
-    prompts = list(real_rows["text_input"])
-    answers = _oracle(ctx.course_root).answers(FIRST_MODEL, FIRST_RUN, prompts)
-    if answers is not None:
-        want = ref_accuracy(
-            data["db"], prompts, list(real_rows["output"]), dict(zip(prompts, answers, strict=True))
-        )
-        problems.append(
-            C.judge_accuracy(
-                got["real"][0],
-                want,
-                tr(
-                    "On 20 held-out questions for the 20-epoch model",
-                    "На 20 отложенных вопросах для 20-эпоховой модели",
-                    lang,
-                ),
+            why = tr(
+                "On 20 held-out questions for the 20-epoch model",
+                "На 20 отложенных вопросах для 20-эпоховой модели",
                 lang,
             )
-        )
+            problems.append(C.judge_accuracy(answer, want, why, lang, hidden=True))
     problem = _first_problem(problems)
     if problem:
         return Verdict.fail(
