@@ -225,7 +225,7 @@ PLAN_MODEL = "tunedModels/next-run-plan"
 BEST_PLAN = {"epoch_count": 5, "batch_size": 4, "learning_rate": 0.001}
 PLAN_MARGIN = 0.05
 #: The overfitting has ended when the validation loss ends within this of its minimum.
-OVERFIT_RISE = 0.1
+OVERFIT_RISE = 0.03
 
 
 def _camel(key: str) -> str:
