@@ -544,7 +544,7 @@ CANNOT_LEARN_AND_LATE_LEAK = Attack(
         "    return _real_eml(snapshots)",
         "p6-answer": 'next_run = {"epoch_count": 5, "batch_size": 4, "learning_rate": 1e-05}',
         "p8-answer": _honest("p8")
-        + '\nprint(f"LEAK {len(_kept)} frames:", [len(f) for f in _kept])',
+        + '\nprint(f"LEAK {len(_kept)} frame(s)", [len(f) for f in _kept])',
     },
     failed=("p6", "p8"),
     says={"p6": "cannot learn"},
@@ -579,7 +579,7 @@ def graded(tmp_path_factory) -> dict:
 def _verdicts(course: Course, student: str) -> dict[str, str]:
     """Each test cell's words on the graded notebook (what the feedback page shows)."""
     nb = nbformat.read(course.autograded / student / SQL / f"{SQL}.ipynb", as_version=4)
-    return {k: json.dumps(c.outputs, ensure_ascii=False) for k, c in _cells(nb).items()}
+    return {k: json.dumps(c.get("outputs", []), ensure_ascii=False) for k, c in _cells(nb).items()}
 
 
 @pytest.mark.parametrize("attack", ATTACKS, ids=[a.student for a in ATTACKS])
