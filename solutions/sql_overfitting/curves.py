@@ -51,7 +51,7 @@ def hidden_run(label: str, seed: int) -> SimulatedRun:
             run = simulate(profile, hp, int(rng.integers(0, 2**31 - 1)))
             if _displays(label, run.per_epoch()["train_loss"].to_numpy()):
                 return run
-    raise RuntimeError(f"hidden_run({label!r}, {seed}): no acceptable draw")  # pragma: no cover
+    raise RuntimeError(f"hidden_run({label!r}, {seed}): no acceptable draw")
 
 
 def _displays(label: str, train: np.ndarray) -> bool:
