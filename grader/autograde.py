@@ -102,7 +102,8 @@ class StudentResult:
     notes: list[str] = field(default_factory=list)  # what went wrong besides failed tests
     error: str | None = None
     seconds: float = 0.0
-    seed: int | None = None  # the hidden inputs' seed: a regrade reuses it
+    seed: int | None = None  # the hidden inputs' seed: a regrade of the same content reuses it
+    content: str | None = None  # hash of the submission's cells: a new submission, new inputs
     timed_out: bool = False  # some cell or check ran out of time (regraded alone)
     setup_errors: dict[str, str] = field(default_factory=dict)  # locked cell -> error line
     edition: str = "en"  # the submission's edition (language): "en" or "ru"
@@ -332,7 +333,12 @@ class Autograder:
         """Grade one submission; never raises (a failure becomes the result's error)."""
         started = time.perf_counter()
         result = StudentResult(student, self.assignment)
-        result.seed = self._seeds.get(student) or new_seed()
+        result.content = self.content_hash(student)
+        stored = self._seeds.get(student)
+        if stored is not None and stored[1] == result.content:
+            result.seed = stored[0]  # a regrade of the same submission: the same hidden inputs
+        else:
+            result.seed = new_seed()  # a new submission never meets inputs shown before
         try:
             self._grade(student, result)
         except Exception as err:  # noqa: BLE001 (the batch must go on)
@@ -452,8 +458,31 @@ class Autograder:
                 result.notes += [n for n in notes if n not in result.notes]
                 result.setup_errors.update(setup)
 
-    def _stored_seeds(self) -> dict[str, int]:
-        """Each student's seed from the last run, so a regrade draws the same hidden inputs."""
+    def content_hash(self, student: str) -> str:
+        """What the submission says, hashed: every cell's type and source of its notebooks.
+
+        Outputs, metadata and timestamps are left out, so re-running a notebook or collecting
+        it again is the same submission; a changed answer (or any edited cell) is a new one.
+        """
+        import hashlib
+
+        digest = hashlib.sha256()
+        folder = self.course.submitted / student / self.assignment
+        for name in sorted(self.notebooks):
+            digest.update(f"\0notebook {name}\0".encode())
+            try:
+                cells = json.loads((folder / f"{name}.ipynb").read_bytes())["cells"]
+                for cell in cells:
+                    source = cell.get("source", "")
+                    text = "".join(source) if isinstance(source, list) else str(source)
+                    digest.update(f"\0{cell.get('cell_type')}\0{text}".encode())
+            except (OSError, ValueError, KeyError, TypeError, AttributeError):
+                digest.update(b"\0unreadable")
+        return digest.hexdigest()
+
+    def _stored_seeds(self) -> dict[str, tuple[int, str | None]]:
+        """Each student's seed and content hash from the last run: a regrade of the same
+        submission draws the same hidden inputs, a new submission new ones."""
         path = self.course.runs / f"{self.assignment}.json"
         if self.new_seeds or not path.exists():
             return {}
@@ -462,7 +491,7 @@ class Autograder:
         except (ValueError, KeyError, TypeError):
             return {}
         return {
-            r["student"]: r["seed"]
+            r["student"]: (r["seed"], r.get("content"))
             for r in rows
             if isinstance(r, dict)
             and type(r.get("seed")) is int
@@ -634,6 +663,8 @@ def _notes_from_events(events: list[dict]) -> list[str]:
                 f"{where} left {event['detail']} running; they were stopped, and the cell is "
                 "never re-run after a restart"
             )
+        elif kind == "checker_error":
+            notes.append(f"{where}: {event['detail']}")
         elif kind == "output_truncated":
             notes.append(f"{where} printed too much; its output was truncated")
     return list(dict.fromkeys(notes))

@@ -29,7 +29,8 @@ README_TEMPLATE = Path(__file__).resolve().parent / "student_readme.md"
 FORBIDDEN_PARTS = frozenset(
     {"solutions", "tests", "grader", ".git", ".instructor", "__pycache__", ".ipynb_checkpoints"}
 )
-FORBIDDEN_NAMES = frozenset({"checker.py"})
+# the checkers and the checker-side modules they load (solutions/ASSIGNMENT/*.py)
+FORBIDDEN_NAMES = frozenset({"checker.py", "curves.py"})
 SKIPPED_SUFFIXES = (".pyc", ".pyo")
 # The zip's oldest possible date (the format's epoch); a file older than that gets this one.
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)

@@ -50,5 +50,14 @@ c.Execute.timeout = 60
 c.OverwriteCells.add_missing_cells = True
 
 # Each graded assignment's trusted checker (hidden inputs, reference answers) lives beside its
-# master in solutions/ASSIGNMENT/checker.py; it must never be copied into a release.
-c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", "checker.py"]
+# master in solutions/ASSIGNMENT/checker.py, with any checker-side module it loads (e.g.
+# solutions/sql_overfitting/curves.py, the hidden curves' labeller); no .py file of a master's
+# folder may ever be copied into a release.
+c.CourseDirectory.ignore = [
+    ".ipynb_checkpoints",
+    "*.pyc",
+    "__pycache__",
+    "feedback",
+    "checker.py",
+    "*.py",
+]

@@ -118,6 +118,27 @@ class Checker:
         return verdict
 
 
+def unjudgeable(grade_id: str, lang: str = "en") -> str:
+    """The failure of a part whose answer the checker could not judge (it raised).
+
+    Why: a checker meets answers nobody foresaw (``10**400`` where a float was expected, a
+    letter string where one letter was); that is the answer's problem, so it fails its own
+    part with words the student can act on, and every other part is still graded.
+    """
+    from tunelab.i18n import tr
+
+    return tr(
+        "{part}: your answer could not be judged (it is not in the form the assignment asks "
+        "for), so this part is marked as failed; the other parts were graded. Run the check "
+        "cell below the answer: it names what is wrong with the answer's form.",
+        "{part}: ваш ответ не удалось оценить (он не в той форме, которую требует задание), "
+        "поэтому эта часть не засчитана; остальные части оценены. Выполните ячейку проверки "
+        "под ответом: она назовёт, что не так с формой ответа.",
+        lang,
+        part=grade_id,
+    )
+
+
 def checker_path(course_root: Path, assignment: str) -> Path:
     return course_root / "solutions" / assignment / CHECKER_FILE
 

@@ -13,6 +13,7 @@ two workers, the repository's course and checker, a throw-away instructor folder
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import resource
 import textwrap
@@ -65,10 +66,18 @@ class Attack:
     metadata: dict = field(default_factory=dict)  # merged into the notebook's metadata
     core: float = CORE
     note: str | None = None  # a phrase the student's message must contain
+    edition: str = "en"  # "ru": the Russian notebook (notebooks/ru/...)
+    failed: tuple[str, ...] = ()  # parts that must score 0
+    says: dict[str, str] = field(default_factory=dict)  # part -> phrase its verdict contains
+
+    @property
+    def student(self) -> str:
+        return self.name if self.edition == "en" else f"{self.name}_{self.edition}"
 
 
 def submission(attack: Attack) -> nbformat.NotebookNode:
-    nb = nbformat.read(ROOT / "notebooks" / SQL / f"{SQL}.ipynb", as_version=4)
+    folder = ROOT / "notebooks" / ("" if attack.edition == "en" else attack.edition) / SQL
+    nb = nbformat.read(folder / f"{SQL}.ipynb", as_version=4)
     cells = _cells(nb)
     for part in CORE_PARTS:
         cells[f"{part}-answer"].source = _honest(part)
@@ -440,11 +449,120 @@ ATTACKS = [
 ]
 
 
+# -- issue 14: order and count, the package oracle, overflow, a plan that cannot learn, a leak
+# through a later cell. Several classes share one submission where they touch different parts
+# (each part's verdict is asserted), so the corpus stays as fast as before.
+ORDER_AND_COUNT = Attack(
+    "order_and_count_counters",
+    answers={
+        # Part 1: wrong on NaN (fillna(0)), right only at the old fixed position of the NaN case
+        "p1-answer": """
+            _c1 = [0]
+            def epoch_mean_loss(snapshots):
+                _c1[0] += 1
+                frame = snapshots if _c1[0] == 2 else snapshots.fillna(0)
+                return frame.groupby("epoch")["mean_loss"].mean().sort_index().astype(float)
+            """,
+        # Part 2: the old fixed edge cases' answers by position, unsorted reading otherwise
+        "p2-answer": """
+            _c2 = [0]
+            _EDGES2 = [2, 2, 3, 4, None, None, None, 1]
+            def plateau_epoch(epoch_losses, tol=0.01):
+                _c2[0] += 1
+                if _c2[0] <= len(_EDGES2):
+                    return _EDGES2[_c2[0] - 1]
+                values = epoch_losses.to_numpy(dtype=float)
+                for i in range(len(values) - 1):
+                    if values[i] - values[i + 1] < tol:
+                        return int(epoch_losses.index[i])
+                return None
+            """,
+        # Part 3: the same trick with best_epoch's old edge cases, idxmin (first row) otherwise
+        "p3-answer": """
+            _c3 = [0]
+            _EDGES3 = [2, 2, 3, 4, 20]
+            def best_epoch(validation_loss):
+                _c3[0] += 1
+                if _c3[0] <= len(_EDGES3):
+                    return _EDGES3[_c3[0] - 1]
+                return int(validation_loss.dropna().idxmin())
+            """,
+        # Part 5: the issue's six lines: the label from a call counter (80 curves per label)
+        "p5-answer": """
+            _c5 = [0]
+            def classify_curve(train, validation=None):
+                if len(train) == 0:
+                    raise ValueError("empty")
+                _c5[0] += 1
+                return LABELS[min((_c5[0] - 1) // 80, 4)]
+            """,
+        # Part 7: no check for an empty set; ValueError only at the old position of that case
+        "p7-answer": _honest("p7")
+        .replace("def execution_accuracy(", "_c7 = [0]\ndef execution_accuracy(", 1)
+        .replace(
+            '    if len(heldout) == 0:\n        raise ValueError("execution_accuracy: the held-out '
+            'set is empty")',
+            '    _c7[0] += 1\n    if _c7[0] == 3:\n        raise ValueError("by position")',
+        ),
+        # the last answer cell: counters start at the first check (as the old order required)
+        "p8-answer": "_c1[0] = _c2[0] = _c3[0] = _c5[0] = _c7[0] = 0",
+    },
+    core=CORE - 4,  # parts 1 and 2 of the honest core are replaced by the counters
+    failed=("p1", "p2", "p3", "p5", "p7"),
+)
+PACKAGE_ORACLE_AND_OVERFLOW = Attack(
+    "package_oracle_and_overflow",
+    answers={
+        "p5-answer": """
+            import importlib
+            from tunelab import scenarios as _S
+            def classify_curve(train, validation=None):
+                t = train.sort_index().to_numpy(dtype=float)
+                # the curve generator's acceptance test, if the package still shipped it
+                for owner in (_S, importlib.import_module("tunelab.simulator")):
+                    test = getattr(owner, "_displays", None)
+                    if test is not None:
+                        for label in LABELS:
+                            if test(label, t):
+                                return label
+                return "healthy"
+            """,
+        "p6-answer": 'next_run = {"epoch_count": 5, "batch_size": 4, "learning_rate": 10**400}',
+    },
+    failed=("p5", "p6", "p8"),
+    says={"p6": "not a finite number"},
+)
+CANNOT_LEARN_AND_LATE_LEAK = Attack(
+    "cannot_learn_and_late_leak",
+    answers={
+        "p1-answer": _honest("p1").replace(
+            "def epoch_mean_loss(", "_kept = []\ndef epoch_mean_loss(", 1
+        )
+        + "\n_real_eml = epoch_mean_loss\n"
+        "def epoch_mean_loss(snapshots):\n"
+        "    _kept.append(snapshots)\n"
+        "    return _real_eml(snapshots)",
+        "p6-answer": 'next_run = {"epoch_count": 5, "batch_size": 4, "learning_rate": 1e-05}',
+        "p8-answer": _honest("p8")
+        + '\nprint(f"LEAK {len(_kept)} frame(s)", [len(f) for f in _kept])',
+    },
+    failed=("p6", "p8"),
+    says={"p6": "cannot learn"},
+)
+ISSUE_14 = [ORDER_AND_COUNT, PACKAGE_ORACLE_AND_OVERFLOW, CANNOT_LEARN_AND_LATE_LEAK]
+SAYS_RU = {"not a finite number": "не конечное число", "cannot learn": "не может выучить"}
+RUSSIAN = [
+    dataclasses.replace(a, edition="ru", says={k: SAYS_RU[v] for k, v in a.says.items()})
+    for a in [Attack("honest_core"), *ISSUE_14]
+]
+ATTACKS += ISSUE_14 + RUSSIAN
+
+
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory) -> dict:
     course = Course(root=ROOT, instructor=tmp_path_factory.mktemp("adversarial") / "instructor")
     for attack in ATTACKS:
-        folder = course.submitted / attack.name / SQL
+        folder = course.submitted / attack.student / SQL
         folder.mkdir(parents=True)
         nbformat.write(submission(attack), folder / f"{SQL}.ipynb")
         for rel, text in attack.files.items():
@@ -458,13 +576,27 @@ def graded(tmp_path_factory) -> dict:
     return {"course": course, "results": {r.student: r for r in run.results}, "peak_mb": peak}
 
 
-@pytest.mark.parametrize("attack", ATTACKS, ids=[a.name for a in ATTACKS])
+def _verdicts(course: Course, student: str) -> dict[str, str]:
+    """Each test cell's words on the graded notebook (what the feedback page shows)."""
+    nb = nbformat.read(course.autograded / student / SQL / f"{SQL}.ipynb", as_version=4)
+    return {k: json.dumps(c.get("outputs", []), ensure_ascii=False) for k, c in _cells(nb).items()}
+
+
+@pytest.mark.parametrize("attack", ATTACKS, ids=[a.student for a in ATTACKS])
 def test_forged_submission_scores_its_honest_core(graded, attack: Attack) -> None:
-    result = graded["results"][attack.name]
+    result = graded["results"][attack.student]
     assert result.status == "graded", result.message
-    assert result.score == attack.core, f"{attack.name}: {result.message}"
+    assert result.score == attack.core, f"{attack.student}: {result.message}"
+    for part in attack.failed:
+        assert result.parts[f"{part}-check"][0] == 0.0, (part, result.message)
+    if attack.says:
+        verdicts = _verdicts(graded["course"], attack.student)
+        for part, phrase in attack.says.items():
+            assert phrase in verdicts[f"{part}-check"], verdicts[f"{part}-check"]
     for part in CORE_PARTS:
-        want = 0.0 if attack.core < CORE and part == "p4" else None
+        if part in attack.failed:
+            continue
+        want = 0.0 if attack.core < CORE and part == "p4" and not attack.failed else None
         got = result.parts[f"{part}-check"][0]
         assert want is None and got == result.parts[f"{part}-check"][1] or got == want, (
             part,
@@ -508,6 +640,19 @@ def test_feedback_names_the_failed_part_without_hidden_inputs(graded) -> None:
     assert all(type(r["seed"]) is int for r in seeds), "every grade stores its seed"
 
 
+@pytest.mark.parametrize("edition", ["en", "ru"])
+def test_hidden_inputs_never_reach_a_later_cell(graded, edition: str) -> None:
+    """Part 1's function keeps every frame it is given and the last answer cell prints them:
+    the probes run after the last cell, so it can only print what the student's own cells
+    passed (the colleague's run, from the plot cell), never a hidden input."""
+    student = CANNOT_LEARN_AND_LATE_LEAK.name + ("" if edition == "en" else "_ru")
+    course = graded["course"]
+    nb = nbformat.read(course.autograded / student / SQL / f"{SQL}.ipynb", as_version=4)
+    text = json.dumps(_cells(nb)["p8-answer"].outputs)
+    rows = len((ROOT / "data" / "runs" / "sql_20_epochs.csv").read_text().splitlines()) - 1
+    assert f"LEAK 1 frame(s) [{rows}]" in text, text[:500]
+
+
 def test_regrade_reuses_the_seed_and_a_new_cohort_gets_new_inputs(graded) -> None:
     course = graded["course"]
     record = course.runs / f"{SQL}.json"
@@ -520,6 +665,25 @@ def test_regrade_reuses_the_seed_and_a_new_cohort_gets_new_inputs(graded) -> Non
     )
     assert fresh.results[0].seed != before["honest_core"]
     assert fresh.results[0].score == CORE
+
+
+@pytest.mark.parametrize("edition", ["en", "ru"])
+def test_a_resubmission_draws_new_hidden_inputs(graded, edition: str) -> None:
+    """A changed notebook is a new submission: new hidden inputs, so feedback on the old
+    one tells nothing about the new one's; the same notebook regraded keeps its seed."""
+    course = graded["course"]
+    student = "honest_core" + ("" if edition == "en" else "_ru")
+    record = course.runs / f"{SQL}.json"
+    before = {r["student"]: r["seed"] for r in json.loads(record.read_text())["results"]}
+    path = course.submitted / student / SQL / f"{SQL}.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    _cells(nb)["p3-answer"].source += "\n# resubmitted after reading the feedback"
+    nbformat.write(nb, path)
+    again = autograde(course, SQL, students=[student], workers=1, timeout=TIMEOUT)
+    assert again.results[0].seed != before[student]
+    assert again.results[0].score == CORE, again.results[0].message
+    same = autograde(course, SQL, students=[student], workers=1, timeout=TIMEOUT)
+    assert same.results[0].seed == again.results[0].seed
 
 
 CPU_HOG = """

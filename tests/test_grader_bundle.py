@@ -266,7 +266,7 @@ def _master_secrets() -> tuple[list[Secret], set[str]]:
 
 def _checker_secrets() -> list[Secret]:
     secrets = []
-    for path in sorted((REPO / "solutions").glob("*/checker.py")):
+    for path in sorted((REPO / "solutions").glob("*/*.py")):  # checkers and their modules
         for text, literal in _statements(path.read_text(encoding="utf-8")):
             secrets.append(Secret(text, str(path.relative_to(REPO)), literal))
     return secrets

@@ -147,6 +147,7 @@ def test_the_release_never_holds_a_checker(tmp_path: Path) -> None:
     course = Course(root=root, instructor=root / ".instructor")
     release_all(course=course)
     assert not list((root / "notebooks").rglob("checker.py"))
+    assert not list((ROOT / "notebooks").rglob("*.py")), "no checker-side module is released"
 
 
 # -- a broken grading machine ---------------------------------------------------------------------

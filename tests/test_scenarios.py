@@ -9,6 +9,7 @@ example per label must do clearly worse, so the task is not trivial.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -66,9 +67,44 @@ def _curves(run: SimulatedRun) -> tuple[pd.Series, pd.Series]:
     return per["train_loss"], per["validation_loss"]
 
 
-@pytest.fixture(scope="module")
-def fresh_samples() -> dict[str, list[SimulatedRun]]:
-    return {label: [sample_run(label, s) for s in FRESH_SEEDS] for label in LABELS}
+def _hidden_curves():
+    """The checker-side sampler of the graded hidden curves (never in the package)."""
+    import importlib.util
+    import sys
+
+    path = Path(__file__).resolve().parents[1] / "solutions" / "sql_overfitting" / "curves.py"
+    spec = importlib.util.spec_from_file_location("_test_sql_curves", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["_test_sql_curves"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module", params=["practice", "hidden"])
+def fresh_samples(request) -> dict[str, list[SimulatedRun]]:
+    """Practice runs (the package's sample_run) and the grader's fresh hidden draws."""
+    if request.param == "practice":
+        return {label: [sample_run(label, s) for s in FRESH_SEEDS] for label in LABELS}
+    hidden = _hidden_curves().hidden_run
+    return {label: [hidden(label, s) for s in FRESH_SEEDS] for label in LABELS}
+
+
+def test_practice_table_is_the_checker_filters_output():
+    """tunelab/practice_runs.py holds draws the checker-side filter accepted (first rows)."""
+    from tunelab.practice_runs import PRACTICE
+
+    curves = _hidden_curves()
+    for label in LABELS:
+        assert len(PRACTICE[label]) == curves.PRACTICE_PER_LABEL
+        assert list(PRACTICE[label][:5]) == curves.practice_rows(label, 5), label
+
+
+def test_the_package_holds_no_acceptance_test():
+    """Whatever says 'this curve shows label X' is an answer to Part 5: not in tunelab."""
+    import tunelab.scenarios as scenarios
+
+    names = dir(scenarios)
+    assert not [n for n in names if n.startswith(("_accept", "_displays", "_late_slope"))]
 
 
 def test_labels_are_the_lesson_patterns():

@@ -40,7 +40,15 @@ from nbgrader.preprocessors import Execute
 from traitlets import Bool, Integer, Unicode, default
 
 from grader.editions import edition_language
-from grader.trusted import Context, ProbeFailed, Verdict, parse_answer, probe_code
+from grader.trusted import (
+    CheckerError,
+    Context,
+    ProbeFailed,
+    Verdict,
+    parse_answer,
+    probe_code,
+    unjudgeable,
+)
 
 #: The environment variable that tells the kernel whose submission it runs (see
 #: ``tunelab.checks.quiz.resolve_student``); empty for the master's preflight.
@@ -127,53 +135,75 @@ class SandboxedExecute(Execute):
         return self.nb, self.resources
 
     def _run_all(self, nb: NotebookNode, resources: dict) -> None:
+        """Run the student's cells in order, then judge the test cells after the last one.
+
+        Why last: a probe sends hidden inputs into the kernel, and a student's function can
+        keep them (its frames, a global); a later cell that printed them would put them on
+        the feedback page. After the last cell nothing of the student's runs again except
+        the probes themselves, whose outputs are discarded.
+        """
         code = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and c.source.strip()]
         self._start_kernel(first=True)
-        given_up: str | None = None
-        restarts = 0
+        self._given_up: str | None = None
+        self._restarts = 0
+        self._deadline = time.monotonic() + self.notebook_timeout
         clean: list[int] = []  # cells that ran without an error: replayed after a restart
-        deadline = time.monotonic() + self.notebook_timeout
+        deferred: list[int] = []  # test cells, judged after the last cell
         try:
             for index in code:
                 cell = nb.cells[index]
-                if not given_up and time.monotonic() > deadline:
-                    given_up = f"the notebook used up its {self.notebook_timeout} s"
-                    self._event("notebook_timeout", index, given_up)
-                if given_up:
-                    self._mark(cell, NOT_RUN, f"This cell was not run: {given_up}.")
-                    if self._checker is not None and _is_test_cell(cell):
-                        self._record(cell, Verdict.fail(f"Not checked: {given_up}."))
+                if self._out_of_time(cell, index):
                     continue
-                judged = self._checker is not None and _is_test_cell(cell)
-                if judged:  # decided by the trusted checker; its code never runs here
-                    problem = self._judge_cell(cell, index)
-                    if problem is None:
-                        continue
-                else:
-                    problem = self._run_cell(cell, resources, index)
+                if self._checker is not None and _is_test_cell(cell):
+                    deferred.append(index)  # decided by the trusted checker, later
+                    continue
+                problem = self._run_cell(cell, resources, index)
                 forked = self._reap(index)  # nothing a cell started outlives it
                 if problem is None:
                     if self._timed_out(cell):
                         self._event("timeout", index, f"stopped after {self.timeout} s")
-                    elif not _has_error(cell) and not forked and not judged:
+                    elif not _has_error(cell) and not forked:
                         clean.append(index)  # cells that forked are never replayed
                     continue
-                ename, text = problem
-                if not judged:
-                    self._mark(cell, ename, text)
-                self._event("kernel_died" if ename == KERNEL_DIED else "kernel_stuck", index, text)
-                restarts += 1
-                if restarts > self.max_kernel_restarts:
-                    given_up = f"the kernel failed {restarts} times"
+                self._mark(cell, *problem)
+                self._recover(nb, problem, index, clean)
+            for index in deferred:
+                cell = nb.cells[index]
+                if self._out_of_time(cell, index):
                     continue
-                try:
-                    self._restart_kernel()
-                    if self.replay_after_restart:
-                        self._replay(nb, clean)
-                except Exception as err:  # noqa: BLE001 (any failure: give up the rest)
-                    given_up = f"the kernel could not be restarted ({_short(err)})"
+                problem = self._judge_cell(cell, index)
+                self._reap(index)
+                if problem is not None:
+                    self._recover(nb, problem, index, clean)
         finally:
             self._stop_kernel()
+
+    def _out_of_time(self, cell, index: int) -> bool:
+        """True (and the cell marked, a test cell failed) once the notebook has given up."""
+        if not self._given_up and time.monotonic() > self._deadline:
+            self._given_up = f"the notebook used up its {self.notebook_timeout} s"
+            self._event("notebook_timeout", index, self._given_up)
+        if not self._given_up:
+            return False
+        self._mark(cell, NOT_RUN, f"This cell was not run: {self._given_up}.")
+        if self._checker is not None and _is_test_cell(cell):
+            self._record(cell, Verdict.fail(f"Not checked: {self._given_up}."))
+        return True
+
+    def _recover(self, nb: NotebookNode, problem: tuple[str, str], index: int, clean: list[int]):
+        """The kernel died or hung under a cell or a probe: restart it and replay clean cells."""
+        ename, text = problem
+        self._event("kernel_died" if ename == KERNEL_DIED else "kernel_stuck", index, text)
+        self._restarts += 1
+        if self._restarts > self.max_kernel_restarts:
+            self._given_up = f"the kernel failed {self._restarts} times"
+            return
+        try:
+            self._restart_kernel()
+            if self.replay_after_restart:
+                self._replay(nb, clean)
+        except Exception as err:  # noqa: BLE001 (any failure: give up the rest)
+            self._given_up = f"the kernel could not be restarted ({_short(err)})"
 
     def _run_cell(self, cell, resources, index) -> tuple[str, str] | None:
         """Run one cell; return (error name, message) when the kernel failed under it."""
@@ -220,6 +250,18 @@ class SandboxedExecute(Execute):
         except ProbeFailed as err:
             verdict = Verdict.fail(f"{grade_id} could not be checked: {err}.")
             verdict.notes = ctx.notes
+        except CheckerError:
+            raise  # the course's checker is broken for every student: stop (preflight says so)
+        except Exception as err:  # noqa: BLE001 (one bad answer fails one part, never the rest)
+            verdict = Verdict.fail(unjudgeable(grade_id, ctx.lang))
+            verdict.notes = ctx.notes
+            self._event(
+                "checker_error",
+                index,
+                f"the checker raised {type(err).__name__}: {str(err)[:200]} "
+                "(the part was failed, the others graded)",
+            )
+            self.log.warning("checker error on %s", grade_id, exc_info=True)
         self._record(cell, verdict)
         return self._probe_problem
 
@@ -260,10 +302,10 @@ class SandboxedExecute(Execute):
             for o in probe.outputs
             if o.get("output_type") == "stream" and o.get("name") == "stderr"
         ).strip()
-        if stderr:
-            first = stderr.splitlines()[-1][:200]
+        if stderr:  # what it wrote is not shown: it may hold the hidden inputs
             self._notes_for(index).append(
-                f"your code wrote to stderr while being checked (this costs nothing): {first}"
+                "your code wrote to stderr while being checked (this costs nothing; what it "
+                "wrote is not shown, since it ran on the grader's hidden inputs)"
             )
         errors = [o for o in probe.outputs if o.get("output_type") == "error"]
         try:
@@ -271,8 +313,7 @@ class SandboxedExecute(Execute):
         except ProbeFailed:
             if errors:
                 raise ProbeFailed(
-                    f"the check could not run in your kernel ({errors[-1].get('ename')}: "
-                    f"{str(errors[-1].get('evalue', ''))[:150]})"
+                    f"the check could not run in your kernel ({str(errors[-1].get('ename'))[:80]})"
                 ) from None
             raise
 

@@ -14,6 +14,8 @@ import contextlib
 import functools
 import math
 import sqlite3
+import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +26,26 @@ from grader.trusted import Context, Verdict
 from tunelab import scenarios
 from tunelab.checks import sql_overfitting as C
 from tunelab.checks import wire
-from tunelab.i18n import count, section_title, times_ru, tr
+from tunelab.i18n import count, section_title, tr
+
+
+def _sibling(name: str) -> Any:
+    """A checker-side module beside this file (never released, never in the sandbox)."""
+    import importlib.util
+    import sys
+
+    key = f"_grader_sql_overfitting_{name}"
+    if key in sys.modules:
+        return sys.modules[key]
+    spec = importlib.util.spec_from_file_location(key, Path(__file__).with_name(f"{name}.py"))
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[key] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+curves = _sibling("curves")
 
 MODULE = "sql_overfitting"
 BASE_MODEL = "models/gemini-1.5-flash-001-tuning"
@@ -90,7 +111,7 @@ class Oracle:
     answers, without trusting anything the kernel says about it.
     """
 
-    def __init__(self, train: pd.DataFrame) -> None:
+    def __init__(self, train: pd.DataFrame, heldout: pd.DataFrame, db: Path) -> None:
         from tunelab.emulator.store import Store
 
         self.store = Store(time_scale=1e9)
@@ -98,10 +119,15 @@ class Oracle:
             {"textInput": str(i), "output": str(o)}
             for i, o in zip(train["text_input"], train["output"], strict=True)
         ]
+        rows = heldout.drop_duplicates("text_input")
+        self.questions = [str(q) for q in rows["text_input"]]
+        self.references = [str(r) for r in rows["output"]]
+        self.db = db
+        self.lock = threading.Lock()  # one store, several grading threads
+        self._outcomes: dict[tuple, Outcome] = {}
 
-    def answers(self, name: str, hp: dict[str, Any], prompts: list[str]) -> list[str] | None:
-        """What tuned model ``name`` trained with ``hp`` answers; None if it cannot train."""
-        from tunelab.emulator import generation
+    def _trained(self, name: str, hp: dict[str, Any]) -> tuple[Any, Any] | None:
+        """The emulator's record and plan of ``name`` trained with ``hp`` (None: refused)."""
         from tunelab.emulator.errors import ApiError
 
         model_id = name.removeprefix("tunedModels/")
@@ -120,22 +146,86 @@ class Oracle:
             self.store.delete(model_id)
         try:
             rec = self.store.create(body, tuned_model_id=model_id)
-            plan = self.store.plan(rec)
-        except (ApiError, ValueError):
+            return rec, self.store.plan(rec)
+        except (ApiError, ValueError, OverflowError):
             return None
-        if plan.failure is not None or not math.isfinite(float(plan.run.final_quality)):
-            return None
-        domain = generation.trained_domain(rec.examples)
-        return [
-            generation.answer(
-                rec.name,
-                p,
-                quality=float(plan.run.final_quality),
-                memory=plan.memory,
-                trained_domain=domain,
+
+    def answers(self, name: str, hp: dict[str, Any], prompts: list[str]) -> list[str] | None:
+        """What tuned model ``name`` trained with ``hp`` answers; None if it cannot train."""
+        from tunelab.emulator import generation
+
+        with self.lock:
+            trained = self._trained(name, hp)
+            if trained is None:
+                return None
+            rec, plan = trained
+            if plan.failure is not None or not math.isfinite(float(plan.run.final_quality)):
+                return None
+            domain = generation.trained_domain(rec.examples)
+            return [
+                generation.answer(
+                    rec.name,
+                    p,
+                    quality=float(plan.run.final_quality),
+                    memory=plan.memory,
+                    trained_domain=domain,
+                )
+                for p in prompts
+            ]
+
+    def outcome(self, hp: dict[str, Any]) -> Outcome:
+        """What a plan would do (cached per plan): its run's curves and its held-out accuracy.
+
+        Part 6 judges a plan by this, and Part 8 asks the same question of the same plan, so
+        the two parts cannot disagree. The model id is fixed (:data:`PLAN_MODEL`), so the
+        outcome depends on the plan alone.
+        """
+        key = tuple(sorted(hp.items()))
+        with self.lock:
+            cached = self._outcomes.get(key)
+            if cached is not None:
+                return cached
+            trained = self._trained(PLAN_MODEL, hp)
+        if trained is None:
+            result = Outcome(None, None, None, "the service would refuse these settings")
+        else:
+            per = trained[1].run.per_epoch()
+            failure = trained[1].failure
+            answers = None if failure else self.answers(PLAN_MODEL, hp, self.questions)
+            accuracy = (
+                None
+                if answers is None
+                else ref_accuracy(
+                    self.db,
+                    self.questions,
+                    self.references,
+                    dict(zip(self.questions, answers, strict=True)),
+                )
             )
-            for p in prompts
-        ]
+            result = Outcome(accuracy, per["train_loss"], per["validation_loss"], failure or None)
+        with self.lock:
+            self._outcomes[key] = result
+        return result
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A plan's result on the grader's emulator: held-out accuracy (None: the run fails)."""
+
+    accuracy: float | None
+    train: pd.Series | None
+    validation: pd.Series | None
+    failure: str | None
+
+
+#: The model id every plan is evaluated under (answers depend on the id, a plan's worth not).
+PLAN_MODEL = "tunedModels/next-run-plan"
+#: The best plan the course knows (tests/test_sql_checker_hidden.py checks that no plan of a
+#: wide grid beats it by more than a point); a plan must come within PLAN_MARGIN of it.
+BEST_PLAN = {"epoch_count": 5, "batch_size": 4, "learning_rate": 0.001}
+PLAN_MARGIN = 0.05
+#: The overfitting has ended when the validation loss ends within this of its minimum.
+OVERFIT_RISE = 0.03
 
 
 def _camel(key: str) -> str:
@@ -145,7 +235,8 @@ def _camel(key: str) -> str:
 
 @functools.cache
 def _oracle(root: Path) -> Oracle:
-    return Oracle(_data(root)["train"])
+    data = _data(root)
+    return Oracle(data["train"], data["heldout"], data["db"])
 
 
 # -- the checks --------------------------------------------------------------------------------
@@ -170,6 +261,17 @@ def _no_answers(part: int, fn: str, lang: str) -> Verdict:
     )
 
 
+def _shuffled(rng: np.random.Generator, items: list) -> list:
+    """``items`` in the submission's random order: hidden cases carry no position or count
+    a student's function could answer by (edge and fixed cases included)."""
+    return [items[int(i)] for i in rng.permutation(len(items))]
+
+
+def _fresh_seed(rng: np.random.Generator) -> int:
+    """A hidden curve's seed: never one of the practice runs' (``curves.HIDDEN_SEED_MIN``)."""
+    return int(rng.integers(curves.HIDDEN_SEED_MIN, 2**31 - 1))
+
+
 def check_p1(ctx: Context) -> Verdict:
     rng = ctx.rng()
     lang = ctx.lang
@@ -184,43 +286,54 @@ def check_p1(ctx: Context) -> Verdict:
             snapshots.sample(frac=1.0, random_state=rng.integers(1 << 30)),
         ),
     ]
-    losses = rng.uniform(0.2, 2.0, size=4).round(3)
-    frames.append(
-        (
-            tr(
-                "with a missing (NaN) step loss, which must be left out of its epoch's mean",
-                "с пропущенными (NaN) потерями шага, которые не должны входить в среднее эпохи",
-                lang,
-            ),
-            pd.DataFrame(
-                {
-                    "step": [1, 2, 3, 4],
-                    "epoch": [1, 1, 2, 2],
-                    "mean_loss": [losses[0], np.nan, losses[2], losses[3]],
-                }
-            ),
-        )
+    nan_why = tr(
+        "with a missing (NaN) step loss, which must be left out of its epoch's mean",
+        "с пропущенными (NaN) потерями шага, которые не должны входить в среднее эпохи",
+        lang,
     )
-    frames.append(
-        (
-            tr(
-                "with epochs given out of order and an extra column",
-                "с эпохами не по порядку и лишним столбцом",
-                lang,
-            ),
-            pd.DataFrame(
-                {"epoch": [3, 1, 3, 1], "mean_loss": list(losses), "validation_loss": [np.nan] * 4}
-            ),
+    for _ in range(3):  # several variants: no single position holds "the NaN case"
+        losses = rng.uniform(0.2, 2.0, size=4).round(3)
+        first = int(rng.integers(1, 30))
+        frames.append(
+            (
+                nan_why,
+                pd.DataFrame(
+                    {
+                        "step": [1, 2, 3, 4],
+                        "epoch": [first, first, first + 1, first + 1],
+                        "mean_loss": [losses[0], np.nan, losses[2], losses[3]],
+                    }
+                ),
+            )
         )
-    )
+    for _ in range(2):
+        losses = rng.uniform(0.2, 2.0, size=4).round(3)
+        early, late = sorted(int(e) for e in rng.choice(np.arange(1, 40), size=2, replace=False))
+        frames.append(
+            (
+                tr(
+                    "with epochs given out of order and an extra column",
+                    "с эпохами не по порядку и лишним столбцом",
+                    lang,
+                ),
+                pd.DataFrame(
+                    {
+                        "epoch": [late, early, late, early],
+                        "mean_loss": list(losses),
+                        "validation_loss": [np.nan] * 4,
+                    }
+                ),
+            )
+        )
+    losses = rng.uniform(0.2, 2.0, size=2).round(3)
     frames.append(
         (
             tr("on a single-epoch run", "на запуске из одной эпохи", lang),
-            pd.DataFrame({"step": [1, 2], "epoch": [1, 1], "mean_loss": list(losses[:2])}),
+            pd.DataFrame({"step": [1, 2], "epoch": [1, 1], "mean_loss": list(losses)}),
         )
     )
     for label in rng.choice(scenarios.LABELS, size=3, replace=False):
-        run = scenarios.sample_run(str(label), int(rng.integers(10_000, 2**31 - 1)))
+        run = curves.hidden_run(str(label), _fresh_seed(rng))
         frames.append(
             (
                 tr(
@@ -232,17 +345,24 @@ def check_p1(ctx: Context) -> Verdict:
                 run.snapshots(),
             )
         )
-    got = ctx.probe(
-        "epoch_mean_loss",
-        {
-            "frames": [C.frame_payload(f) for _, f in frames]
-            + [{"step": [], "epoch": [], "mean_loss": []}]
-        },
-    )
-    if type(got) is not list or len(got) != len(frames) + 1:
+    frames.append(("", pd.DataFrame({"step": [], "epoch": [], "mean_loss": []})))
+    frames = _shuffled(rng, frames)
+    got = ctx.probe("epoch_mean_loss", {"frames": [C.frame_payload(f) for _, f in frames]})
+    if type(got) is not list or len(got) != len(frames):
         return _no_answers(1, "epoch_mean_loss", lang)
     problems = []
-    for (why, frame), answer in zip(frames, got, strict=False):
+    for (why, frame), answer in zip(frames, got, strict=True):
+        if frame.empty:
+            if not (isinstance(answer, wire.Series) and len(answer.values) == 0):
+                problems.append(
+                    tr(
+                        "An empty snapshot frame should give an empty Series; {d}.",
+                        "Пустая таблица снимков должна давать пустую Series; {d}.",
+                        lang,
+                        d=wire.describe(answer, lang, hidden=True),
+                    )
+                )
+            continue
         want = ref_epoch_mean(frame)
         problems.append(
             C.judge_series(
@@ -251,16 +371,7 @@ def check_p1(ctx: Context) -> Verdict:
                 [float(v) for v in want],
                 _cap(why, lang),
                 lang,
-            )
-        )
-    empty = got[-1]
-    if not (isinstance(empty, wire.Series) and len(empty.values) == 0):
-        problems.append(
-            tr(
-                "An empty snapshot frame should give an empty Series; {d}.",
-                "Пустая таблица снимков должна давать пустую Series; {d}.",
-                lang,
-                d=wire.describe(empty, lang),
+                hidden=True,
             )
         )
     problem = _first_problem(problems)
@@ -298,6 +409,24 @@ PLATEAU_EDGES = [
     (
         [0.295, 0.3, 0.5, 1.0],
         [4, 3, 2, 1],
+        0.01,
+        (
+            "on an unsorted index (read the losses in epoch order)",
+            "на неотсортированном индексе (читайте потери в порядке эпох)",
+        ),
+    ),
+    (
+        [0.5, 0.9, 0.302, 0.3, 1.4],
+        [8, 6, 9, 10, 5],
+        0.01,
+        (
+            "on an unsorted index (read the losses in epoch order)",
+            "на неотсортированном индексе (читайте потери в порядке эпох)",
+        ),
+    ),
+    (
+        [0.41, 0.8, 0.4, 0.6, 1.1, 0.2],
+        [13, 12, 14, 11, 10, 15],
         0.01,
         (
             "on an unsorted index (read the losses in epoch order)",
@@ -347,9 +476,7 @@ def check_p2(ctx: Context) -> Verdict:
         series = pd.Series([v * scale for v in values], index=index, dtype=float)
         cases.append((series, tol * scale, tr(en, ru, lang)))
     for label in np.repeat(scenarios.LABELS, 4):
-        curve = scenarios.sample_run(str(label), int(rng.integers(10_000, 2**31 - 1))).per_epoch()[
-            "train_loss"
-        ]
+        curve = curves.hidden_run(str(label), _fresh_seed(rng)).per_epoch()["train_loss"]
         why = tr(
             "on a fresh simulated {label} curve",
             "на новой смоделированной кривой {label}",
@@ -357,6 +484,7 @@ def check_p2(ctx: Context) -> Verdict:
             label=label,
         )
         cases.append((curve, 0.01, why))
+    cases = _shuffled(rng, cases)
     got = ctx.probe(
         "plateau_epoch", {"cases": [{"series": C.series_payload(s), "tol": t} for s, t, _ in cases]}
     )
@@ -364,7 +492,9 @@ def check_p2(ctx: Context) -> Verdict:
         return _no_answers(2, "plateau_epoch", lang)
     problem = _first_problem(
         [
-            C.judge_optional_epoch(answer, ref_plateau(s, t), why, "plateau_epoch", lang)
+            C.judge_optional_epoch(
+                answer, ref_plateau(s, t), why, "plateau_epoch", lang, hidden=True
+            )
             for (s, t, why), answer in zip(cases, got, strict=True)
         ]
     )
@@ -400,6 +530,22 @@ BEST_EDGES = [
         [1, 2, 3, 4],
         ("with missing (NaN) epochs (ignore them)", "с пропущенными (NaN) эпохами (их пропускают)"),
     ),
+    (
+        [0.3, 0.9, 0.3, 0.5, 0.3],
+        [9, 8, 7, 12, 11],
+        (
+            "on an unsorted index with a tie (the earliest EPOCH, not the first row)",
+            "на неотсортированном индексе с равенством (самая ранняя ЭПОХА, а не первая строка)",
+        ),
+    ),
+    (
+        [0.25, 0.6, 0.25, 0.7],
+        [16, 14, 11, 13],
+        (
+            "on an unsorted index with a tie (the earliest EPOCH, not the first row)",
+            "на неотсортированном индексе с равенством (самая ранняя ЭПОХА, а не первая строка)",
+        ),
+    ),
     ([0.7], [4], ("on a single evaluated epoch", "на единственной эпохе с валидацией")),
     (
         [0.5, 0.45, 0.6],
@@ -431,9 +577,7 @@ def check_p3(ctx: Context) -> Verdict:
         series = pd.Series([v * scale for v in values], index=index, dtype=float)
         cases.append((series, tr(en, ru, lang)))
     for label in rng.choice(scenarios.LABELS, size=8):
-        val = scenarios.sample_run(str(label), int(rng.integers(10_000, 2**31 - 1))).per_epoch()[
-            "validation_loss"
-        ]
+        val = curves.hidden_run(str(label), _fresh_seed(rng)).per_epoch()["validation_loss"]
         if val.notna().any():
             why = tr(
                 "on the validation curve of a fresh simulated {label} run",
@@ -442,12 +586,13 @@ def check_p3(ctx: Context) -> Verdict:
                 label=label,
             )
             cases.append((val, why))
+    cases = _shuffled(rng, cases)
     got = ctx.probe("best_epoch", {"cases": [C.series_payload(s) for s, _ in cases]})
     if type(got) is not list or len(got) != len(cases):
         return _no_answers(3, "best_epoch", lang)
     problem = _first_problem(
         [
-            C.judge_optional_epoch(answer, ref_best(s), why, "best_epoch", lang)
+            C.judge_optional_epoch(answer, ref_best(s), why, "best_epoch", lang, hidden=True)
             for (s, why), answer in zip(cases, got, strict=True)
         ]
     )
@@ -528,29 +673,31 @@ def check_p4(ctx: Context) -> Verdict:
 def check_p5(ctx: Context) -> Verdict:
     rng = ctx.rng()
     lang = ctx.lang
-    cases, truth = [], []
+    items: list[tuple[dict, str]] = []  # (case, truth or an edge's name)
     for label in scenarios.LABELS:
-        for seed in rng.integers(10_000, 2**31 - 1, size=40):
-            per_epoch = scenarios.sample_run(label, int(seed)).per_epoch()
+        for seed in rng.integers(curves.HIDDEN_SEED_MIN, 2**31 - 1, size=40):
+            per_epoch = curves.hidden_run(label, int(seed)).per_epoch()
             for with_validation in (True, False):
                 train, val = per_epoch["train_loss"], per_epoch["validation_loss"]
                 if rng.random() < 1 / 3:  # some curves arrive with their epochs shuffled
                     order = rng.permutation(len(train))
                     train, val = train.iloc[order], val.iloc[order]
-                cases.append(
-                    {
-                        "train": C.series_payload(train),
-                        "validation": C.series_payload(val) if with_validation else None,
-                    }
-                )
-                truth.append(label)
+                case = {
+                    "train": C.series_payload(train),
+                    "validation": C.series_payload(val) if with_validation else None,
+                }
+                items.append((case, label))
     blown = pd.Series([1.1, 0.5, 0.7, 3.0, np.nan, np.nan], index=range(1, 7))
-    cases.append({"train": C.series_payload(blown), "validation": None})
-    cases.append({"train": {"index": [], "values": []}, "validation": None})
-    got = ctx.probe("classify_curve", {"cases": cases})
-    if type(got) is not list or len(got) != len(cases):
+    items.append(({"train": C.series_payload(blown), "validation": None}, "edge:blown"))
+    items.append(({"train": {"index": [], "values": []}, "validation": None}, "edge:empty"))
+    items = _shuffled(rng, items)  # labels, edge cases and all: no order to count on
+    got = ctx.probe("classify_curve", {"cases": [case for case, _ in items]})
+    if type(got) is not list or len(got) != len(items):
         return _no_answers(5, "classify_curve", lang)
-    labels, edges = got[: len(truth)], got[len(truth) :]
+    truth = [t for _, t in items if not t.startswith("edge:")]
+    labels = [g for (_, t), g in zip(items, got, strict=True) if not t.startswith("edge:")]
+    edge = {t: g for (_, t), g in zip(items, got, strict=True) if t.startswith("edge:")}
+    edges = [edge["edge:blown"], edge["edge:empty"]]
     invalid = [g for g in labels if type(g) is not str or g not in C.LABELS]
     if invalid:
         return Verdict.fail(
@@ -558,7 +705,7 @@ def check_p5(ctx: Context) -> Verdict:
                 "Part 5 failed: classify_curve gave {d}, which is not one of {labels}.",
                 "Часть 5 не пройдена: classify_curve вернула {d}, а это не одно из {labels}.",
                 lang,
-                d=wire.describe(invalid[0], lang),
+                d=wire.describe(invalid[0], lang, hidden=True),
                 labels=C.LABELS,
             )
         )
@@ -611,7 +758,7 @@ def check_p5(ctx: Context) -> Verdict:
                 "Часть 5 не пройдена: кривая, которая растёт, а потом становится NaN (потери "
                 "переполнились), — это divergence; получено {d}.",
                 lang,
-                d=wire.describe(edges[0], lang),
+                d=wire.describe(edges[0], lang, hidden=True),
             )
         )
     if not C.raised(edges[1], "ValueError"):
@@ -621,21 +768,11 @@ def check_p5(ctx: Context) -> Verdict:
                 "Часть 5 не пройдена: на пустой кривой classify_curve должна выбрасывать "
                 "ValueError; {d}.",
                 lang,
-                d=wire.describe(edges[1], lang),
+                d=wire.describe(edges[1], lang, hidden=True),
             )
         )
     return Verdict.ok(
         tr("Part 5 passed: {summary}.", "Часть 5 пройдена: {summary}.", lang, summary=summary)
-    )
-
-
-def _validation(root: Path) -> pd.Series:
-    snapshots = _data(root)["snapshots"]
-    return (
-        snapshots.dropna(subset=["validation_loss"])
-        .groupby("epoch")["validation_loss"]
-        .first()
-        .sort_index()
     )
 
 
@@ -645,71 +782,115 @@ def _multiplier(run: dict) -> float:
     return float(run["learning_rate_multiplier"])
 
 
+def _plan_hp(run: dict) -> dict[str, Any]:
+    """next_run as the grader's emulator takes it (the rate as the SDK would send it)."""
+    return {
+        "epoch_count": run["epoch_count"],
+        "batch_size": run["batch_size"],
+        "learning_rate": FIRST_RUN["learning_rate"] * _multiplier(run),
+    }
+
+
+def _dec(x: float, lang: str) -> str:
+    """Two decimals, with a decimal comma in the Russian edition."""
+    text = f"{x:.2f}"
+    return text.replace(".", ",") if lang == "ru" else text
+
+
+def plan_problem(root: Path, run: dict, lang: str) -> str | None:
+    """Why a well-formed next_run is not a good plan, judged by what it would do; or None.
+
+    The plan is trained on the grader's deterministic emulator (the oracle Part 8 uses): it
+    must end the overfitting (the validation loss ends near its minimum) and come within
+    PLAN_MARGIN of the best plan's held-out accuracy.
+    """
+    oracle = _oracle(root)
+    hp = _plan_hp(run)
+    got, best = oracle.outcome(hp), oracle.outcome(BEST_PLAN)
+    rate = hp["learning_rate"]
+    if got.accuracy is None or got.train is None or got.validation is None:
+        return tr(
+            "This plan would not finish: {why}. {reread}",
+            "Такой план не доведёт обучение до конца: {why}. {reread}",
+            lang,
+            why=got.failure or tr("the run fails", "запуск завершается ошибкой", lang),
+            reread=C.reread("02_hyperparameters", "Learning rate and the multiplier", lang),
+        )
+    val = got.validation.dropna()
+    rise = float(val.iloc[-1] - val.min()) if len(val) else 0.0
+    if rise > OVERFIT_RISE:
+        return tr(
+            "With epoch_count={e} and learning rate {lr:g} the rerun would overfit again: "
+            "its validation loss is lowest at epoch {k} and {rise} higher by epoch {e}. "
+            "{reread}",
+            "С epoch_count={e} и скоростью обучения {lr:g} повторный запуск снова "
+            "переобучится: потери на валидации минимальны в эпохе {k} и к эпохе {e} выше на "
+            "{rise}. {reread}",
+            lang,
+            e=run["epoch_count"],
+            lr=rate,
+            k=int(val.idxmin()),
+            rise=_dec(rise, lang),
+            reread=C.reread_monitoring(lang),
+        )
+    assert best.accuracy is not None
+    if got.accuracy >= best.accuracy - PLAN_MARGIN:
+        return None
+    train = got.train.dropna()
+    learned = float(train.iloc[0] - train.iloc[-1]) / max(float(train.iloc[0]), 1e-9)
+    if learned < 0.25:
+        return tr(
+            "With learning rate {lr:g} and {e} epochs the model cannot learn the task: its "
+            "training loss only falls from {first} to {last}, and it answers {acc:.0%} "
+            "of the held-out questions right (the best plan: {best:.0%}). {reread}",
+            "Со скоростью обучения {lr:g} и {e} эпохами модель не может выучить задачу: "
+            "потери на обучении падают лишь с {first} до {last}, и она верно отвечает "
+            "на {acc:.0%} отложенных вопросов (лучший план: {best:.0%}). {reread}",
+            lang,
+            lr=rate,
+            e=run["epoch_count"],
+            first=_dec(float(train.iloc[0]), lang),
+            last=_dec(float(train.iloc[-1]), lang),
+            acc=got.accuracy,
+            best=best.accuracy,
+            reread=C.reread("02_hyperparameters", "Learning rate and the multiplier", lang),
+        )
+    return tr(
+        "This plan stops the overfitting but learns too little: it answers {acc:.0%} of the "
+        "held-out questions right, the best plan {best:.0%} ({m:.0f} points needed at most "
+        "between them). Stop near the validation minimum, not before it. {reread}",
+        "Этот план останавливает переобучение, но модель учится слишком мало: она верно "
+        "отвечает на {acc:.0%} отложенных вопросов, лучший план — на {best:.0%} (разница должна "
+        "быть не больше {m:.0f} пунктов). Останавливайтесь около минимума потерь на валидации, "
+        "а не раньше. {reread}",
+        lang,
+        acc=got.accuracy,
+        best=best.accuracy,
+        m=PLAN_MARGIN * 100,
+        reread=C.reread("05_early_stopping", "The plateau rule", lang),
+    )
+
+
 def check_p6(ctx: Context) -> Verdict:
     lang = ctx.lang
     run = ctx.probe("next_run", {})
     problem = C.judge_next_run_format(run, lang)
     if problem:
         return Verdict.fail(tr("Part 6 failed. {p}", "Часть 6 не пройдена. {p}", lang, p=problem))
-    val = _validation(ctx.course_root)
-    best = int(val.idxmin())
-    epochs = run["epoch_count"]
-    if epochs > best + 2:
-        return Verdict.fail(
-            tr(
-                "Part 6 failed. epoch_count={epochs} is past the point where the validation loss "
-                "stopped improving: by epoch {epochs} it is {at:.2f}, well above its minimum of "
-                "{low:.2f}, so the rerun would memorise again (and cost {epochs}/20 of the first "
-                "run). {reread}",
-                "Часть 6 не пройдена. epoch_count={epochs} — дальше точки, где потери на "
-                "валидации перестали улучшаться: к эпохе {epochs} они равны {at:.2f}, заметно "
-                "выше своего минимума {low:.2f}, так что повторный запуск снова начнёт "
-                "запоминать (и будет стоить {epochs}/20 от первого запуска). {reread}",
-                lang,
-                epochs=epochs,
-                at=val.get(epochs, val.iloc[-1]),
-                low=val.min(),
-                reread=C.reread_monitoring(lang),
-            )
-        )
-    if epochs < best - 2:
-        return Verdict.fail(
-            tr(
-                "Part 6 failed. epoch_count={epochs} stops while the validation loss is still "
-                "clearly falling ({at:.2f} at epoch {epochs}): the model would underfit. {reread}",
-                "Часть 6 не пройдена. epoch_count={epochs} останавливает обучение, пока потери на "
-                "валидации ещё заметно падают ({at:.2f} в эпохе {epochs}): модель недообучится. "
-                "{reread}",
-                lang,
-                epochs=epochs,
-                at=val.get(epochs, np.nan),
-                reread=C.reread("05_early_stopping", "The plateau rule", lang),
-            )
-        )
-    if _multiplier(run) > 1.0 + 1e-9:
-        return Verdict.fail(
-            tr(
-                "Part 6 failed. Your rerun uses a learning rate {m:g}x the first run's. The first "
-                "run's problem was too many epochs, not too small a step; raising the learning "
-                "rate when a curve shows a problem makes the loss jumpier and can make it "
-                "diverge. {reread}",
-                "Часть 6 не пройдена. Скорость обучения в вашем повторном запуске в {times} "
-                "выше, чем в первом. Проблемой первого запуска было слишком много эпох, а не "
-                "слишком маленький шаг; если поднять скорость обучения, когда кривая показывает "
-                "проблему, функция потерь будет скакать сильнее и может разойтись. {reread}",
-                lang,
-                m=_multiplier(run),
-                times=times_ru(_multiplier(run)),
-                reread=C.reread("02_hyperparameters", "Learning rate and the multiplier", lang),
-            )
-        )
+    problem = plan_problem(ctx.course_root, run, lang)
+    if problem:
+        return Verdict.fail(tr("Part 6 failed. {p}", "Часть 6 не пройдена. {p}", lang, p=problem))
+    got = _oracle(ctx.course_root).outcome(_plan_hp(run))
     return Verdict.ok(
         tr(
-            "Part 6 passed: {epochs} epochs, near the validation minimum.",
-            "Часть 6 пройдена: {epochs_ru}, рядом с минимумом потерь на валидации.",
+            "Part 6 passed: {epochs} epochs end the overfitting; the grader's emulator trains "
+            "this plan to {acc:.0%} right on the held-out questions.",
+            "Часть 6 пройдена: запуск на {epochs_ru} прекращает переобучение; на эмуляторе "
+            "системы оценивания этот план даёт {acc:.0%} верных ответов на отложенных вопросах.",
             lang,
-            epochs=epochs,
-            epochs_ru=count(epochs, "epoch", "ru"),
+            epochs=run["epoch_count"],
+            epochs_ru=count(run["epoch_count"], "epoch", "ru"),
+            acc=got.accuracy,
         )
     )
 
@@ -751,64 +932,66 @@ def check_p7(ctx: Context) -> Verdict:
     data = _data(ctx.course_root)
     heldout = data["heldout"].drop_duplicates("text_input")
     script: dict[str, str] = {}
-    frames = []
-    for size in (8, 12):
+    cases: list[dict] = []  # {"kind", "frame"} (+ "rows" for the real model)
+    for size in (6, 8, 12):
         part_script, frame = _scripted_case(rng, heldout, size)
         script.update(part_script)
-        frames.append(frame)
-    frames.append({"text_input": [], "output": []})
+        cases.append({"kind": "scripted", "frame": frame})
+    for _ in range(2):  # several empty sets: no single position holds "the empty case"
+        cases.append({"kind": "empty", "frame": {"text_input": [], "output": []}})
     real_rows = heldout.sample(n=20, random_state=int(rng.integers(1 << 30)))
-    real = {"model": FIRST_MODEL, "frame": C.frame_payload(real_rows[["text_input", "output"]])}
-    got = ctx.probe("execution_accuracy", {"script": script, "scripted": frames, "real": [real]})
-    if type(got) is not dict or len(got.get("scripted", [])) != 3 or len(got.get("real", [])) != 1:
+    cases.append({"kind": "real", "frame": C.frame_payload(real_rows[["text_input", "output"]])})
+    cases = _shuffled(rng, cases)
+    payload = {
+        "script": script,
+        "cases": [
+            {"model": FIRST_MODEL if c["kind"] == "real" else None, "frame": c["frame"]}
+            for c in cases
+        ],
+    }
+    got = ctx.probe("execution_accuracy", payload)
+    if type(got) is not list or len(got) != len(cases):
         return _no_answers(7, "execution_accuracy", lang)
     problems = []
-    for frame, answer in zip(frames[:2], got["scripted"], strict=False):
-        want = ref_accuracy(data["db"], frame["text_input"], frame["output"], script)
-        problems.append(
-            C.judge_accuracy(
-                answer,
-                want,
-                tr(
-                    "On a scripted model mixing right answers, the same rows in another order, "
-                    "DISTINCT rows (a different multiset when rows repeat), broken SQL and two "
-                    "statements at once",
-                    "На модели со сценарием, где перемешаны верные ответы, те же строки в другом "
-                    "порядке, строки с DISTINCT (другое мультимножество, когда строки "
-                    "повторяются), сломанный SQL и две инструкции сразу",
-                    lang,
-                ),
+    for case, answer in zip(cases, got, strict=True):
+        frame = case["frame"]
+        if case["kind"] == "scripted":
+            want = ref_accuracy(data["db"], frame["text_input"], frame["output"], script)
+            why = tr(
+                "On a scripted model mixing right answers, the same rows in another order, "
+                "DISTINCT rows (a different multiset when rows repeat), broken SQL and two "
+                "statements at once",
+                "На модели со сценарием, где перемешаны верные ответы, те же строки в другом "
+                "порядке, строки с DISTINCT (другое мультимножество, когда строки "
+                "повторяются), сломанный SQL и две инструкции сразу",
                 lang,
             )
-        )
-    if not C.raised(got["scripted"][2], "ValueError"):
-        problems.append(
-            tr(
-                "execution_accuracy on an empty held-out set should raise ValueError; {d}.",
-                "на пустом наборе отложенных вопросов execution_accuracy должна выбрасывать "
-                "ValueError; {d}.",
-                lang,
-                d=wire.describe(got["scripted"][2], lang),
+            problems.append(C.judge_accuracy(answer, want, why, lang, hidden=True))
+        elif case["kind"] == "empty":
+            if not C.raised(answer, "ValueError"):
+                problems.append(
+                    tr(
+                        "execution_accuracy on an empty held-out set should raise ValueError; {d}.",
+                        "на пустом наборе отложенных вопросов execution_accuracy должна "
+                        "выбрасывать ValueError; {d}.",
+                        lang,
+                        d=wire.describe(answer, lang, hidden=True),
+                    )
+                )
+        else:
+            prompts = list(frame["text_input"])
+            answers = _oracle(ctx.course_root).answers(FIRST_MODEL, FIRST_RUN, prompts)
+            if answers is None:
+                continue
+            want = ref_accuracy(
+                data["db"], prompts, list(frame["output"]), dict(zip(prompts, answers, strict=True))
             )
-        )
-    prompts = list(real_rows["text_input"])
-    answers = _oracle(ctx.course_root).answers(FIRST_MODEL, FIRST_RUN, prompts)
-    if answers is not None:
-        want = ref_accuracy(
-            data["db"], prompts, list(real_rows["output"]), dict(zip(prompts, answers, strict=True))
-        )
-        problems.append(
-            C.judge_accuracy(
-                got["real"][0],
-                want,
-                tr(
-                    "On 20 held-out questions for the 20-epoch model",
-                    "На 20 отложенных вопросах для модели после 20 эпох",
-                    lang,
-                ),
+            why = tr(
+                "On 20 held-out questions for the 20-epoch model",
+                "На 20 отложенных вопросах для модели после 20 эпох",
                 lang,
             )
-        )
+            problems.append(C.judge_accuracy(answer, want, why, lang, hidden=True))
     problem = _first_problem(problems)
     if problem:
         return Verdict.fail(
@@ -953,9 +1136,25 @@ def check_p8(ctx: Context) -> Verdict:
         "из 60 отложенных вопросов, выбранных системой оценивания",
         lang,
     )
-    problem = C.rerun_gain_problem(new_acc, old_acc, where, lang)
-    if problem:
-        return Verdict.fail(tr("Part 8 failed. {p}", "Часть 8 не пройдена. {p}", lang, p=problem))
+    # The gain is judged as Part 6 judges the plan (the same oracle, cached per plan), so a
+    # passed Part 6 never meets a Part 8 that blames the plan.
+    plan = plan_problem(ctx.course_root, run, lang)
+    if plan is not None and new_acc < old_acc + 0.3:
+        return Verdict.fail(
+            tr(
+                "Part 8 failed. Your model gets {new:.0%} of {where} right, the 20-epoch model "
+                "{old:.0%}: not clearly better (30 points needed), because of the plan (part "
+                "6): {plan}",
+                "Часть 8 не пройдена. Ваша модель верно отвечает на {new:.0%} {where}, "
+                "модель после 20 эпох — на {old:.0%}: это не заметно лучше (нужно 30 "
+                "пунктов) из-за плана (часть 6): {plan}",
+                lang,
+                new=new_acc,
+                old=old_acc,
+                where=where,
+                plan=plan,
+            )
+        )
     return Verdict.ok(
         tr(
             "Part 8 passed: on 60 held-out questions your rerun gets {new:.0%} right, the "

@@ -17,6 +17,8 @@ from tunelab.i18n import section_title, tr
 LABELS = ("healthy", "underfitting", "no_convergence", "overfitting", "divergence")
 EPOCH_LIMITS = {"epoch_count": (1, 100), "batch_size": (1, 64)}
 RATE_KEYS = ("learning_rate", "learning_rate_multiplier")
+#: The emulator's (and the service's) upper limits: learning_rate in (0, 1], multiplier in (0, 100].
+RATE_LIMITS = {"learning_rate": 1.0, "learning_rate_multiplier": 100.0}
 SCRIPTED_MODEL = "tunedModels/scripted"
 REREAD_MONITORING = "Reread 04_monitoring, 'Recognising overfitting'."
 
@@ -135,19 +137,25 @@ def _with_scripted_model(script: dict[str, str], run: Callable[[], Any]) -> Any:
         genai.GenerativeModel = real
 
 
-def probe_execution_accuracy(ns: dict, payload: dict) -> dict:
+def probe_execution_accuracy(ns: dict, payload: dict) -> list:
+    """``cases``: ``{"frame": ...}`` (the scripted model) or ``{"model": NAME, "frame": ...}``
+    (a real tuned model), in the order the grader chose."""
     import tunelab
 
     fn = _name(ns, "execution_accuracy")
     db = str(tunelab.data_path("nl_sql/shop.sqlite"))
-    scripted = [
-        _with_scripted_model(
-            payload["script"], lambda f=f: _call(fn, SCRIPTED_MODEL, _frame(f), db)
-        )
-        for f in payload["scripted"]
-    ]
-    real = [_call(fn, r["model"], _frame(r["frame"]), db) for r in payload["real"]]
-    return {"t": "dict", "items": [["scripted", scripted], ["real", real]]}
+    out = []
+    for case in payload["cases"]:
+        if case.get("model") is None:
+            out.append(
+                _with_scripted_model(
+                    payload["script"],
+                    lambda f=case["frame"]: _call(fn, SCRIPTED_MODEL, _frame(f), db),
+                )
+            )
+        else:
+            out.append(_call(fn, case["model"], _frame(case["frame"]), db))
+    return out
 
 
 def probe_rerun(ns: dict, payload: dict) -> Any:
@@ -218,16 +226,32 @@ def reread_monitoring(lang: str | None = None) -> str:
 
 
 def judge_series(
-    got: Any, index: list, values: list, why: str, lang: str | None = None
+    got: Any, index: list, values: list, why: str, lang: str | None = None, *, hidden: bool = False
 ) -> str | None:
-    """A per-epoch Series with exactly ``index`` and ``values`` (NaN equal to NaN)."""
+    """A per-epoch Series with exactly ``index`` and ``values`` (NaN equal to NaN).
+
+    ``hidden``: the input was the grader's; the message names no value (neither the
+    student's, which may carry the input, nor the expected one).
+    """
     if not isinstance(got, wire.Series):
         return tr(
             "{why}: epoch_mean_loss should return a pandas Series; {d}.",
             "{why}: epoch_mean_loss должна возвращать pandas Series; {d}.",
             lang,
             why=why,
-            d=wire.describe(got, lang),
+            d=wire.describe(got, lang, hidden=hidden),
+        )
+    if hidden and (list(got.index) != list(index) or not all(wire.is_number(i) for i in got.index)):
+        return tr(
+            "{why}: expected one value per epoch, indexed by the epoch numbers in ascending "
+            "order; your Series has another index. Group the steps by their 'epoch' column "
+            "and sort by epoch (04_monitoring, 'From snapshots to a DataFrame').",
+            "{why}: ожидалось одно значение на эпоху с индексом из номеров эпох по "
+            "возрастанию; у вашей Series другой индекс. Сгруппируйте шаги по столбцу 'epoch' и "
+            "отсортируйте по эпохе (урок 04_monitoring, раздел «{ru}»).",
+            lang,
+            why=why,
+            ru=section_title("04_monitoring", "From snapshots to a DataFrame", "ru"),
         )
     if list(got.index) != list(index) or not all(wire.is_number(i) for i in got.index):
         shown = list(got.index)[:8]
@@ -249,6 +273,15 @@ def judge_series(
         for i, (a, b) in enumerate(zip(got.values, values, strict=True))
         if not wire.same_float(a, b)
     ]
+    if bad and hidden:
+        return tr(
+            "{why}: an epoch's mean is not the average of that epoch's step losses (steps with "
+            "a missing loss are left out of the mean).",
+            "{why}: среднее одной из эпох не равно среднему потерь её шагов (шаги без значения "
+            "потерь в среднее не входят).",
+            lang,
+            why=why,
+        )
     if bad:
         return tr(
             "{why}: epoch {e}'s mean is not the average of that epoch's step losses (steps with "
@@ -263,8 +296,35 @@ def judge_series(
 
 
 def judge_optional_epoch(
-    got: Any, want: int | None, why: str, fn: str, lang: str | None = None
+    got: Any,
+    want: int | None,
+    why: str,
+    fn: str,
+    lang: str | None = None,
+    *,
+    hidden: bool = False,
 ) -> str | None:
+    """An epoch number (or None) equal to ``want``; ``hidden``: name neither value."""
+    if hidden:
+        if want is None and got is None or wire.is_whole(got) and got == want:
+            return None
+        if want is not None and got is not None and not wire.is_whole(got):
+            return tr(
+                "{fn} {why}: expected a whole epoch number; {d}.",
+                "{fn} {why}: ожидался целый номер эпохи; {d}.",
+                lang,
+                fn=fn,
+                why=why,
+                d=wire.describe(got, lang, hidden=True),
+            )
+        return tr(
+            "{fn} {why}: your answer is not the right one ({d}).",
+            "{fn} {why}: ваш ответ неверен ({d}).",
+            lang,
+            fn=fn,
+            why=why,
+            d=wire.describe(got, lang, hidden=True),
+        )
     if want is None:
         if got is None:
             return None
@@ -345,7 +405,7 @@ def judge_next_run_format(got: Any, lang: str | None = None) -> str | None:
                 "next_run[{key!r}] = {v} выходит за пределы {lo}–{hi}.",
                 lang,
                 key=key,
-                v=got[key],
+                v=got[key] if abs(got[key]) < 10**12 else show_number(got[key]),
                 lo=lo,
                 hi=hi,
             )
@@ -359,7 +419,7 @@ def judge_next_run_format(got: Any, lang: str | None = None) -> str | None:
             found=rates or tr("neither", "ни одного", lang),
         )
     rate = got[rates[0]]
-    if not wire.is_number(rate) or not rate > 0:
+    if not wire.is_number(rate):
         return tr(
             "next_run[{key!r}] should be a positive number, found {d}.",
             "next_run[{key!r}] должен быть положительным числом, а получено {d}.",
@@ -367,17 +427,44 @@ def judge_next_run_format(got: Any, lang: str | None = None) -> str | None:
             key=rates[0],
             d=wire.describe(rate, lang),
         )
+    hi = RATE_LIMITS[rates[0]]
+    if wire.finite_in(rate, 0.0, hi, above=True) is None:
+        return tr(
+            "next_run's {key} {v} is not a finite number between 0 (excluded) and {hi:g}, "
+            "the limits the service accepts.",
+            "{key} в next_run равен {v}, а это не конечное число от 0 (не включая) до {hi:g}, "
+            "как требует сервис.",
+            lang,
+            key=rates[0],
+            v=show_number(rate),
+            hi=hi,
+        )
     return None
 
 
-def judge_accuracy(got: Any, want: float, why: str, lang: str | None = None) -> str | None:
+def show_number(value: Any) -> str:
+    """A wire number in short words, even one no float can hold (``10**400`` -> ``1e+400``)."""
+    number = wire.as_float(value)
+    if number is not None:
+        return f"{number:.6g}"
+    try:
+        digits = str(abs(value))
+    except ValueError:  # over Python's int-to-str digit limit
+        return tr("an integer of thousands of digits", "целое число из тысяч цифр")
+    return f"{'-' if value < 0 else ''}{digits[0]}e+{len(digits) - 1}"
+
+
+def judge_accuracy(
+    got: Any, want: float, why: str, lang: str | None = None, *, hidden: bool = False
+) -> str | None:
+    """A float share equal to ``want``; ``hidden``: the message names neither number."""
     if isinstance(got, wire.Raised):
         return tr(
             "{why}: execution_accuracy must not raise here; {d}.",
             "{why}: здесь execution_accuracy не должна выбрасывать исключение; {d}.",
             lang,
             why=why,
-            d=wire.describe(got, lang),
+            d=wire.describe(got, lang, hidden=hidden),
         )
     if type(got) is not float:
         return tr(
@@ -385,7 +472,15 @@ def judge_accuracy(got: Any, want: float, why: str, lang: str | None = None) -> 
             "{why}: верните долю от 0 до 1 (float); {d}.",
             lang,
             why=why,
-            d=wire.describe(got, lang),
+            d=wire.describe(got, lang, hidden=hidden),
+        )
+    if hidden and not abs(got - want) < 1e-9:
+        return tr(
+            "{why}: your share is not the share of questions whose SQL returns the reference's "
+            "rows.",
+            "{why}: ваша доля не равна доле вопросов, чей SQL возвращает строки эталона.",
+            lang,
+            why=why,
         )
     if not abs(got - want) < 1e-9:
         return tr(
@@ -677,11 +772,11 @@ def check_execution_accuracy(fn: Callable, heldout: Any, db_path: str, first_mod
     got = roundtrip(
         "execution_accuracy",
         {"execution_accuracy": fn},
-        {"script": TOY_SCRIPT, "scripted": [TOY_HELDOUT], "real": []},
+        {"script": TOY_SCRIPT, "cases": [{"frame": TOY_HELDOUT}]},
     )
     _fail(
         judge_accuracy(
-            got["scripted"][0],
+            got[0],
             2 / 3,
             tr(
                 "Scripted model: one exact answer, one answer with the same rows in another "

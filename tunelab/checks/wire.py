@@ -28,6 +28,7 @@ from typing import Any
 MAX_TEXT = 2_000  # characters kept of any string (messages, reprs, labels)
 MAX_ITEMS = 200_000  # elements in one list, Series or dict
 MAX_DEPTH = 8
+MAX_INT_BITS = 10_000  # about 3,000 digits: below Python's int-to-str limit (4,300 digits)
 MAX_BYTES = 16 * 1024 * 1024  # one probe's whole answer
 
 
@@ -43,12 +44,14 @@ def encode(value: Any, depth: int = 0) -> Any:
 
     if depth > MAX_DEPTH:
         return {"t": "other", "type": "nested too deeply", "text": ""}
+    if type(value) is int and value.bit_length() > MAX_INT_BITS:
+        return {"t": "other", "type": "int", "text": "an integer of thousands of digits"}
     if value is None or type(value) in (bool, str, int):
         return value[:MAX_TEXT] if type(value) is str else value
     if isinstance(value, bool | np.bool_):
         return bool(value)
     if isinstance(value, int | np.integer) and not isinstance(value, bool):
-        return int(value)
+        return encode(int(value), depth)
     if isinstance(value, float | np.floating):
         number = float(value)
         if math.isfinite(number):
@@ -136,7 +139,7 @@ def decode_text(text: str) -> Any:
 
     try:
         raw = json.loads(text, parse_constant=no_constants)
-    except (json.JSONDecodeError, RecursionError) as err:
+    except (ValueError, RecursionError) as err:  # JSONDecodeError, an int too long
         raise WireError(f"the answer is not valid JSON ({err})") from None
     return decode(raw)
 
@@ -203,10 +206,17 @@ def _text(value: Any) -> str:
     return value[:MAX_TEXT] if type(value) is str else ""
 
 
-def describe(value: Any, lang: str | None = None) -> str:
-    """Short words for what a student's function gave back, for a message (in ``lang``)."""
+def describe(value: Any, lang: str | None = None, *, hidden: bool = False) -> str:
+    """Short words for what a student's function gave back, for a message (in ``lang``).
+
+    ``hidden``: the value answered a hidden input, so only its kind is named (a type, an
+    exception's class), never its content: a student's function can put anything derived
+    from the hidden input into what it returns or raises.
+    """
     from tunelab.i18n import tr
 
+    if hidden:
+        return describe_kind(value, lang)
     if isinstance(value, Raised):
         if value.message:
             return tr(
@@ -228,6 +238,47 @@ def describe(value: Any, lang: str | None = None) -> str:
     return text if len(text) <= 120 else text[:117] + "..."
 
 
+def describe_kind(value: Any, lang: str | None = None) -> str:
+    """The kind of a decoded value only ("a str", "it raised ValueError"): safe to show."""
+    from tunelab.i18n import tr
+
+    if isinstance(value, Raised):
+        return tr("it raised {t}", "возникло исключение {t}", lang, t=value.type)
+    if isinstance(value, Other):
+        return tr("a {t}", "объект типа {t}", lang, t=value.type)
+    if isinstance(value, Series):
+        return tr("a Series", "Series", lang)
+    if value is None:
+        return "None"
+    names = {bool: "bool", int: "int", float: "float", str: "str", list: "list", dict: "dict"}
+    return tr("a {t}", "значение типа {t}", lang, t=names.get(type(value), "value"))
+
+
+def as_float(value: Any) -> float | None:
+    """``value`` as a float if it is a wire number that a float can hold, else None.
+
+    Why: the wire carries ints of any size (JSON has no limit), and ``float(10**400)``
+    raises OverflowError; every number a check uses goes through here first.
+    """
+    if not is_number(value):
+        return None
+    try:
+        return float(value)
+    except (OverflowError, ValueError):
+        return None
+
+
+def finite_in(value: Any, lo: float, hi: float, *, above: bool = False) -> float | None:
+    """The number as a float when it is finite and ``lo <= x <= hi`` (``lo < x`` if
+    ``above``); None otherwise. The one range check for numbers decoded from the wire."""
+    number = as_float(value)
+    if number is None or not math.isfinite(number):
+        return None
+    if number > hi or number < lo or (above and number == lo):
+        return None
+    return number
+
+
 def is_whole(value: Any) -> bool:
     """An int (numpy integers arrive as int), never a bool."""
     return type(value) is int
@@ -239,9 +290,9 @@ def is_number(value: Any) -> bool:
 
 def same_float(a: Any, b: Any, *, rtol: float = 1e-9, atol: float = 1e-12) -> bool:
     """Equal as floats, NaN equal to NaN; both must be numbers (never a student object)."""
-    if not (is_number(a) and is_number(b)):
+    a, b = as_float(a), as_float(b)
+    if a is None or b is None:
         return False
-    a, b = float(a), float(b)
     if math.isnan(a) or math.isnan(b):
         return math.isnan(a) and math.isnan(b)
     return math.isclose(a, b, rel_tol=rtol, abs_tol=atol)
