@@ -5,6 +5,10 @@ duedate, timestamp, student_id, last_name, first_name, email, raw_score,
 late_submission_penalty, score, max_score. The grader adds ``status``: ``graded``, ``no
 submission``, or ``not graded: REASON`` for a submission the grader could not grade (its
 score columns are left empty instead of showing a silent 0), from the last autograde run.
+
+A student on the class list ``INSTRUCTOR/roster.txt`` (one student id a line; the class hub
+adds each student at their first login) who is not in the gradebook -- they never submitted
+anything -- still gets a row per assignment, with empty scores and status ``no submission``.
 """
 
 from __future__ import annotations
@@ -31,8 +35,48 @@ def export_grades(course: Course, dest: Path | None = None) -> Path:
     plugin = CsvExportPlugin(config=cfg, to=str(dest))
     with Gradebook(course.db_url, cfg.CourseDirectory.course_id) as gb:
         plugin.export(gb)
+    add_missing_students(course, dest)
     add_status(course, dest)
     return dest
+
+
+def roster(course: Course) -> list[str]:
+    """The class list: ``INSTRUCTOR/roster.txt``, one student id a line (``#`` comments)."""
+    path = course.instructor / "roster.txt"
+    if not path.exists():
+        return []
+    names = (line.split("#", 1)[0].strip() for line in path.read_text().splitlines())
+    return list(dict.fromkeys(n for n in names if n))
+
+
+def add_missing_students(course: Course, path: Path) -> None:
+    """A row per assignment for each student on the roster the gradebook has never seen."""
+    with path.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    if not rows:
+        return
+    columns = list(rows[0].keys())
+    known = {row.get("student_id", "") for row in rows}
+    assignments: dict[str, dict[str, str]] = {}
+    for row in rows:
+        assignments.setdefault(row.get("assignment", ""), row)
+    missing = [s for s in roster(course) if s not in known]
+    if not missing:
+        return
+    for student in missing:
+        for assignment, example in assignments.items():
+            row = dict.fromkeys(columns, "")
+            row.update(
+                assignment=assignment,
+                duedate=example.get("duedate", ""),
+                student_id=student,
+                max_score=example.get("max_score", ""),
+            )
+            rows.append({k: v for k, v in row.items() if k in columns})
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
 
 
 def run_statuses(course: Course) -> dict[tuple[str, str], str]:
