@@ -96,6 +96,12 @@ if CLASS:
     if why:
         raise SystemExit(f"the class hub cannot start: {why}")
 HUB_DIR = Path(os.environ.get("TUNELAB_HUB_DIR") or ROOT / ".hub").resolve()
+if CLASS and th.closed_parents(HUB_DIR):
+    raise SystemExit(
+        f"the class hub cannot start: its users' homes and the exchange live in {HUB_DIR}, "
+        f"but other users cannot enter {', '.join(map(str, th.closed_parents(HUB_DIR)))}: "
+        "choose --hub-dir in a folder they can enter (e.g. /srv/fine-tuning-lab)"
+    )
 HOMES = HUB_DIR / "homes"
 EXCHANGE = HUB_DIR / "exchange"
 USER_CONFIG = HUB_DIR / "jupyter"
@@ -168,6 +174,7 @@ c.Authenticator.admin_users = set(INSTRUCTORS)
 if CLASS:
     import nativeauthenticator
 
+    th.patch_nativeauthenticator()
     c.JupyterHub.authenticator_class = "native"
     c.JupyterHub.template_paths = [str(Path(nativeauthenticator.__file__).parent / "templates")]
     c.NativeAuthenticator.open_signup = False  # the instructor approves each sign-up

@@ -191,12 +191,55 @@ def unreachable_python(python: Path) -> str | None:
     )
 
 
+def closed_parents(path: Path) -> list[Path]:
+    """The folders above ``path`` that other users cannot enter (its OS users need to)."""
+    return [p for p in reversed(path.resolve().parents) if not os.stat(p).st_mode & 0o001]
+
+
 def is_instructor(user) -> bool:
     """Whether a hub user holds the instructor role (directly or through a group)."""
     roles = {role.name for role in getattr(user, "roles", [])}
     for group in getattr(user, "groups", []):
         roles.update(role.name for role in getattr(group, "roles", []))
     return INSTRUCTOR_ROLE in roles
+
+
+class _NoStats:
+    """A statsd client that records nothing (JupyterHub 6 handlers have no ``statsd``)."""
+
+    def timer(self, *args, **kwargs) -> _NoStats:
+        return self
+
+    def start(self) -> _NoStats:
+        return self
+
+    def stop(self, *args, **kwargs) -> None:
+        return None
+
+    def incr(self, *args, **kwargs) -> None:
+        return None
+
+
+def patch_nativeauthenticator() -> None:
+    """Make NativeAuthenticator 1.3.0 (the latest) work with JupyterHub 6.
+
+    Its login handler times the login with ``self.statsd``, which JupyterHub 6 removed (every
+    login answered 500), and its ``_render`` does not take the ``sync`` argument JupyterHub 6
+    passes when it renders an error page."""
+    from nativeauthenticator import handlers
+
+    login = handlers.LoginHandler
+    if getattr(login, "_tunelab_patched", False):
+        return
+    if not hasattr(login, "statsd"):
+        login.statsd = _NoStats()
+    original = login._render
+
+    def _render(self, login_error=None, username=None, **_ignored):
+        return original(self, login_error=login_error, username=username)
+
+    login._render = _render
+    login._tunelab_patched = True
 
 
 class SystemUserSpawner(LocalProcessSpawner):
