@@ -8,6 +8,7 @@ browser; these say exactly which part broke, in a second.
 from __future__ import annotations
 
 import csv
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -127,3 +128,19 @@ def test_closed_parents_names_folders_others_cannot_enter(tmp_path) -> None:
         assert tmp_path / "a" in th.closed_parents(inner / "c")
     finally:
         (tmp_path / "a").chmod(0o755)
+
+
+def test_each_grader_process_gets_its_own_sandbox_uid_range() -> None:
+    """Two uid pools (as in two grader processes) never hand out the same uid."""
+    from grader.sandbox import _UidPool
+
+    first, second = _UidPool(size=4), _UidPool(size=4)
+    a = {first.acquire(90000) for _ in range(4)}
+    b = {second.acquire(90000) for _ in range(4)}
+    assert a == {90000, 90001, 90002, 90003}
+    assert not a & b and min(b) >= 90004
+    first.release(90001)
+    assert first.acquire(90000) == 90001  # a freed uid comes back to its own pool only
+    for pool in (first, second):
+        for fd in pool._held:
+            os.close(fd)
