@@ -247,11 +247,14 @@ def student_nbgrader_config(username: str) -> str:
         "c = get_config()  # noqa: F821\n"
         f"c.CourseDirectory.course_id = {COURSE_ID!r}\n"
         f"c.Exchange.root = {str(EXCHANGE)!r}\n"
+        # Validate runs the whole notebook; on a busy class server a training cell can
+        # take more than nbgrader's default 30 s.
+        "c.Execute.timeout = 300\n"
     )
-    if not CLASS:
-        # Rehearsal: every server is one OS user, so nbgrader is told who submits (in the
-        # class each user is their own OS user and nbgrader takes the name from it).
-        text += f"c.CourseDirectory.student_id = {username!r}\n"
+    # nbgrader names submissions after the hub user (not the OS user jupyter-NAME); in the
+    # class, the instructor's collect checks that a submission's files belong to that
+    # student's OS user (hub/tunelab_exchange.py), so editing this line gains nothing.
+    text += f"c.CourseDirectory.student_id = {username!r}\n"
     return text
 
 
@@ -262,7 +265,9 @@ def instructor_nbgrader_config() -> str:
         f"load_subconfig({str(COURSE / 'grader' / 'nbgrader_config.py')!r})  # noqa: F821\n"
         f"c.Exchange.root = {str(EXCHANGE)!r}\n"
     )
-    if not CLASS:
+    if CLASS:
+        text += 'c.ExchangeFactory.collect = "tunelab_exchange.OwnerCheckedCollect"\n'
+    else:
         # Every server runs as the hub's OS user here, so submissions are not owned by students.
         text += "c.ExchangeCollect.check_owner = False\n"
     return text
@@ -376,8 +381,9 @@ def release_lessons() -> None:
         "HOME": str(HOMES / INSTRUCTORS[0]),
         "TUNELAB_INSTRUCTOR_ROOT": str(INSTRUCTOR_ROOT),
     }
-    if os.environ.get("PYTHONPATH"):
-        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(HUB_SRC), os.environ.get("PYTHONPATH", "")) if p
+    )
     done = subprocess.run(
         [str(VENV_BIN / "python"), "-c", script, *todo],
         cwd=COURSE,

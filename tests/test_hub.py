@@ -552,7 +552,7 @@ def run_class(hub: Hub, browser, on_active=None) -> dict[str, float]:
             assert _fill_answers(notebook, assignment, complete) > 0
             body = _validate(page, hub, user, assignment)
             if complete:
-                assert "Success" in body and "failed" not in body, f"{assignment}: {body[:2000]}"
+                assert "Success" in body and "failed" not in body, f"{assignment}: {body[-3000:]}"
             else:
                 assert re.search(r"cells? failed|VALIDATION FAILED", body), body[:2000]
         _assignment_list(page)
