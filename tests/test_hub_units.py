@@ -144,3 +144,38 @@ def test_each_grader_process_gets_its_own_sandbox_uid_range() -> None:
     for pool in (first, second):
         for fd in pool._held:
             os.close(fd)
+
+
+def _load_config(monkeypatch, mode: str, hub_dir: Path):
+    """Execute hub/jupyterhub_config.py as JupyterHub would; the resulting config."""
+    import builtins
+
+    from traitlets.config import Config
+
+    config = Config()
+    monkeypatch.setattr(builtins, "get_config", lambda: config, raising=False)
+    monkeypatch.setenv("TUNELAB_HUB_MODE", mode)
+    monkeypatch.setenv("TUNELAB_HUB_DIR", str(hub_dir))
+    path = ROOT / "hub" / "jupyterhub_config.py"
+    exec(compile(path.read_text(), str(path), "exec"), {"__file__": str(path)})  # noqa: S102
+    return config
+
+
+def test_rehearsal_keeps_the_single_user_quick_start(monkeypatch, tmp_path) -> None:
+    config = _load_config(monkeypatch, "rehearsal", tmp_path)
+    assert config.JupyterHub.authenticator_class == "dummy"
+    assert config.JupyterHub.spawner_class == "simple"
+    assert config.Authenticator.allowed_users == {"instructor", "student1", "student2", "student3"}
+    assert "--auth" not in config.JupyterHub.services[0]["command"]
+    assert "url" not in config.JupyterHub.services[0]  # not proxied: no dead route
+    outbound = tmp_path / "exchange" / "fine-tuning-lab" / "outbound"
+    assert sorted(p.name for p in outbound.iterdir()) == sorted(
+        p.name for p in (ROOT / "notebooks").iterdir() if p.name[:2].isdigit()
+    )
+
+
+def test_an_unknown_mode_is_refused(monkeypatch, tmp_path) -> None:
+    import pytest
+
+    with pytest.raises(SystemExit, match="rehearsal"):
+        _load_config(monkeypatch, "classroom", tmp_path)
