@@ -414,7 +414,9 @@ class Terminal:
         out = self.hub.home(self.user) / f".terminal-{self.n}.log"
         done = self.hub.home(self.user) / f".terminal-{self.n}.rc"
         self.box.click()
-        self.page.keyboard.type(f"{command} > ~/{out.name} 2>&1; echo $? > ~/{done.name}", delay=5)
+        self.page.keyboard.type(
+            f"{{ {command}; }} > ~/{out.name} 2>&1; echo $? > ~/{done.name}", delay=5
+        )
         self.page.keyboard.press("Enter")
         deadline = time.monotonic() + timeout
         while not (done.exists() and done.read_text().strip()):
