@@ -149,10 +149,12 @@ def _os_users() -> set[str]:
     return {e.pw_name for e in pwd.getpwall()}
 
 
-def _remove_os_users(before: set[str]) -> None:
-    """Delete the OS users and groups the hub created (jupyter-*, tunelab-emulator)."""
+def _remove_os_users(before: set[str], hub_dir: Path) -> None:
+    """Delete the OS users this hub created (jupyter-*, tunelab-emulator: home in hub_dir)."""
     for name in sorted(_os_users() - before):
-        if name.startswith(tunelab_hub.USER_PREFIX) or name == "tunelab-emulator":
+        home = pwd.getpwnam(name).pw_dir
+        ours = name.startswith(tunelab_hub.USER_PREFIX) or name == "tunelab-emulator"
+        if ours and Path(home).is_relative_to(hub_dir):
             tunelab_hub.remove_system_user(name)
     for group in (tunelab_hub.STUDENTS_GROUP, tunelab_hub.INSTRUCTORS_GROUP):
         with contextlib.suppress(KeyError):
@@ -215,7 +217,7 @@ def start_hub(tmp: Path, users: tuple[str, ...] = USERS):
         yield Hub(base, hub_dir, log, proc.pid, started_in=time.monotonic() - started)
     finally:
         _stop(proc)
-        _remove_os_users(users_before)
+        _remove_os_users(users_before, hub_dir)
         for path, mode in modes.items():
             path.chmod(mode)
 
@@ -503,7 +505,7 @@ def run_class(hub: Hub, browser, on_active=None) -> dict[str, float]:
     instructor = hub.contexts["instructor"][1]
 
     # 1. The instructor releases both assignments in formgrader, inside JupyterLab.
-    instructor.goto(f"{hub.base}/user/instructor/lab")
+    instructor.goto(f"{hub.base}/user/instructor/lab?reset")  # a fresh layout: the Launcher
     instructor.locator(".jp-Launcher").first.wait_for(state="visible")
     menu = _nbgrader_menu(instructor)
     _shot(instructor, "01_instructor_nbgrader_menu.png")
@@ -584,7 +586,7 @@ def run_class(hub: Hub, browser, on_active=None) -> dict[str, float]:
     for user in students:
         for assignment in ASSIGNMENTS:
             assert (submitted / user / assignment / f"{assignment}.ipynb").exists()
-    instructor.goto(f"{hub.base}/user/instructor/lab")
+    instructor.goto(f"{hub.base}/user/instructor/lab?reset")  # a fresh layout: the Launcher
     instructor.locator(".jp-Launcher").first.wait_for(state="visible")
     terminal = Terminal(instructor, hub)
     where = terminal.check("pwd; id -u; which python")
@@ -626,7 +628,7 @@ def run_class(hub: Hub, browser, on_active=None) -> dict[str, float]:
     _shot(instructor, "09_p9_graded_in_formgrader.png")
 
     # 4. Feedback and grades.csv (terminal), then formgrader releases the feedback.
-    instructor.goto(f"{hub.base}/user/instructor/lab")
+    instructor.goto(f"{hub.base}/user/instructor/lab?reset")  # a fresh layout: the Launcher
     instructor.locator(".jp-Launcher").first.wait_for(state="visible")
     terminal = Terminal(instructor, hub)
     for assignment in ASSIGNMENTS:
@@ -682,16 +684,90 @@ def run_class(hub: Hub, browser, on_active=None) -> dict[str, float]:
     return timings
 
 
+def hub_memory(root_pid: int) -> dict[str, int]:
+    """RSS (bytes) by role of every process below the bootstrap: hub, proxy, emulator, and
+    each user's server with its kernels."""
+    table = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
+            rss = int((entry / "statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            environ = (entry / "environ").read_bytes().split(b"\0")
+        except (OSError, ValueError):
+            continue
+        user = next((e[16:].decode() for e in environ if e.startswith(b"JUPYTERHUB_USER=")), None)
+        table[int(entry.name)] = (ppid, rss, cmd, user)
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, *_rest) in table.items():
+        children.setdefault(ppid, []).append(pid)
+
+    def tree(pid: int) -> list[int]:
+        out, todo = [], [pid]
+        while todo:
+            out.append(todo.pop())
+            todo.extend(children.get(out[-1], []))
+        return out
+
+    roles: dict[str, int] = {}
+    for pid in tree(root_pid):
+        if pid not in table:
+            continue
+        _ppid, rss, cmd, user = table[pid]
+        if "jupyterhub-singleuser" in cmd:
+            role = f"server+kernels {user}"
+            rss = sum(table[p][1] for p in tree(pid) if p in table)
+        elif "configurable-http-proxy" in cmd:
+            role = "proxy"
+        elif "tunelab.emulator" in cmd:
+            role = "emulator"
+        elif "jupyterhub" in cmd:
+            role = "hub"
+        else:
+            continue
+        roles[role] = roles.get(role, 0) + rss
+    return roles
+
+
+def print_sizing(hub: Hub, sample: dict[str, int], active: list[str], size: int = 30) -> None:
+    """The hub's start time and memory, measured and extrapolated linearly to ``size``."""
+    mib = 2**20
+    shared = sum(sample.get(r, 0) for r in ("hub", "proxy", "emulator"))
+    per = [sample[f"server+kernels {u}"] for u in active if f"server+kernels {u}" in sample]
+    mean = sum(per) / max(1, len(per))
+    teacher = sample.get("server+kernels instructor", 0)
+    print(f"hub sizing: hub start {hub.started_in:.1f} s")
+    for role in sorted(sample):
+        print(f"hub sizing:   {role}: {sample[role] / mib:.0f} MiB")
+    print(f"hub sizing: per active student (server + kernels): {mean / mib:.0f} MiB")
+    students = sorted(r for r in sample if r.startswith("server+kernels student"))
+    measured = shared + teacher + sum(sample[r] for r in students)
+    print(
+        f"hub sizing: {len(students)} students (measured): {measured / mib:.0f} MiB in all "
+        f"(shared {shared / mib:.0f} + instructor {teacher / mib:.0f} + students)"
+    )
+    total = shared + teacher + size * mean
+    print(
+        f"hub sizing: {size} active students (extrapolated): {total / mib:.0f} MiB "
+        f"= {shared / mib:.0f} + {teacher / mib:.0f} + {size} x {mean / mib:.0f}"
+    )
+
+
 @pytest.fixture(scope="module")
 def class_run(hub, browser) -> dict[str, float]:
     """The round trip, once per module (the isolation test inspects what it left)."""
     started = time.monotonic()
-    timings = run_class(hub, browser)
+    sample: dict[str, int] = {}
+    timings = run_class(hub, browser, on_active=lambda: sample.update(hub_memory(hub.pid)))
     timings["whole round trip"] = time.monotonic() - started
+    print_sizing(hub, sample, ["student1", "student2"])
     return timings
 
 
-@pytest.mark.timeout(1800)
+@pytest.mark.timeout(2400)
 def test_a_class_round_trip_on_jupyterhub(hub, class_run):
     print(f"hub round trip: hub up in {hub.started_in:.1f} s")
     for what, seconds in class_run.items():
