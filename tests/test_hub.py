@@ -594,7 +594,7 @@ def run_class(hub: Hub, browser, on_active=None) -> dict[str, float]:
     lines = where.split()
     assert lines[0] == str(hub.course), where
     assert lines[1] != "0", where
-    assert lines[2] == str(Path(sys.executable).parent / "python"), where
+    assert Path(lines[2]).resolve() == Path(sys.executable).resolve(), where  # the venv
     t0 = time.monotonic()
     for assignment in ASSIGNMENTS:
         out = terminal.check(f"python -m grader autograde {assignment}")
