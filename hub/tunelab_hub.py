@@ -32,8 +32,11 @@ INSTRUCTORS_GROUP = "jupyter-instructors"
 #: The hub role (and the group that carries it) that gets the instructor's tools.
 INSTRUCTOR_ROLE = "instructor"
 INSTRUCTOR_HUB_GROUP = "instructors"
-#: What the course copy leaves out: tooling, caches, state of earlier runs.
+#: What the course copy leaves out: tooling, caches, state of earlier runs, and ``tunelab``:
+#: the grader's sandbox mounts the ``tunelab`` the grader imported, and the kernel inside imports
+#: it through the venv's (editable) install, so both must be the repository's one.
 COURSE_IGNORE = (
+    "tunelab",
     ".git",
     ".venv",
     ".hub",
