@@ -11,6 +11,10 @@ quiz) gets a ``variant`` column (a short code of the student's variant, the same
 same id every time) and a file ``variants_ASSIGNMENT.csv`` beside the grades with, per
 student, each question's option order, the right letter and the numbers they were given, so
 an instructor can read any student's feedback or complaint against the quiz that student saw.
+
+A student on the class list ``INSTRUCTOR/roster.txt`` (one student id a line; the class hub
+adds each student at their first login) who is not in the gradebook -- they never submitted
+anything -- still gets a row per assignment, with empty scores and status ``no submission``.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ def export_grades(course: Course, dest: Path | None = None) -> Path:
     plugin = CsvExportPlugin(config=cfg, to=str(dest))
     with Gradebook(course.db_url, cfg.CourseDirectory.course_id) as gb:
         plugin.export(gb)
+    add_missing_students(course, dest)
     add_status(course, dest)
     add_variants(course, dest)
     return dest
@@ -91,6 +96,45 @@ def add_variants(course: Course, path: Path) -> list[Path]:
         writer.writeheader()
         writer.writerows(rows)
     return written
+
+
+def roster(course: Course) -> list[str]:
+    """The class list: ``INSTRUCTOR/roster.txt``, one student id a line (``#`` comments)."""
+    path = course.instructor / "roster.txt"
+    if not path.exists():
+        return []
+    names = (line.split("#", 1)[0].strip() for line in path.read_text().splitlines())
+    return list(dict.fromkeys(n for n in names if n))
+
+
+def add_missing_students(course: Course, path: Path) -> None:
+    """A row per assignment for each student on the roster the gradebook has never seen."""
+    with path.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    if not rows:
+        return
+    columns = list(rows[0].keys())
+    known = {row.get("student_id", "") for row in rows}
+    assignments: dict[str, dict[str, str]] = {}
+    for row in rows:
+        assignments.setdefault(row.get("assignment", ""), row)
+    missing = [s for s in roster(course) if s not in known]
+    if not missing:
+        return
+    for student in missing:
+        for assignment, example in assignments.items():
+            row = dict.fromkeys(columns, "")
+            row.update(
+                assignment=assignment,
+                duedate=example.get("duedate", ""),
+                student_id=student,
+                max_score=example.get("max_score", ""),
+            )
+            rows.append({k: v for k, v in row.items() if k in columns})
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
 
 
 def run_statuses(course: Course) -> dict[tuple[str, str], str]:

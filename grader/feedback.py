@@ -9,11 +9,18 @@ Submissions are untrusted, and so is everything they printed: pages are rendered
 runs no script and puts a Content-Security-Policy first in ``<head>``. A page that still
 fails :func:`grader.sanitize.page_problems` is deleted (a stale page from an older run too)
 and the student is listed as failed, so an unsafe page is never left to be opened.
+
+Tracebacks in a page name files by their absolute paths: the instructor's checkout, the
+course folder, the instructor folder, the Python installation. :func:`scrub_paths` replaces
+those prefixes with short neutral names (``[course]/``, ``[python]/``...) before a page is
+checked and kept, so a student learns nothing about the instructor's machine.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -51,6 +58,39 @@ def feedback_config(course: Course, limits: dict[str, int] | None = None) -> Con
     for name, value in (limits or {}).items():
         extra.SanitizeForFeedback[name] = int(value)
     return course.config(extra)
+
+
+def _path_prefixes(course: Course) -> list[tuple[str, str]]:
+    """(absolute folder, shown as) pairs, longest first, so nested folders match first."""
+    repo = Path(__file__).resolve().parents[1]
+    pairs = {
+        str(course.instructor.resolve()): "[instructor]",
+        str(Path(course.root).resolve()): "[course]",
+        str(repo): "[course]",
+        str(Path(sys.prefix).resolve()): "[python]",
+        str(Path(sys.base_prefix).resolve()): "[python]",
+        sys.prefix: "[python]",
+        str(Path.home()): "[home]",
+    }
+    for name in ("TUNELAB_INSTRUCTOR_ROOT", "TUNELAB_COURSE_DIR"):
+        if os.environ.get(name):
+            pairs.setdefault(str(Path(os.environ[name]).resolve()), "[course]")
+    return sorted(((k, v) for k, v in pairs.items() if len(k) > 1), key=lambda kv: -len(kv[0]))
+
+
+def scrub_paths(text: str, course: Course) -> str:
+    """``text`` with the instructor's folders replaced by neutral names (module docstring)."""
+    for prefix, shown in _path_prefixes(course):
+        text = text.replace(prefix + "/", shown + "/")
+    return text
+
+
+def _scrub_pages(pages: list[Path], course: Course) -> None:
+    for page in pages:
+        text = page.read_text(encoding="utf-8", errors="replace")
+        clean = scrub_paths(text, course)
+        if clean != text:
+            page.write_text(clean, encoding="utf-8")
 
 
 def _unsafe_pages(pages: list[Path]) -> str:
@@ -93,6 +133,7 @@ def generate_feedback(
                 except NbGraderException as err:
                     run.failed[student] = failure_reason(errors) or str(err)
             pages = sorted((course.feedback / student / assignment).glob("*.html"))
+            _scrub_pages(pages, course)
             unsafe = _unsafe_pages(pages)
             if unsafe:
                 run.failed[student] = unsafe

@@ -338,20 +338,59 @@ class _UidPool:
 
     Round-robin over ``size`` uids: a sandbox just torn down after a fork bomb may still
     have dying processes counted against its uid, so the next sandbox gets a fresh one.
+
+    Each grader process owns its range: on first use it takes an exclusive lock on
+    ``/run/tunelab-sandbox-uids/BASE.lock`` (``$TMPDIR`` where ``/run`` is not writable) for
+    the first free block ``uid_base + k * size``, held until the process exits. Two graders
+    started at once (two instructors, a re-run beside a running one) never share uids, so
+    one cannot signal, or count against the process limit of, the other's sandboxes.
     """
+
+    LOCK_DIRS = (
+        "/run/tunelab-sandbox-uids",
+        os.path.join(tempfile.gettempdir(), "tunelab-sandbox-uids"),
+    )
+    BLOCKS = 256
 
     def __init__(self, size: int = 64) -> None:
         self._lock = threading.Lock()
         self._busy: set[int] = set()
         self._next = 0
         self.size = size
+        self._blocks: dict[int, int] = {}  # requested base -> this process's base
+        self._held: list[int] = []  # lock file descriptors, open for the process's life
+
+    def _claim(self, base: int) -> int:
+        import fcntl
+
+        for folder in self.LOCK_DIRS:
+            try:
+                os.makedirs(folder, mode=0o700, exist_ok=True)
+            except OSError:
+                continue
+            for k in range(self.BLOCKS):
+                start = base + k * self.size
+                fd = os.open(os.path.join(folder, f"{start}.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except OSError:
+                    os.close(fd)
+                    continue
+                os.set_inheritable(fd, False)
+                self._held.append(fd)
+                return start
+            raise RuntimeError(f"every sandbox uid block from {base} is taken by another grader")
+        return base  # nowhere to keep locks: the configured range as before
 
     def acquire(self, base: int) -> int:
         with self._lock:
+            if base not in self._blocks:
+                self._blocks[base] = self._claim(base)
+            start = self._blocks[base]
             for step in range(self.size):
-                uid = base + (self._next + step) % self.size
+                uid = start + (self._next + step) % self.size
                 if uid not in self._busy:
-                    self._next = (uid - base + 1) % self.size
+                    self._next = (uid - start + 1) % self.size
                     self._busy.add(uid)
                     return uid
             raise RuntimeError(f"more than {self.size} sandboxes at once")

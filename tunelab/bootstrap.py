@@ -405,10 +405,19 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def hub_env(hub_dir: Path, port: int, password: str) -> dict[str, str]:
+def hub_env(
+    hub_dir: Path,
+    port: int,
+    password: str,
+    *,
+    rehearsal: bool = False,
+    instructors: tuple[str, ...] = HUB_INSTRUCTORS,
+) -> dict[str, str]:
     """The environment ``hub/jupyterhub_config.py`` reads (ports picked here, once)."""
     return {
         **os.environ,
+        "TUNELAB_HUB_MODE": "rehearsal" if rehearsal else "class",
+        "TUNELAB_HUB_INSTRUCTORS": ",".join(instructors),
         "TUNELAB_HUB_DIR": str(hub_dir),
         "TUNELAB_HUB_PORT": str(port),
         "TUNELAB_HUB_API_PORT": str(_free_port()),
@@ -420,19 +429,38 @@ def hub_env(hub_dir: Path, port: int, password: str) -> dict[str, str]:
 
 
 def cmd_hub(args: argparse.Namespace) -> int:
-    """A real JupyterHub for a class on this machine (``hub/README.md``)."""
+    """A real JupyterHub for a class on this machine (``hub/README.md``).
+
+    Default: the class mode (one OS user per hub user, real logins; needs root).
+    ``--rehearsal``: the single-user quick start, no isolation between users."""
     if not HUB_CONFIG.exists():
         say("this copy of the course has no hub/ folder; run the hub from the repository")
         return 2
-    ensure_venv()
+    instructors = tuple(args.instructor or HUB_INSTRUCTORS)
+    if not args.rehearsal and os.geteuid() != 0:
+        say("the class hub runs each student as their own OS user, so it must start as root:")
+        say("  sudo python3 -m tunelab.bootstrap hub")
+        say("to try the course out as yourself (one OS user, one shared password, NOT for a")
+        say("class): python3 -m tunelab.bootstrap hub --rehearsal")
+        return 2
+    if not (os.environ.get("TUNELAB_HUB_SKIP_INSTALL") == "1" and VENV_PY.exists()):
+        ensure_venv()  # (the hub test skips it: helpers share one venv)
     ensure_proxy()
     hub_dir = Path(args.hub_dir).resolve()
     hub_dir.mkdir(parents=True, exist_ok=True)
     url = f"http://127.0.0.1:{args.port}/"
-    env = hub_env(hub_dir, args.port, args.password)
-    say(f"JupyterHub at {url} (state in {hub_dir})")
-    say(f"  instructor: {', '.join(HUB_INSTRUCTORS)}   students: {', '.join(HUB_STUDENTS)}")
-    say(f"  password for every demo user: {args.password}")
+    env = hub_env(
+        hub_dir, args.port, args.password, rehearsal=args.rehearsal, instructors=instructors
+    )
+    if args.rehearsal:
+        say(f"REHEARSAL hub at {url} (state in {hub_dir}): every user runs as this OS user,")
+        say("  with one shared password -- for trying the course out, never for a class")
+        say(f"  instructor: {', '.join(instructors)}   students: {', '.join(HUB_STUDENTS)}")
+        say(f"  password for every demo user: {args.password}")
+    else:
+        say(f"class hub at {url} (state in {hub_dir})")
+        say(f"  instructors: {', '.join(instructors)}: sign up first at {url}hub/signup")
+        say(f"  students sign up at {url}hub/signup; approve them at {url}hub/authorize")
     cmd = [str(VENV / "bin" / "jupyterhub"), "-f", str(HUB_CONFIG)]
     proc = subprocess.Popen(cmd, env=env, cwd=hub_dir)
 
@@ -539,7 +567,9 @@ def build_parser(root: Path = ROOT) -> argparse.ArgumentParser:
         test.add_argument("pytest_args", nargs=argparse.REMAINDER, help="extra pytest arguments")
         test.set_defaults(func=cmd_test)
     if offered["hub"]:
-        hub = sub.add_parser("hub", help="a JupyterHub class on this machine (see hub/README.md)")
+        hub = sub.add_parser(
+            "hub", help="a JupyterHub class on this machine, as root (see hub/README.md)"
+        )
         hub.add_argument("--port", type=int, default=8000, help="the hub's public port")
         hub.add_argument(
             "--headless", action="store_true", help="no browser; for servers and tests"
@@ -548,7 +578,21 @@ def build_parser(root: Path = ROOT) -> argparse.ArgumentParser:
             "--hub-dir", default=str(root / ".hub"), help="state: homes, exchange, gradebook"
         )
         hub.add_argument(
-            "--password", default=HUB_DEFAULT_PASSWORD, help="the demo users' shared password"
+            "--password",
+            default=HUB_DEFAULT_PASSWORD,
+            help="--rehearsal only: the demo users' shared password",
+        )
+        hub.add_argument(
+            "--rehearsal",
+            action="store_true",
+            help="the single-user quick start (all users one OS user, shared password): for "
+            "trying the course out, never for a class",
+        )
+        hub.add_argument(
+            "--instructor",
+            action="append",
+            metavar="NAME",
+            help="a hub user with the instructor role (repeatable; default: instructor)",
         )
         hub.set_defaults(func=cmd_hub)
     return parser

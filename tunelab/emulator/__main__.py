@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import math
+import os
 import signal
 import socket
 import sys
@@ -91,7 +92,16 @@ def main(argv: list[str] | None = None) -> int:
         default=0.02,
         help="seconds each operation poll waits, like network latency (default 0.02)",
     )
+    parser.add_argument(
+        "--auth",
+        action="store_true",
+        help="a class's shared emulator: per-user tokens signed with $TUNELAB_EMULATOR_SECRET, "
+        "each user sees only their own jobs (tunelab.emulator.auth)",
+    )
     args = parser.parse_args(argv)
+    secret = os.environ.get("TUNELAB_EMULATOR_SECRET", "")
+    if args.auth and not secret:
+        parser.error("--auth needs the secret in $TUNELAB_EMULATOR_SECRET")
     try:
         store = Store(args.state, time_scale=args.time_scale)
         buckets = Buckets(args.buckets) if args.buckets else Buckets.for_state(args.state)
@@ -104,11 +114,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
         return 1
     port = sock.getsockname()[1]
-    server = _AnnouncingServer(
-        uvicorn_config(
-            create_app(store, poll_delay=args.poll_delay, vertex=vertex), args.host, port
-        )
-    )
+    app = create_app(store, poll_delay=args.poll_delay, vertex=vertex)
+    if args.auth:
+        from tunelab.emulator.auth import guard
+
+        app = guard(app, secret, args.state)
+    server = _AnnouncingServer(uvicorn_config(app, args.host, port))
     server.announce = f"listening on {endpoint_url(args.host, port)}"
     try:
         server.run(sockets=[sock])
