@@ -20,10 +20,20 @@ pytestmark = pytest.mark.filterwarnings("ignore::sqlalchemy.exc.SAWarning")
 
 
 def same_tree(left: Path, right: Path) -> list[str]:
-    """Relative paths that differ between two folders (missing on either side included)."""
+    """Relative paths that differ between two folders (missing on either side included).
+
+    JupyterLab's ``.ipynb_checkpoints`` folders are not part of a release: a browser test on
+    another pytest worker may have a lesson open (and its autosave folder present) right now."""
+
+    def files(root: Path) -> set[Path]:
+        return {
+            p.relative_to(root)
+            for p in root.rglob("*")
+            if p.is_file() and ".ipynb_checkpoints" not in p.relative_to(root).parts
+        }
+
     diffs = []
-    names = {p.relative_to(left) for p in left.rglob("*") if p.is_file()}
-    names |= {p.relative_to(right) for p in right.rglob("*") if p.is_file()}
+    names = files(left) | files(right)
     for name in sorted(names):
         a, b = left / name, right / name
         if not (a.exists() and b.exists() and filecmp.cmp(a, b, shallow=False)):

@@ -9,8 +9,8 @@ thresholds copied from a handful of examples do not.
 
 What is NOT here: the test that decides whether a draw shows its pattern. Such a test is a
 labeller, i.e. an answer to the graded Part 5, so it lives with the instructor's checker
-(``solutions/sql_overfitting/curves.py``, never released). :func:`sample_run` replays practice
-runs that filter accepted (``tunelab/practice_runs.py``: configurations and seeds only); the
+(never released). :func:`sample_run` replays practice runs that filter accepted
+(``tunelab/practice_runs.py``: configurations and seeds only); the
 grader's hidden curves are other, fresh draws of the same distributions.
 
 Definitions (same wording as the lessons):

@@ -584,7 +584,7 @@ def write_variants(path: Path | None = None) -> Path:
     path.write_text(
         "# ruff: noqa: E501  (generated rows, one per line)\n"
         '"""Numbers of questions 10 and 11, one row per variant (generated; do not edit).\n\n'
-        "Made by ``python solutions/quiz/checker.py --write-variants``. Numbers only: which\n"
+        "Made by the instructor's quiz checker (``--write-variants``). Numbers only: which\n"
         "option is right is decided by the grader from rules this package does not hold.\n"
         '"""\n\n'
         f"# fmt: off\nVARIANTS = {table}\n# fmt: on\n",

@@ -3,8 +3,8 @@
 
 Why here: each student sees the options in an order of their own (:func:`tunelab.checks.quiz.
 permutation`), so the notebook draws them from this table instead of from markdown. The
-table holds texts only: which option is right is known to the grader alone
-(``solutions/quiz/checker.py``). Questions 10 and 11 have numbers of their own per student;
+table holds texts only: which option is right is known to the instructor's grader alone,
+outside the notebook. Questions 10 and 11 have numbers of their own per student;
 their templates are filled from :mod:`tunelab.checks.quiz_variants`.
 """
 

@@ -1,7 +1,7 @@
 # ruff: noqa: E501  (generated rows, one per line)
 """Numbers of questions 10 and 11, one row per variant (generated; do not edit).
 
-Made by ``python solutions/quiz/checker.py --write-variants``. Numbers only: which
+Made by the instructor's quiz checker (``--write-variants``). Numbers only: which
 option is right is decided by the grader from rules this package does not hold.
 """
 
