@@ -803,8 +803,14 @@ def _jsonl_uri(uri: Any, field: str) -> str:
     parse_gs_uri(uri, field)
     if not str(uri).lower().endswith(".jsonl"):
         raise E.InvalidArgument(
-            f"{field}: {uri!r} is not a JSONL file; the dataset must be a .jsonl object in "
-            "Cloud Storage (gs://BUCKET/PATH.jsonl)"
+            tr(
+                "{field}: {uri!r} is not a JSONL file; the dataset must be a .jsonl object in "
+                "Cloud Storage (gs://BUCKET/PATH.jsonl)",
+                "{field}: {uri!r} — не файл JSONL; набор данных для дообучения должен быть "
+                "объектом .jsonl в Cloud Storage (gs://BUCKET/PATH.jsonl)",
+                field=field,
+                uri=uri,
+            )
         )
     return str(uri)
 
