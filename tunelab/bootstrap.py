@@ -87,13 +87,19 @@ LAB_NEWS_PLUGIN = "@jupyterlab/apputils-extension:announcements"
 SAVE_HOOK = "tunelab.jupyter_hooks.keep_released_metadata"
 SAVE_HOOK_CONFIG = f"""\
 # Written by tunelab.bootstrap: a lesson opened and not edited is saved as released.
+import os.path
+import sys
+
 c = get_config()  # noqa: F821
 try:
+    import tunelab
     from {SAVE_HOOK.rsplit(".", 1)[0]} import {SAVE_HOOK.rsplit(".", 1)[1]} as hook
 except ImportError:  # an older tunelab: notebooks are saved as JupyterLab sends them
     pass
-else:
-    c.ContentsManager.pre_save_hook = hook
+else:  # only this tunelab's own hook, never one an import finder found in another checkout
+    home = {{os.path.realpath(p) for p in tunelab.__path__}}
+    if os.path.dirname(os.path.realpath(sys.modules[hook.__module__].__file__)) in home:
+        c.ContentsManager.pre_save_hook = hook
 """
 
 
