@@ -168,15 +168,37 @@ class SandboxedExecute(Execute):
                 self._mark(cell, *problem)
                 self._recover(nb, problem, index, clean)
             for index in deferred:
-                cell = nb.cells[index]
-                if self._out_of_time(cell, index):
-                    continue
-                problem = self._judge_cell(cell, index)
-                self._reap(index)
-                if problem is not None:
-                    self._recover(nb, problem, index, clean)
+                self._judge_deferred(nb, index, clean)
         finally:
             self._stop_kernel()
+
+    def _judge_deferred(self, nb: NotebookNode, index: int, clean: list[int]) -> None:
+        """Judge one test cell; if the kernel hung or died under it, judge it once more.
+
+        Why again: the probes run after the student's last cell, in a kernel that holds
+        everything the notebook built. A part's probe can stall because *another* cell left
+        the kernel at its memory limit (a list of millions of objects kept in a global), not
+        because this part's answer is wrong. After the restart only the cells that ran
+        cleanly are replayed, so the second try judges the answer on its own; an answer that
+        hangs by itself hangs again and fails, at the cost of one more timeout.
+        """
+        for attempt in (1, 2):
+            cell = nb.cells[index]
+            if self._out_of_time(cell, index):
+                return
+            problem = self._judge_cell(cell, index)
+            self._reap(index)
+            if problem is None:
+                return
+            self._recover(nb, problem, index, clean)
+            if attempt == 2 or self._given_up:
+                return
+            self._event(
+                "note",
+                index,
+                "it was checked again in a fresh kernel (the earlier cells that ran cleanly "
+                "were re-run first)",
+            )
 
     def _out_of_time(self, cell, index: int) -> bool:
         """True (and the cell marked, a test cell failed) once the notebook has given up."""
