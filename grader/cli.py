@@ -14,7 +14,7 @@ import os
 import sys
 from pathlib import Path
 
-from grader.course import Course, CourseError
+from grader.stores.course import Course, CourseError
 
 RULE = "-" * 72
 
@@ -39,7 +39,7 @@ def _gradebook(course: Course) -> str:
 
 # -- release ---------------------------------------------------------------------------------
 def cmd_release(args: argparse.Namespace) -> int:
-    from grader.release import ReleaseError, release_all
+    from grader.handout.release import ReleaseError, release_all
 
     course = _course(args)
     names = args.assignments or course.assignments()
@@ -65,7 +65,7 @@ def _release_bundle(args: argparse.Namespace, course: Course) -> int:
     A trial release with ``--dest`` builds one only when ``--bundle-dir`` says where, so it
     never replaces the instructor's bundle.
     """
-    from grader.bundle import BundleError, build_bundle
+    from grader.handout.bundle import BundleError, build_bundle
 
     if args.no_bundle or (args.dest is not None and args.bundle_dir is None):
         print("Student bundle: not built (--no-bundle, or --dest without --bundle-dir)")
@@ -91,7 +91,7 @@ def _release_bundle(args: argparse.Namespace, course: Course) -> int:
 
 # -- collect ---------------------------------------------------------------------------------
 def cmd_collect(args: argparse.Namespace) -> int:
-    from grader.collect import collect
+    from grader.grading.collect import collect
 
     course = _course(args)
     report = collect(course, args.source)
@@ -113,7 +113,7 @@ def cmd_collect(args: argparse.Namespace) -> int:
 
 # -- autograde -------------------------------------------------------------------------------
 def _warn_unsandboxed() -> None:
-    from grader.sandbox import check_sandbox
+    from grader.sandbox.bubblewrap import check_sandbox
 
     why = check_sandbox() or "you asked for it"
     banner = "!" * 72
@@ -126,7 +126,7 @@ def _warn_unsandboxed() -> None:
 
 
 def cmd_autograde(args: argparse.Namespace) -> int:
-    from grader.autograde import autograde
+    from grader.grading.autograde import autograde
 
     course = _course(args)
     if args.no_sandbox:
@@ -135,7 +135,7 @@ def cmd_autograde(args: argparse.Namespace) -> int:
     if args.scheduler:
         from functools import partial
 
-        from grader.distributed import dask_autograde
+        from grader.grading.distributed import dask_autograde
 
         grade = partial(dask_autograde, scheduler=args.scheduler)
     run = grade(
@@ -158,7 +158,7 @@ def cmd_autograde(args: argparse.Namespace) -> int:
 
 def _similarity_after_autograde(course: Course, assignment: str) -> None:
     """The similarity report at the end of autograde; its failure never fails grading."""
-    from grader.similarity import write_similarity
+    from grader.results.similarity import write_similarity
 
     try:
         report = write_similarity(course, assignment)
@@ -198,7 +198,7 @@ def print_autograde(course: Course, run) -> None:
 
 # -- feedback --------------------------------------------------------------------------------
 def cmd_feedback(args: argparse.Namespace) -> int:
-    from grader.feedback import generate_feedback
+    from grader.results.feedback import generate_feedback
 
     course = _course(args)
     run = generate_feedback(course, args.assignment, progress=not args.quiet)
@@ -216,7 +216,7 @@ def print_feedback(course: Course, run) -> None:
 
 # -- export ----------------------------------------------------------------------------------
 def cmd_export(args: argparse.Namespace) -> int:
-    from grader.export import export_grades
+    from grader.results.export import export_grades
 
     course = _course(args)
     path = export_grades(course, Path(args.to) if args.to else None)
@@ -228,7 +228,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 # -- report ----------------------------------------------------------------------------------
 def cmd_report(args: argparse.Namespace) -> int:
-    from grader.report import write_report
+    from grader.results.report import write_report
 
     course = _course(args)
     report = write_report(course, args.assignment, threshold=args.threshold)
@@ -252,7 +252,7 @@ def print_report(report) -> None:
 
 # -- similarity ------------------------------------------------------------------------------
 def cmd_similarity(args: argparse.Namespace) -> int:
-    from grader.similarity import write_similarity
+    from grader.results.similarity import write_similarity
 
     course = _course(args)
     kwargs = {"threshold": args.threshold} if args.threshold is not None else {}

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import nbformat
 
-from grader.course import Course
+from grader.stores.course import Course
 
 DEMO_ASSIGNMENTS = ("sql_overfitting", "quiz")
 NAMES = (
@@ -195,12 +195,12 @@ def run_demo(
     say: Callable[[str], None] = print,
 ) -> dict:
     """Run the whole demo; return what each step produced (for the CLI summary and tests)."""
-    from grader.autograde import autograde
-    from grader.collect import collect
-    from grader.export import export_grades
-    from grader.feedback import generate_feedback
-    from grader.release import release_all
-    from grader.report import write_report
+    from grader.grading.autograde import autograde
+    from grader.grading.collect import collect
+    from grader.handout.release import release_all
+    from grader.results.export import export_grades
+    from grader.results.feedback import generate_feedback
+    from grader.results.report import write_report
 
     demo = demo_course(course)
     if demo.instructor.exists():

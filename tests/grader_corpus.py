@@ -57,7 +57,7 @@ POINTS = {"test_square": 1, "test_answer": 2, "test_cube": 1}
 #: The mini course's trusted checker (solutions/mini/checker.py): the hidden test of
 #: ``test_answer`` lives here, not in the notebook, and every verdict is computed here.
 CHECKER = """
-from grader.trusted import Context, Verdict
+from grader.verdicts.trusted import Context, Verdict
 from tunelab.checks import wire
 
 MODULE = "generic"

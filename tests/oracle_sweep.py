@@ -158,7 +158,7 @@ def main() -> None:
 
     matplotlib.use("Agg")
     import tunelab
-    from grader.trusted import Context, load_checker
+    from grader.verdicts.trusted import Context, load_checker
     from tunelab.checks import sql_overfitting as C
 
     work = Path(tempfile.mkdtemp(prefix="oracle-sweep-"))

@@ -98,7 +98,7 @@ class Course:
     @property
     def graders(self):
         """The grader's view: this repository's course, instructor files under ``root``."""
-        from grader.course import Course as GraderCourse
+        from grader.stores.course import Course as GraderCourse
 
         return GraderCourse(root=ROOT, instructor=self.root / "instructor")
 
@@ -113,13 +113,13 @@ class Course:
 
     def autograde(self, assignment: str):
         """``python -m grader autograde``: sandboxed when bubblewrap works here."""
-        from grader.autograde import autograde
-        from grader.sandbox import check_sandbox
+        from grader.grading.autograde import autograde
+        from grader.sandbox.bubblewrap import check_sandbox
 
         return autograde(self.graders, assignment, sandbox=not check_sandbox())
 
     def feedback(self, assignment: str) -> None:
-        from grader.feedback import generate_feedback
+        from grader.results.feedback import generate_feedback
 
         run = generate_feedback(self.graders, assignment)
         assert not run.failed, run.failed
@@ -277,7 +277,7 @@ def course(tmp_path_factory) -> Course:
 
 
 def _quiz_checker():
-    from grader.trusted import load_checker
+    from grader.verdicts.trusted import load_checker
 
     load_checker(ROOT, "quiz")
     return sys.modules["_grader_checker_quiz"]

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from grader import editions
+from grader.handout import editions
 from tests.test_browser import (
     CHROMIUM,
     CHROMIUM_ARGS,

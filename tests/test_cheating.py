@@ -34,7 +34,7 @@ except ImportError:  # pragma: no cover
     from tests.test_assignments import Course, master_path, release_path, validate
 
 import tunelab
-from grader.trusted import Context, Verdict, load_checker
+from grader.verdicts.trusted import Context, Verdict, load_checker
 from tunelab.checks import sql_overfitting as sql_checks
 from tunelab.checks import wire
 from tunelab.scenarios import LABELS

@@ -27,7 +27,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from grader import editions
+from grader.handout import editions
 from tunelab import i18n
 
 ROOT = Path(__file__).resolve().parents[1]

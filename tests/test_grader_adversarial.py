@@ -3,7 +3,7 @@
 Why: nbgrader and otter-grader run hidden tests in the student's kernel and score test cells by
 their outputs, so a first answer cell that hooks IPython, an answer object whose ``==`` always
 succeeds, or a patched numpy earns full marks on a blank notebook. Here every graded part is
-decided in the grader process from plain wire data (``grader.trusted``), so each submission
+decided in the grader process from plain wire data (``grader.verdicts.trusted``), so each submission
 below -- an honest core (parts 1, 2 and 4 of ``sql_overfitting``: 5 points) plus one attack --
 must score exactly 5, and the honest neighbour of a hog must lose nothing.
 
@@ -24,9 +24,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from grader.autograde import autograde
-from grader.course import Course
-from grader.sandbox import check_sandbox
+from grader.grading.autograde import autograde
+from grader.sandbox.bubblewrap import check_sandbox
+from grader.stores.course import Course
 
 ROOT = Path(__file__).resolve().parents[1]
 SQL = "sql_overfitting"
@@ -328,7 +328,8 @@ ATTACKS = [
         "files_beside_the_notebook",
         files={
             "grader/__init__.py": "",
-            "grader/kernel_guard.py": (
+            "grader/sandbox/__init__.py": "",
+            "grader/sandbox/kernel_guard.py": (
                 "def load_ipython_extension(ip):\n"
                 "    ip.set_custom_exc((BaseException,), lambda *a, **k: None)\n"
             ),
@@ -611,7 +612,7 @@ def test_forged_submission_scores_its_honest_core(graded, attack: Attack) -> Non
 
 
 def test_outputs_are_capped_in_the_graded_notebook_and_the_feedback(graded) -> None:
-    from grader.feedback import generate_feedback
+    from grader.results.feedback import generate_feedback
 
     course = graded["course"]
     graded_nb = course.autograded / "output_floods" / SQL / f"{SQL}.ipynb"

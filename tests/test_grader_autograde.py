@@ -24,11 +24,11 @@ from grader_corpus import (
     write_submissions,
 )
 
-from grader import autograde as autograde_module
-from grader.autograde import autograde
-from grader.course import Course, CourseError
-from grader.release import release_all
-from grader.sandbox import check_sandbox
+from grader.grading import autograde as autograde_module
+from grader.grading.autograde import autograde
+from grader.handout.release import release_all
+from grader.sandbox.bubblewrap import check_sandbox
+from grader.stores.course import Course, CourseError
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore::sqlalchemy.exc.SAWarning"),

@@ -29,16 +29,16 @@ import nbformat
 import pytest
 from grader_corpus import ASSIGNMENT, build_course
 
-from grader import editions
-from grader.bundle import (
+from grader.cli import main as grader_main
+from grader.handout import editions
+from grader.handout.bundle import (
     BUNDLE_NAME,
     BundleError,
     BundleResult,
     build_bundle,
     repo_only_references,
 )
-from grader.cli import main as grader_main
-from grader.course import REPO, Course
+from grader.stores.course import REPO, Course
 
 pytestmark = pytest.mark.filterwarnings("ignore::sqlalchemy.exc.SAWarning")
 
@@ -148,8 +148,8 @@ def test_bundle_readme_is_bilingual_with_the_two_commands(bundle: BundleResult) 
     # and the time budget, and both halves explain the token in the URL lab prints.
     assert "lab --lang ru" in russian and russian.count("notebooks/ru/") >= 2, russian
     assert "«ВАШ КОД ЗДЕСЬ»" in russian and "YOUR CODE HERE" not in russian
-    # the time budget is the course list's (grader/syllabus.py), in each half's language
-    from grader.syllabus import budget
+    # the time budget is the course list's (grader/handout/syllabus.py), in each half's language
+    from grader.handout.syllabus import budget
 
     assert budget("ru") in russian, "the Russian time budget"
     assert budget("en") in english, "the English time budget"

@@ -12,9 +12,9 @@ import pytest
 from grader_corpus import ASSIGNMENT, build_course, corpus, hostile_context, write_submissions
 
 from grader.cli import build_parser, main
-from grader.course import Course
-from grader.release import release_all
-from grader.sandbox import check_sandbox
+from grader.handout.release import release_all
+from grader.sandbox.bubblewrap import check_sandbox
+from grader.stores.course import Course
 
 pytestmark = pytest.mark.filterwarnings("ignore::sqlalchemy.exc.SAWarning")
 COMMANDS = [

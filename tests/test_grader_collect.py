@@ -11,8 +11,8 @@ import nbformat
 import pytest
 from grader_corpus import ASSIGNMENT, build_course, master_notebook
 
-from grader.collect import CourseFileNameCollector, collect, lms_pattern, parse_lms_name
-from grader.course import Course, CourseError
+from grader.grading.collect import CourseFileNameCollector, collect, lms_pattern, parse_lms_name
+from grader.stores.course import Course, CourseError
 
 pytestmark = pytest.mark.filterwarnings("ignore::sqlalchemy.exc.SAWarning")
 
@@ -157,7 +157,7 @@ def test_name_rule() -> None:
 
 
 def test_collect_then_students_are_listed_for_autograde(course: Course, tmp_path: Path) -> None:
-    from grader.autograde import Autograder
+    from grader.grading.autograde import Autograder
 
     inbox = tmp_path / "inbox"
     for student in ("zed", "amy"):
@@ -186,7 +186,7 @@ def test_symbolic_links_are_never_followed(course: Course, tmp_path: Path) -> No
 
 
 def test_zip_bomb_is_refused(course: Course, tmp_path: Path, monkeypatch) -> None:
-    import grader.collect as collect_module
+    import grader.grading.collect as collect_module
 
     monkeypatch.setattr(collect_module, "MAX_ARCHIVE_MB", 1)
     archive = make_zip(tmp_path / "big.zip", {"ann_mini.ipynb": b"0" * (3 * 2**20)})

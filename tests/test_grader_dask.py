@@ -28,11 +28,11 @@ from grader_corpus import (
     write_submissions,
 )
 
-from grader.autograde import autograde
 from grader.cli import main
-from grader.course import Course
-from grader.release import release_all
-from grader.sandbox import check_sandbox
+from grader.grading.autograde import autograde
+from grader.handout.release import release_all
+from grader.sandbox.bubblewrap import check_sandbox
+from grader.stores.course import Course
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore::sqlalchemy.exc.SAWarning"),
@@ -73,7 +73,7 @@ def subset(root: Path) -> list[Case]:
 
 @pytest.fixture(scope="module")
 def cluster():
-    from grader.distributed import local_cluster
+    from grader.grading.distributed import local_cluster
 
     with local_cluster(workers=2, threads=1) as client:
         yield client
@@ -127,7 +127,7 @@ NAP = 3.0  # seconds the victim's cell sleeps: the worker running it is killed m
 
 
 def test_a_worker_killed_mid_submission_costs_nothing(cluster, tmp_path) -> None:
-    from grader.distributed import DaskAutograder
+    from grader.grading.distributed import DaskAutograder
 
     napper = Case("napper", lambda nb, ctx: _nap(nb), 4)
     cases = [napper] + [c for c in subset(tmp_path / "c") if c.student in ("complete", "wrong")]

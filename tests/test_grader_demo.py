@@ -12,9 +12,9 @@ import nbformat
 import pytest
 from grader_corpus import ASSIGNMENT, build_course
 
-from grader.course import REPO, Course
 from grader.demo import KINDS, _mutate, demo_course, make_submission, run_demo
-from grader.sandbox import check_sandbox
+from grader.sandbox.bubblewrap import check_sandbox
+from grader.stores.course import REPO, Course
 
 pytestmark = pytest.mark.filterwarnings("ignore::sqlalchemy.exc.SAWarning")
 SANDBOX = not check_sandbox()
@@ -139,8 +139,8 @@ def test_demo_on_the_real_quiz(tmp_path: Path) -> None:
 def test_masters_earn_every_automatic_point(tmp_path: Path) -> None:
     """The masters' own answers, submitted like a student's, pass every test in the grader's
     (sandboxed) kernel: the sandbox leaves the course's code, data and emulator working."""
-    from grader.autograde import autograde
-    from grader.release import register_assignment
+    from grader.grading.autograde import autograde
+    from grader.handout.release import register_assignment
 
     course = Course.from_env(REPO, tmp_path / "instructor")
     graded = [a for a in ("sql_overfitting", "quiz") if a in course.assignments()]

@@ -28,11 +28,10 @@ import pytest
 from grader_corpus import ASSIGNMENT, _cell, _complete, build_course
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_output, new_raw_cell
 
-from grader import sanitize
-from grader.course import Course
-from grader.feedback import generate_feedback
-from grader.release import release_all
-from grader.sanitize import (
+from grader.handout.release import release_all
+from grader.results import sanitize
+from grader.results.feedback import generate_feedback
+from grader.results.sanitize import (
     CSP,
     JS_NOTE,
     WIDGET_NOTE,
@@ -40,6 +39,7 @@ from grader.sanitize import (
     clean_svg,
     page_problems,
 )
+from grader.stores.course import Course
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore::sqlalchemy.exc.SAWarning"),
@@ -341,7 +341,7 @@ def test_a_page_that_slips_through_is_refused(pages: Pages, monkeypatch) -> None
 
 
 def test_a_stale_unsafe_page_is_deleted(tmp_path: Path) -> None:
-    from grader.feedback import _unsafe_pages
+    from grader.results.feedback import _unsafe_pages
 
     page = tmp_path / "old.html"
     page.write_text("<html><head></head><body><img src=x onerror=alert(1)></body></html>")

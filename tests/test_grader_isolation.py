@@ -14,9 +14,9 @@ import pytest
 from traitlets.config import Config
 
 import tunelab
-from grader import cgroups
-from grader.sandbox import (
-    GRADER_DIR,
+from grader.sandbox import cgroups
+from grader.sandbox.bubblewrap import (
+    SANDBOX_DIR,
     Sandbox,
     SandboxedKernelManager,
     SandboxUnavailable,
@@ -104,7 +104,10 @@ SHADOWS = {
     "numpy.py": "raise SystemExit('shadow numpy')",
     "tunelab/__init__.py": "raise SystemExit('shadow tunelab')",
     "grader/__init__.py": "",
-    "grader/kernel_guard.py": "def load_ipython_extension(ip):\n    ip.user_ns['SHADOW'] = 1",
+    "grader/sandbox/__init__.py": "",
+    "grader/sandbox/kernel_guard.py": (
+        "def load_ipython_extension(ip):\n    ip.user_ns['SHADOW'] = 1"
+    ),
     "sitecustomize.py": "import builtins\nbuiltins.SHADOW = 1",
     "usercustomize.py": "import builtins\nbuiltins.SHADOW = 1",
     "ipython_config.py": "c.InteractiveShellApp.exec_lines = ['SHADOW = 1']",
@@ -139,20 +142,23 @@ def test_files_beside_the_notebook_have_no_effect(tmp_path: Path, kernel) -> Non
     assert k.value("print('SHADOW' in dir() or hasattr(__builtins__, 'SHADOW'))") is False
     assert k.value("import numpy\nprint(repr(numpy.__file__))") == numpy_file()
     assert k.value("import tunelab\nprint(repr(tunelab.__file__))") == tunelab.__file__
-    assert k.value("import grader.kernel_guard as g\nprint(repr(g.__file__))") == str(
-        GRADER_DIR / "kernel_guard.py"
+    assert k.value("import grader.sandbox.kernel_guard as g\nprint(repr(g.__file__))") == str(
+        SANDBOX_DIR / "kernel_guard.py"
     )
     assert k.value("import sys\nprint(repr(sys.modules['_grader_kernel_guard'].__file__))") == (
-        str(GRADER_DIR / "kernel_guard.py")
+        str(SANDBOX_DIR / "kernel_guard.py")
     )
     assert k.value("import sys\nprint((sys.flags.isolated, sys.flags.safe_path))") == (1, True)
     assert k.value("print('' in sys.path or '.' in sys.path)") is False
     text, _ = k.run("print('y' * 20000)")
     assert "output truncated by the grader" in text, "the real guard is loaded"
     left_out = set(k.km.ignored_files)
-    assert {"numpy.py", "tunelab/__init__.py", "grader/kernel_guard.py", "sitecustomize.py"} <= (
-        left_out
-    )
+    assert {
+        "numpy.py",
+        "tunelab/__init__.py",
+        "grader/sandbox/kernel_guard.py",
+        "sitecustomize.py",
+    } <= (left_out)
     assert ".ipython/profile_default/startup/00.py" in left_out
     assert "secret" in left_out and "given.csv" not in left_out and "sub.ipynb" not in left_out
 
@@ -197,7 +203,7 @@ def test_kernel_start_is_isolated_and_quick(tmp_path: Path, kernel) -> None:
     k = kernel(tmp_path)
     assert k.start_seconds < 10
     argv = k.value("import sys\nprint(sys.orig_argv)")
-    assert argv[1:3] == ["-I", "-B"] and argv[3] == str(GRADER_DIR / "sandbox_kernel.py")
+    assert argv[1:3] == ["-I", "-B"] and argv[3] == str(SANDBOX_DIR / "sandbox_kernel.py")
     ipython_dir = k.value("import IPython\nprint(repr(IPython.paths.get_ipython_dir()))")
     assert ipython_dir == "/tmp/.ipython", "private, in the sandbox's own /tmp"
     startup = k.value(f"import os\nprint(os.listdir({ipython_dir + '/profile_default/startup'!r}))")

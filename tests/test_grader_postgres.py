@@ -23,11 +23,11 @@ from grader_corpus import ASSIGNMENT, build_course, corpus, hostile_context, wri
 from nbformat.v4 import new_markdown_cell
 from services import postgres  # noqa: F401 (the fixture)
 
-from grader.autograde import autograde
-from grader.course import Course
-from grader.gradebook import ServerGradebook
-from grader.release import release_all
-from grader.sandbox import check_sandbox
+from grader.grading.autograde import autograde
+from grader.handout.release import release_all
+from grader.sandbox.bubblewrap import check_sandbox
+from grader.stores.course import Course
+from grader.stores.gradebook import ServerGradebook
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore::sqlalchemy.exc.SAWarning"),
@@ -160,7 +160,7 @@ def export_rows(path: Path) -> dict[str, tuple]:
 
 
 def test_shared_gradebook_under_concurrent_graders(postgres, tmp_path) -> None:  # noqa: F811
-    from grader.export import export_grades
+    from grader.results.export import export_grades
 
     # -- reference: SQLite, every step in turn -------------------------------------------
     ref = make_course(tmp_path / "sqlite", None)

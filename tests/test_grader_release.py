@@ -12,9 +12,9 @@ import nbformat
 import pytest
 from grader_corpus import ASSIGNMENT, build_course
 
-from grader.course import REPO, Course
-from grader.gradebook import alembic_head, ensure_gradebook
-from grader.release import ReleaseError, release_all
+from grader.handout.release import ReleaseError, release_all
+from grader.stores.course import REPO, Course
+from grader.stores.gradebook import alembic_head, ensure_gradebook
 
 pytestmark = pytest.mark.filterwarnings("ignore::sqlalchemy.exc.SAWarning")
 

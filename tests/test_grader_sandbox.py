@@ -11,9 +11,9 @@ from grader_corpus import KERNELSPEC
 from nbformat.v4 import new_code_cell, new_notebook
 from traitlets.config import Config
 
-from grader.course import REPO
-from grader.preprocessors import SandboxedExecute
-from grader.sandbox import Sandbox, _UidPool, check_sandbox
+from grader.sandbox.bubblewrap import Sandbox, _UidPool, check_sandbox
+from grader.stores.course import REPO
+from grader.verdicts.sandboxedexecute import SandboxedExecute
 
 pytestmark = pytest.mark.skipif(
     bool(check_sandbox()), reason=f"no working bubblewrap sandbox: {check_sandbox()}"

@@ -15,12 +15,12 @@ import nbformat
 import pytest
 from grader_corpus import ASSIGNMENT, build_course, master_notebook
 
-from grader.autograde import StudentResult, _flag_setup_failures, autograde
-from grader.course import Course, CourseError
-from grader.preflight import PreflightError
-from grader.release import release_all
-from grader.sandbox import check_sandbox
-from grader.trusted import Context, load_checker, parse_answer, probe_code
+from grader.grading.autograde import StudentResult, _flag_setup_failures, autograde
+from grader.handout.release import release_all
+from grader.sandbox.bubblewrap import check_sandbox
+from grader.stores.course import Course, CourseError
+from grader.verdicts.preflight import PreflightError
+from grader.verdicts.trusted import Context, load_checker, parse_answer, probe_code
 from tunelab.checks import quiz as quiz_checks
 from tunelab.checks import wire
 
@@ -76,7 +76,7 @@ def test_wire_rejects_malformed_answers(text: str) -> None:
 def test_only_the_line_with_the_nonce_is_believed() -> None:
     nonce = "@@grader-abc@@"
     assert parse_answer(f"noise\n{nonce}[1, 2]\n@@grader-other@@[3]", nonce) == [1, 2]
-    from grader.trusted import ProbeFailed
+    from grader.verdicts.trusted import ProbeFailed
 
     with pytest.raises(ProbeFailed):
         parse_answer("[1, 2]\n", nonce)

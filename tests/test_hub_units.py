@@ -74,7 +74,7 @@ def _write(path: Path, rows: list[dict]) -> None:
 
 
 def test_grades_csv_gets_a_row_for_who_never_submitted(tmp_path) -> None:
-    from grader.export import add_missing_students, add_status, roster
+    from grader.results.export import add_missing_students, add_status, roster
 
     instructor = tmp_path / "instructor"
     instructor.mkdir()
@@ -102,14 +102,14 @@ def test_grades_csv_gets_a_row_for_who_never_submitted(tmp_path) -> None:
 
 
 def test_feedback_pages_do_not_show_the_instructors_paths(tmp_path) -> None:
-    from grader.feedback import scrub_paths
+    from grader.results.feedback import scrub_paths
 
     course = SimpleNamespace(root=tmp_path / "srv" / "course", instructor=tmp_path / "i")
     venv = Path(sys.prefix)
     repo = ROOT
     text = (
         f'File {course.root}/tunelab/checks.py:12\n  File "{venv}/lib/x.py", line 3\n'
-        f"{repo}/grader/trusted.py {course.instructor}/autograded/s1/a.ipynb"
+        f"{repo}/grader/verdicts/trusted.py {course.instructor}/autograded/s1/a.ipynb"
     )
     clean = scrub_paths(text, course)
     for path in (course.root, venv, repo, course.instructor):
@@ -132,7 +132,7 @@ def test_closed_parents_names_folders_others_cannot_enter(tmp_path) -> None:
 
 def test_each_grader_process_gets_its_own_sandbox_uid_range() -> None:
     """Two uid pools (as in two grader processes) never hand out the same uid."""
-    from grader.sandbox import _UidPool
+    from grader.sandbox.bubblewrap import _UidPool
 
     first, second = _UidPool(size=4), _UidPool(size=4)
     a = {first.acquire(90000) for _ in range(4)}

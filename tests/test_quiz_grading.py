@@ -16,9 +16,9 @@ import nbformat
 import pytest
 from test_assignments import Course, master_path, with_solutions
 
-from grader.editions import build_edition, cell_key, load_catalogue
-from grader.export import export_grades
-from grader.trusted import load_checker
+from grader.handout.editions import build_edition, cell_key, load_catalogue
+from grader.results.export import export_grades
+from grader.verdicts.trusted import load_checker
 from tunelab.checks import quiz as Q
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from grader.trusted import Context, load_checker
+from grader.verdicts.trusted import Context, load_checker
 from tunelab.checks import quiz as Q
 from tunelab.checks import quiz_texts, quiz_variants, wire
 

@@ -25,7 +25,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from grader import editions
+from grader.handout import editions
 from tests.test_editions import english_runs
 from tests.test_russian_style import number_style_problems
 from tunelab import i18n

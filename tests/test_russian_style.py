@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from grader import editions
+from grader.handout import editions
 from tunelab import i18n
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -16,9 +16,8 @@ import pytest
 from similarity_class import demo_class, honest_submission
 
 from grader.cli import main
-from grader.course import REPO, Course
-from grader.sanitize import page_problems
-from grader.similarity import (
+from grader.results.sanitize import page_problems
+from grader.results.similarity import (
     THRESHOLD,
     answer_code,
     boilerplate_code,
@@ -27,6 +26,7 @@ from grader.similarity import (
     quiz_letters,
     write_similarity,
 )
+from grader.stores.course import REPO, Course
 
 RELEASE = REPO / "notebooks" / "sql_overfitting" / "sql_overfitting.ipynb"
 XSS = '<script>alert("x")</script><img src=x onerror=alert(1)>'
@@ -120,7 +120,7 @@ def test_a_copy_of_one_long_part_alone_is_seen_in_the_pairs(tmp_path: Path) -> N
 
 
 def test_quiz_letters_on_different_variants_are_listed() -> None:
-    from grader.trusted import load_checker
+    from grader.verdicts.trusted import load_checker
 
     load_checker(REPO, "quiz")
     import sys

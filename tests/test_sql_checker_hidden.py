@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from grader.trusted import Context, load_checker
+from grader.verdicts.trusted import Context, load_checker
 from tunelab.checks import sql_overfitting as C
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,7 +1,7 @@
-"""The course table and time budget: one list (grader/syllabus.py), three places that agree.
+"""The course table and time budget: one list (grader/handout/syllabus.py), three places that agree.
 
 The repository README, lesson 01 (both editions) and the student README each show the list of
-lessons and the course's time budget. They are generated from ``grader.syllabus.SYLLABUS``;
+lessons and the course's time budget. They are generated from ``grader.handout.syllabus.SYLLABUS``;
 these tests fail when one of them was edited by hand, when a lesson folder is missing from the
 list (or the list names a folder that does not exist), and when an entry's minutes disagree
 with the budget the lesson itself states.
@@ -16,14 +16,14 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from grader import syllabus
+from grader.handout import syllabus
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_readme_lesson01_and_student_readme_agree_with_the_list() -> None:
     assert syllabus.problems() == [], (
-        "run: python -m grader.syllabus, then python -m grader release"
+        "run: python -m grader.handout.syllabus, then python -m grader release"
     )
 
 
@@ -32,8 +32,9 @@ def test_every_course_folder_is_listed_once_and_in_order() -> None:
     listed = [e.folder for e in syllabus.SYLLABUS]
     assert len(set(listed)) == len(listed)
     assert sorted(listed) == folders, (
-        "solutions/ and grader/syllabus.py differ: add one Entry per lesson (folder, titles, "
-        "what you learn in English and Russian, minutes) and run python -m grader.syllabus"
+        "solutions/ and grader/handout/syllabus.py differ: add one Entry per lesson (folder, "
+        "titles, what you learn in English and Russian, minutes) and run "
+        "python -m grader.handout.syllabus"
     )
     lessons = [e.folder for e in syllabus.SYLLABUS if e.lesson]
     assert lessons == sorted(lessons), "lessons are listed in their numbered order"
@@ -49,7 +50,8 @@ def test_each_lessons_minutes_match_the_budget_it_states(entry) -> None:
     stated = re.search(r"About \*\*(\d+) minutes\*\*", first)
     assert stated, f"{entry.folder}: its first cell should state 'About **N minutes**'"
     assert entry.minutes == (int(stated.group(1)),) * 2, (
-        f"{entry.folder} says {stated.group(1)} minutes; grader/syllabus.py says {entry.minutes}"
+        f"{entry.folder} says {stated.group(1)} minutes; "
+        f"grader/handout/syllabus.py says {entry.minutes}"
     )
     assert entry.title_en in first.splitlines()[0], f"{entry.folder}: title differs"
 
@@ -94,7 +96,9 @@ def test_a_hand_edit_is_caught_and_rewritten(tmp_path) -> None:
     readme.write_text(readme.read_text().replace("| 55 min |", "| 50 min |"))
     bigger = (*syllabus.SYLLABUS[:-2], syllabus.SYLLABUS[1], *syllabus.SYLLABUS[-2:])
     found = syllabus.problems(tmp_path)
-    assert found == ["README.md: the course table / time budget differs from grader/syllabus.py"]
+    assert found == [
+        "README.md: the course table / time budget differs from grader/handout/syllabus.py"
+    ]
     assert len(syllabus.problems(tmp_path, bigger)) == 4  # a new lesson: all four places differ
     changed = syllabus.write(tmp_path)
     assert changed == ["README.md"] and syllabus.problems(tmp_path) == []

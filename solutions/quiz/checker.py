@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from grader.trusted import Context, Verdict
+from grader.verdicts.trusted import Context, Verdict
 from tunelab.checks import quiz as Q
 from tunelab.i18n import tr
 

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from grader.trusted import Context, Verdict
+from grader.verdicts.trusted import Context, Verdict
 from tunelab import scenarios
 from tunelab.checks import sql_overfitting as C
 from tunelab.checks import wire

@@ -38,11 +38,11 @@ sys.path[:0] = [str(REPO), str(REPO / "tests")]
 import nbformat  # noqa: E402
 from grader_corpus import grades  # noqa: E402
 
-from grader.autograde import autograde  # noqa: E402
-from grader.course import Course  # noqa: E402
 from grader.demo import make_submission  # noqa: E402
-from grader.distributed import DaskAutograder, local_cluster  # noqa: E402
-from grader.release import register_assignment  # noqa: E402
+from grader.grading.autograde import autograde  # noqa: E402
+from grader.grading.distributed import DaskAutograder, local_cluster  # noqa: E402
+from grader.handout.release import register_assignment  # noqa: E402
+from grader.stores.course import Course  # noqa: E402
 
 ASSIGNMENTS = ("sql_overfitting", "quiz")
 KINDS = ("complete", "partial", "wrong", "blank", "complete")

@@ -41,9 +41,9 @@ sys.path[:0] = [str(REPO), str(REPO / "tests")]
 import nbformat  # noqa: E402
 from grader_corpus import KERNELSPEC, grades  # noqa: E402
 
-from grader.course import Course  # noqa: E402
 from grader.demo import make_submission  # noqa: E402
-from grader.release import register_assignment  # noqa: E402
+from grader.handout.release import register_assignment  # noqa: E402
+from grader.stores.course import Course  # noqa: E402
 
 ASSIGNMENTS = ("sql_overfitting", "quiz")
 KINDS = ("complete", "partial", "wrong", "blank", "complete")
@@ -122,7 +122,7 @@ def kernel_overhead(samples: int) -> tuple[float, float]:
 def _time_kernels(samples: int, spec: dict) -> dict[bool, list[float]]:
     from nbformat.v4 import new_code_cell, new_notebook
 
-    from grader.preprocessors import SandboxedExecute
+    from grader.verdicts.sandboxedexecute import SandboxedExecute
 
     results: dict[bool, list[float]] = {}
     with tempfile.TemporaryDirectory() as work:
@@ -252,7 +252,7 @@ while time.time() - _t0 < 20:
 
 def neighbour(work: Path) -> tuple[float, float]:
     """Seconds to grade an honest sql_overfitting submission alone, then beside a CPU hog."""
-    from grader.autograde import autograde
+    from grader.grading.autograde import autograde
 
     master = nbformat.read(REPO / "solutions" / "sql_overfitting" / "sql_overfitting.ipynb", 4)
     released = nbformat.read(REPO / "notebooks" / "sql_overfitting" / "sql_overfitting.ipynb", 4)

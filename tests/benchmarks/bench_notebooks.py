@@ -33,7 +33,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("names", nargs="*", help="assignment names (default: every master)")
     parser.add_argument("--workers", type=int, default=2, help="notebooks run at once")
     parser.add_argument(
-        "--edition", default="en", help="ru: the Russian masters (grader.editions), translated ones"
+        "--edition",
+        default="en",
+        help="ru: the Russian masters (grader.handout.editions), translated ones",
     )
     args = parser.parse_args(argv)
 
@@ -84,7 +86,7 @@ def _editions(paths: list[Path], lang: str, folder: Path) -> list[Path]:
     import nbformat
 
     sys.path.insert(0, str(ROOT))
-    from grader import editions
+    from grader.handout import editions
 
     done = set(editions.translated(ROOT, lang))
     out = []

@@ -4,7 +4,7 @@
 
 Writes STUDENTS synthetic ``sql_overfitting`` submissions (honest and varied, COPIES of them
 disguised copies of a classmate: ``tests/similarity_class.py``) into a temporary instructor
-folder and runs ``grader.similarity.write_similarity`` on them, as ``python -m grader
+folder and runs ``grader.results.similarity.write_similarity`` on them, as ``python -m grader
 similarity`` does. Prints the time of each phase (reading the notebooks, fingerprinting,
 comparing the pairs that share a fingerprint, writing the pages), whether every planted pair
 was flagged and no other, and the extrapolation to 1,000 submissions: reading and
@@ -36,8 +36,8 @@ def main() -> int:
     from similarity_class import demo_class
     from test_similarity import _notebook
 
-    import grader.similarity as sim
-    from grader.course import Course
+    import grader.results.similarity as sim
+    from grader.stores.course import Course
 
     started = time.perf_counter()
     import copydetect.detector  # noqa: F401 (its import is a one-off cost, timed apart)

@@ -1,7 +1,7 @@
 """Grading beyond one machine: each submission's kernel runs on a ``dask.distributed`` worker.
 
 ``python -m grader autograde ASSIGNMENT --scheduler tcp://HOST:8786`` grades exactly as the
-local autograde does (:mod:`grader.autograde`: nbgrader's ``Autograde`` converter, one per
+local autograde does (:mod:`grader.grading.autograde`: nbgrader's ``Autograde`` converter, one per
 submission and notebook, in a pool of threads), with one step moved out:
 
 * **coordinator** (this process, the only one that touches the gradebook): nbgrader's
@@ -57,10 +57,10 @@ import nbformat
 from traitlets import Any as AnyTrait
 from traitlets.config import Config
 
-from grader.autograde import GRADING_STEPS, Autograder, AutogradeRun
-from grader.course import Course, CourseError
-from grader.preprocessors.sandboxedexecute import SandboxedExecute
-from grader.trusted import Checker, Verdict
+from grader.grading.autograde import GRADING_STEPS, Autograder, AutogradeRun
+from grader.stores.course import Course, CourseError
+from grader.verdicts.sandboxedexecute import SandboxedExecute
+from grader.verdicts.trusted import Checker, Verdict
 
 log = logging.getLogger("grader.distributed")
 
@@ -153,7 +153,7 @@ class RemoteExecute(SandboxedExecute):
 
 
 class DaskAutograder(Autograder):
-    """:class:`~grader.autograde.Autograder` whose kernels run on a Dask cluster.
+    """:class:`~grader.grading.autograde.Autograder` whose kernels run on a Dask cluster.
 
     ``scheduler``: the scheduler's address (``tcp://HOST:8786``) or a connected
     ``distributed.Client``. ``workers`` (coordinator threads, i.e. submissions in flight)
@@ -223,7 +223,7 @@ class DaskAutograder(Autograder):
 
     def _preflight(self) -> None:
         """Every connected worker grades the master first; any failure stops the run."""
-        from grader.preflight import PreflightError
+        from grader.verdicts.preflight import PreflightError
 
         workers = sorted(self.client.nthreads())
         payload = {
@@ -277,8 +277,8 @@ def grade_on_worker(payload: dict) -> dict:
     {passed, message, notes}}), ``events``, ``log`` ([(level, text)]), ``seconds``,
     ``worker`` and ``host``. Touches no gradebook and no file of the coordinator's.
     """
-    from grader.autograde import Shared
-    from grader.logs import captured, message_of
+    from grader.stores.logs import captured, message_of
+    from grader.verdicts.resources import Shared
 
     started = time.perf_counter()
     config = _prepare_process(payload)
@@ -310,12 +310,12 @@ def grade_on_worker(payload: dict) -> dict:
 
 
 def preflight_on_worker(payload: dict) -> str:
-    """Grade the master on this worker (:func:`grader.preflight.check_master`); its host.
+    """Grade the master on this worker (:func:`grader.verdicts.preflight.check_master`); its host.
 
     The pass is cached on the worker's machine (by master, checker, code and Python), so a
     worker grades each master once per change.
     """
-    from grader.preflight import check_master
+    from grader.verdicts.preflight import check_master
 
     config = _prepare_process(payload)
     checker = _checker(payload["checker"])
@@ -343,7 +343,7 @@ _UID_SLOT: list = []  # [slot, open lock file]: held for the worker process's li
 
 def _prepare_process(payload: dict) -> Config:
     """The worker's config for this task; the sandbox checked once per worker process."""
-    from grader.sandbox import check_sandbox
+    from grader.sandbox.bubblewrap import check_sandbox
 
     os.environ.update(payload.get("env") or {})
     config = copy.deepcopy(payload["config"])
@@ -363,7 +363,7 @@ def _prepare_process(payload: dict) -> Config:
 def _uid_slot() -> int:
     """A slot of 64 sandbox uids no other worker process on this machine uses.
 
-    Sandboxes of one process never share a uid (``grader.sandbox.UIDS``); two worker
+    Sandboxes of one process never share a uid (``grader.sandbox.bubblewrap.UIDS``); two worker
     processes on one machine would both start at 61000, so each takes a slot (held by a lock
     file for its life): slot N starts at 61000 + 64 N. Slot 0 stays the local grader's.
     """
@@ -386,7 +386,7 @@ def _uid_slot() -> int:
 def _checker(ref: dict | None) -> Checker | None:
     """The assignment's checker from this machine's checkout, verified against the
     coordinator's (same path, same sha256)."""
-    from grader.trusted import load_checker
+    from grader.verdicts.trusted import load_checker
 
     if ref is None:
         return None
@@ -442,8 +442,9 @@ def _workdir(path: str, files: dict[str, bytes]) -> Iterator[str]:
 
 def _declared_files(workdir: str, config: Config) -> dict[str, bytes]:
     """The files ``Sandbox.extra_files`` lets into the sandbox, read by the coordinator (links
-    never followed, as in :meth:`grader.sandbox.SandboxedKernelManager._prepare_workdir`)."""
-    from grader.sandbox import _relative, _without_links
+    never followed, as in
+    :meth:`grader.sandbox.bubblewrap.SandboxedKernelManager._prepare_workdir`)."""
+    from grader.sandbox.bubblewrap import _relative, _without_links
 
     names = list(config.Sandbox.get("extra_files", [])) if "Sandbox" in config else []
     if not workdir or not names:
@@ -464,7 +465,7 @@ def _declared_files(workdir: str, config: Config) -> dict[str, bytes]:
 
 def _passed_env(config: Config) -> dict[str, str]:
     """The variables the sandbox passes to kernels, as the coordinator has them."""
-    from grader.sandbox import Sandbox
+    from grader.sandbox.bubblewrap import Sandbox
 
     names = Sandbox(config=config).pass_env
     return {name: os.environ[name] for name in names if name in os.environ}

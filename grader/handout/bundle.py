@@ -21,10 +21,10 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from grader.course import Course, CourseError
+from grader.stores.course import Course, CourseError
 
 BUNDLE_NAME = "fine-tuning-lab-student"
-README_TEMPLATE = Path(__file__).resolve().parent / "student_readme.md"
+README_TEMPLATE = Path(__file__).resolve().parents[1] / "student_readme.md"
 # Never in a bundle, at any depth: instructor material, VCS data, caches and checkpoints.
 FORBIDDEN_PARTS = frozenset(
     {"solutions", "tests", "grader", ".git", ".instructor", "__pycache__", ".ipynb_checkpoints"}
@@ -38,7 +38,7 @@ ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 REPO_ONLY = re.compile(
     r"(?<![\w./-])(?:tests|solutions|grader)/"  # the folders, as paths
     r"|\bpython3? -m grader\b"  # the instructor CLI
-    r"|(?<![\w.])grader\.(?!\s)\w"  # its modules (grader.cli, grader.bundle...)
+    r"|(?<![\w.])grader\.(?!\s)\w"  # its modules (grader.cli, grader.handout.bundle...)
 )
 
 PYPROJECT = """\
@@ -106,7 +106,7 @@ def _copy_notebooks(course: Course, notebooks: Path, dst: Path) -> list[str]:
     every other file of a master's folder into the release, and such a file (a checker, a
     reference answer) must not reach students by accident.
     """
-    from grader.editions import EDITION_DIRS, translated
+    from grader.handout.editions import EDITION_DIRS, translated
 
     missing = []
     wanted = set()

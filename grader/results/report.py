@@ -20,7 +20,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from grader.course import Course, CourseError
+from grader.stores.course import Course, CourseError
 
 # Notes that mean "look at this submission", beyond a low score.
 ATTENTION_WORDS = (

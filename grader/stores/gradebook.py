@@ -19,7 +19,7 @@ import re
 import sqlite3
 from pathlib import Path
 
-from grader.course import CourseError
+from grader.stores.errors import CourseError
 
 
 @functools.cache

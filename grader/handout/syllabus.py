@@ -9,7 +9,7 @@ lesson 01, the whole cell ``01-course``) that :func:`write` regenerates from :da
 against the budget its own lesson states.
 
 Adding a lesson: one :class:`Entry` in :data:`SYLLABUS` (folder, titles, what you learn in
-English and Russian, minutes), then ``python -m grader.syllabus`` and ``python -m grader
+English and Russian, minutes), then ``python -m grader.handout.syllabus`` and ``python -m grader
 release``.
 """
 
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import nbformat
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 START, END = "<!-- syllabus:start -->", "<!-- syllabus:end -->"
 #: lesson 01's cell that is generated whole (its Russian catalogue entry too)
 LESSON01 = ("01_welcome", "01-course")
@@ -371,22 +371,28 @@ def problems(root: Path = REPO, syllabus: tuple[Entry, ...] = SYLLABUS) -> list[
         found = _blocks(path.read_text(encoding="utf-8"))
         want = [block(lang, syllabus) for lang in langs]
         if found != want:
-            out.append(f"{label}: the course table / time budget differs from grader/syllabus.py")
+            out.append(
+                f"{label}: the course table / time budget differs from grader/handout/syllabus.py"
+            )
     name, key = LESSON01
     nb = nbformat.read(root / "solutions" / name / f"{name}.ipynb", as_version=4)
     cells = [c for c in nb.cells if c.get("id") == key]
     if not cells or cells[0].source != lesson01_cell("en", syllabus):
-        out.append(f"solutions/{name}/{name}.ipynb cell {key}: differs from grader/syllabus.py")
+        out.append(
+            f"solutions/{name}/{name}.ipynb cell {key}: differs from grader/handout/syllabus.py"
+        )
     cat = json.loads((root / "translations/ru" / f"{name}.json").read_text(encoding="utf-8"))
     entry = cat["cells"].get(key, {})
     if entry.get("ru") != lesson01_cell("ru", syllabus):
-        out.append(f"translations/ru/{name}.json cell {key}: differs from grader/syllabus.py")
+        out.append(
+            f"translations/ru/{name}.json cell {key}: differs from grader/handout/syllabus.py"
+        )
     return out
 
 
 def write(root: Path = REPO, syllabus: tuple[Entry, ...] = SYLLABUS) -> list[str]:
     """Regenerate every block; returns the files changed (run ``grader release`` after)."""
-    from grader.editions import source_sha
+    from grader.handout.editions import source_sha
 
     changed = []
     for label, (path, langs) in targets(root).items():
@@ -419,9 +425,9 @@ def write(root: Path = REPO, syllabus: tuple[Entry, ...] = SYLLABUS) -> list[str
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m grader.syllabus",
+        prog="python -m grader.handout.syllabus",
         description="Regenerate the course table and time budget (README, student README, "
-        "lesson 01) from grader/syllabus.py.",
+        "lesson 01) from grader/handout/syllabus.py.",
     )
     parser.add_argument("--check", action="store_true", help="only report what differs")
     args = parser.parse_args(argv)

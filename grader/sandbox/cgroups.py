@@ -1,6 +1,6 @@
 """One control group per submission: limits and accounting for all its processes together.
 
-Per-process rlimits (:mod:`grader.sandbox_launch`) cannot stop a submission that splits its
+Per-process rlimits (:mod:`grader.sandbox.sandbox_launch`) cannot stop a submission that splits its
 work over many processes: three children of 1.5 GB each pass a 2 GB address-space limit,
 150 busy processes get 150 shares of the CPU. A control group counts them all together:
 

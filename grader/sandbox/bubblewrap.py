@@ -19,13 +19,13 @@ What a student's code can reach (everything else does not exist in its file syst
 * never: the gradebook, ``solutions/``, ``.git``, other students' submissions, the
   instructor's home (only the Python installation inside it is mounted), the network.
 
-The kernel starts isolated (:mod:`grader.sandbox_kernel`): ``python -I``, IPython's
+The kernel starts isolated (:mod:`grader.sandbox.sandbox_kernel`): ``python -I``, IPython's
 ``ignore_cwd``, an empty private IPYTHONDIR, configuration read before it moves into its
 working directory, and the output guard loaded from its absolute path.
 
-Limits: per process, set by :mod:`grader.sandbox_launch` inside it (address space, CPU
+Limits: per process, set by :mod:`grader.sandbox.sandbox_launch` inside it (address space, CPU
 seconds, processes/threads, largest file, open files); per submission, a control group
-(:mod:`grader.cgroups`: total memory, processes, CPU share and accounting) where the machine
+(:mod:`grader.sandbox.cgroups`: total memory, processes, CPU share and accounting) where the machine
 lets the grader make one, else only the per-process limits (``isolation`` says which). When
 the grader runs as root the kernel also drops to an unprivileged uid of its own (one per
 concurrent sandbox), so the process limit applies and sandboxes cannot signal each other.
@@ -57,12 +57,13 @@ from traitlets import Dict, Enum, Float, Instance, Integer, List, Unicode, defau
 from traitlets.config import LoggingConfigurable
 
 import tunelab
-from grader import cgroups
+from grader.sandbox import cgroups
 
-GRADER_DIR = Path(__file__).resolve().parent
+GRADER_DIR = Path(__file__).resolve().parents[1]
+SANDBOX_DIR = Path(__file__).resolve().parent
 TUNELAB_DIR = Path(tunelab.__file__).resolve().parent
-LAUNCHER = GRADER_DIR / "sandbox_launch.py"
-KERNEL_LAUNCHER = GRADER_DIR / "sandbox_kernel.py"
+LAUNCHER = SANDBOX_DIR / "sandbox_launch.py"
+KERNEL_LAUNCHER = SANDBOX_DIR / "sandbox_kernel.py"
 KERNEL_MODULES = ("ipykernel_launcher", "ipykernel")
 MAX_IGNORED_LISTED = 200
 _log = logging.getLogger(__name__)
@@ -152,7 +153,7 @@ class Sandbox(LoggingConfigurable):
     env = Dict(help="Extra environment variables set inside the sandbox.").tag(config=True)
     max_cell_output = Integer(
         1_000_000,
-        help="Characters a cell may print before the kernel truncates it (grader.kernel_guard).",
+        help="Characters a cell may print before the kernel truncates it (kernel_guard.py).",
     ).tag(config=True)
 
     @default("data_dirs")
@@ -208,7 +209,7 @@ class Sandbox(LoggingConfigurable):
         """The full bwrap argv that runs ``kernel_cmd`` in a fresh tmpfs at ``workdir``.
 
         ``files``: (host path, path relative to ``workdir``) pairs mounted read-only in it.
-        The process starts in ``/``; :mod:`grader.sandbox_kernel` moves into ``workdir``.
+        The process starts in ``/``; :mod:`grader.sandbox.sandbox_kernel` moves into ``workdir``.
         """
         cmd = [self.bwrap, "--die-with-parent", "--hostname", "grader"]
         if self.privileged:
@@ -263,8 +264,8 @@ class Sandbox(LoggingConfigurable):
     def kernel_command(self, kernel_cmd: list[str], workdir: str) -> list[str]:
         """Rewrite ``python [-X..] -m ipykernel_launcher ARGS`` to the isolated start.
 
-        ``python -I -B grader/sandbox_kernel.py --workdir WORKDIR -- ARGS``: see
-        :mod:`grader.sandbox_kernel`. Any other kernel command is refused.
+        ``python -I -B grader/sandbox/sandbox_kernel.py --workdir WORKDIR -- ARGS``: see
+        :mod:`grader.sandbox.sandbox_kernel`. Any other kernel command is refused.
         """
         try:
             index = kernel_cmd.index("-m")

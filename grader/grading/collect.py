@@ -14,8 +14,9 @@ Two sources are accepted (``python -m grader collect SOURCE``):
   ways is reported as ambiguous).
   Folders inside the zip are ignored; only file names count. This is the rule of
   :class:`CourseFileNameCollector`, an nbgrader ``zip_collect`` collector plugin, so
-  ``nbgrader zip_collect --ZipCollectApp.collector_plugin=grader.collect.CourseFileNameCollector``
-  reads names the same way.
+  ``nbgrader zip_collect
+  --ZipCollectApp.collector_plugin=grader.grading.collect.CourseFileNameCollector`` reads
+  names the same way.
 
 Nothing is guessed: a file that does not follow the rule, a notebook with an unexpected
 name, an unknown assignment, or two files for the same student and assignment without
@@ -37,7 +38,7 @@ from pathlib import Path
 from nbgrader.plugins import FileNameCollectorPlugin
 from traitlets import List, Unicode, default
 
-from grader.course import Course, CourseError
+from grader.stores.course import Course, CourseError
 
 STUDENT_ID = r"[A-Za-z0-9][A-Za-z0-9._-]*"
 TIMESTAMP = r"\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}"

@@ -2,7 +2,7 @@
 
 nbgrader gives a test cell 0 for any stderr output, full marks for a first output that is
 not a number, and partial credit for a numeric result: all things a student's code can
-print. Here a code test cell's score is exactly what :class:`grader.trusted.Verdict` says
+print. Here a code test cell's score is exactly what :class:`grader.verdicts.trusted.Verdict` says
 (all points when passed, 0 when not); manually graded cells keep nbgrader's rules.
 """
 

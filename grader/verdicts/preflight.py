@@ -15,28 +15,41 @@ import json
 import sys
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import nbformat
+from traitlets.config import Config
 
-from grader.course import CourseError
-from grader.preprocessors.sandboxedexecute import SandboxedExecute
-from grader.trusted import new_seed
+from grader.stores.course import Course, CourseError
+from grader.verdicts.resources import Shared
+from grader.verdicts.sandboxedexecute import SandboxedExecute
+from grader.verdicts.trusted import Checker, new_seed
 
-if TYPE_CHECKING:
-    from grader.autograde import Autograder
+
+class PreflightRun(Protocol):
+    """What the preflight reads of a run (grading/autograde.py's ``Autograder`` has it all).
+
+    A protocol, not an import: the autograder calls the preflight, so the preflight must not
+    import the autograder back (tests/test_grader_imports.py)."""
+
+    course: Course
+    assignment: str
+    notebooks: list[str]
+    checker: Checker
+    sandbox: bool
+    config: Config
 
 
 class PreflightError(CourseError):
     """The master solution does not earn full marks here: grading would be unfair."""
 
 
-def _fingerprint(ag: Autograder) -> str:
+def _fingerprint(ag: PreflightRun) -> str:
     """What the master's result depends on: its notebooks, checker, course code, Python."""
     digest = hashlib.sha256()
     files = [ag.course.source / ag.assignment / f"{n}.ipynb" for n in ag.notebooks]
     files.append(ag.checker.path)
-    here = Path(__file__).resolve().parent
+    here = Path(__file__).resolve().parents[1]  # all of grader/
     import tunelab
 
     for package in (here, Path(tunelab.__file__).resolve().parent):
@@ -49,10 +62,8 @@ def _fingerprint(ag: Autograder) -> str:
     return digest.hexdigest()
 
 
-def check_master(ag: Autograder) -> None:
+def check_master(ag: PreflightRun) -> None:
     """Raise PreflightError naming the cause unless the master earns every point."""
-    from grader.autograde import Shared
-
     cache = ag.course.instructor / "preflight" / f"{ag.assignment}.json"
     key = _fingerprint(ag)
     try:

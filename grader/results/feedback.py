@@ -5,9 +5,9 @@ cells (hidden tests included, as nbgrader shows them) and their errors. One conv
 student, so one broken submission cannot stop the others, and the progress bar moves.
 
 Submissions are untrusted, and so is everything they printed: pages are rendered by
-:class:`grader.sanitize.SafeFeedbackExporter`, which cleans the notebook, caps its outputs,
+:class:`grader.results.sanitize.SafeFeedbackExporter`, which cleans the notebook, caps its outputs,
 runs no script and puts a Content-Security-Policy first in ``<head>``. A page that still
-fails :func:`grader.sanitize.page_problems` is deleted (a stale page from an older run too)
+fails :func:`grader.results.sanitize.page_problems` is deleted (a stale page from an older run too)
 and the student is listed as failed, so an unsafe page is never left to be opened.
 
 Tracebacks in a page name files by their absolute paths: the instructor's checkout, the
@@ -26,9 +26,9 @@ from pathlib import Path
 
 from traitlets.config import Config
 
-from grader.course import Course
-from grader.logs import captured, failure_reason
-from grader.sanitize import SafeFeedbackExporter, page_problems
+from grader.results.sanitize import SafeFeedbackExporter, page_problems
+from grader.stores.course import Course
+from grader.stores.logs import captured, failure_reason
 
 log = logging.getLogger("grader.nbgrader")
 
@@ -52,7 +52,7 @@ def autograded_students(course: Course, assignment: str) -> list[str]:
 
 def feedback_config(course: Course, limits: dict[str, int] | None = None) -> Config:
     """The course's configuration with the safe exporter; ``limits`` overrides the caps of
-    :class:`grader.sanitize.SanitizeForFeedback` (e.g. ``{"max_output_chars": 5000}``)."""
+    :class:`grader.results.sanitize.SanitizeForFeedback` (e.g. ``{"max_output_chars": 5000}``)."""
     extra = Config()
     extra.GenerateFeedback.exporter_class = SafeFeedbackExporter
     for name, value in (limits or {}).items():
@@ -62,7 +62,7 @@ def feedback_config(course: Course, limits: dict[str, int] | None = None) -> Con
 
 def _path_prefixes(course: Course) -> list[tuple[str, str]]:
     """(absolute folder, shown as) pairs, longest first, so nested folders match first."""
-    repo = Path(__file__).resolve().parents[1]
+    repo = Path(__file__).resolve().parents[2]
     pairs = {
         str(course.instructor.resolve()): "[instructor]",
         str(Path(course.root).resolve()): "[course]",
@@ -115,7 +115,7 @@ def generate_feedback(
     """Write ``feedback/STUDENT/ASSIGNMENT/NOTEBOOK.html`` for every autograded student."""
     from nbgrader.converters import GenerateFeedback, NbGraderException
 
-    from grader.autograde import _progress
+    from grader.grading.autograde import _progress
 
     course.notebooks(assignment)  # a clear error for an unknown assignment
     names = autograded_students(course, assignment) if students is None else students

@@ -10,8 +10,8 @@ numpy decides its own grade. Here the kernel only ever produces *data*:
    runs ``tunelab.checks.probe`` there and reads back one line of wire JSON.
 2. :mod:`tunelab.checks.wire` decodes that line into values of exact built-in types; the
    checker compares them with its own answers and never calls a student object's method.
-3. The verdict, not the cell's outputs, is the score (:class:`grader.preprocessors.
-   SaveVerdicts`); the test cell's outputs are replaced by the verdict's words, so the
+3. The verdict, not the cell's outputs, is the score (:class:`grader.verdicts.
+   saveverdicts.SaveVerdicts`); the test cell's outputs are replaced by the verdict's words, so the
    feedback page shows which part failed and a hint, never hidden inputs or test code.
 
 Hidden inputs come from a per-submission seed drawn at grading time and stored with the

@@ -20,7 +20,7 @@ text is *data* beside it, ``translations/ru/NAME.json``::
   the English cell changes, the entry is *stale* and ``tests/test_editions.py`` names it.
 
 ``translations/ru/EDITION.json`` lists the notebooks whose translation is complete; only they
-get a Russian edition (``notebooks/ru/NAME/NAME.ipynb``, released by :mod:`grader.release`
+get a Russian edition (``notebooks/ru/NAME/NAME.ipynb``, released by :mod:`grader.handout.release`
 with nbgrader like the English one, and never recorded in the gradebook: both editions are
 one assignment, graded against the English master with the same checks). The Russian
 edition says so in its metadata (``metadata.tunelab.lang = "ru"``): the grader words its
@@ -41,7 +41,7 @@ from pathlib import Path
 
 import nbformat
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 LANGS = ("ru",)
 #: where the Russian editions go, relative to the release folder (``notebooks/``)
 EDITION_DIRS = {"ru": "ru"}

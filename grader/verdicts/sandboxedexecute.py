@@ -16,7 +16,7 @@ step keeps going:
   (``max_notebook_output``), counting every message's whole content; a cell's first error
   is always kept, clipped to ``max_error_chars``.
 
-The kernel itself is started by ``kernel_manager_class``: :class:`grader.sandbox.
+The kernel itself is started by ``kernel_manager_class``: :class:`grader.sandbox.bubblewrap.
 SandboxedKernelManager` by default, the stock manager with ``python -m grader autograde
 --no-sandbox``. What happened is recorded in ``resources['grader']['events']`` for the
 per-student message.
@@ -39,8 +39,8 @@ from nbformat.v4 import new_code_cell, new_output
 from nbgrader.preprocessors import Execute
 from traitlets import Bool, Integer, Unicode, default
 
-from grader.editions import edition_language
-from grader.trusted import (
+from grader.handout.editions import edition_language
+from grader.verdicts.trusted import (
     CheckerError,
     Context,
     ProbeFailed,
@@ -98,7 +98,7 @@ class SandboxedExecute(Execute):
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)  # nbgrader pins kernel_manager_class in its __init__
         if self.sandbox:
-            from grader.sandbox import SandboxedKernelManager
+            from grader.sandbox.bubblewrap import SandboxedKernelManager
 
             self.kernel_manager_class = SandboxedKernelManager
 
@@ -106,7 +106,7 @@ class SandboxedExecute(Execute):
     def _extra_arguments_default(self) -> list[str]:
         if self.sandbox:  # the sandboxed kernel loads the guard from its path by itself
             return []
-        return ["--InteractiveShellApp.extensions=grader.kernel_guard"]
+        return ["--InteractiveShellApp.extensions=grader.sandbox.kernel_guard"]
 
     @default("startup_timeout")
     def _startup_timeout_default(self) -> int:
@@ -249,7 +249,7 @@ class SandboxedExecute(Execute):
             )
         return None
 
-    # -- trusted verdicts (grader.trusted) ----------------------------------------------------
+    # -- trusted verdicts (grader.verdicts.trusted) ----------------------------------------
     def _judge_cell(self, cell, index: int) -> tuple[str, str] | None:
         """Decide a test cell with the trusted checker instead of running its code.
 
@@ -292,7 +292,7 @@ class SandboxedExecute(Execute):
         return Path(self._checker.path).resolve().parents[2]
 
     def _probe(self, index: int, module: str, part: str, payload) -> object:
-        """Run one probe cell in the kernel and decode its answer (see grader.trusted)."""
+        """Run one probe cell in the kernel and decode its answer (see grader.verdicts.trusted)."""
         if self._probe_problem is not None:
             raise ProbeFailed("the kernel failed during an earlier probe of this part")
         nonce = f"@@grader-{secrets.token_hex(16)}@@"

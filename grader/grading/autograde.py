@@ -3,13 +3,13 @@
 Each submission goes through nbgrader's own ``Autograde`` converter (one converter per
 student and notebook), configured rather than rewritten:
 
-1. the grader's checks (:mod:`grader.checks`): a missing, empty or corrupted notebook gets 0
-   points and a message instead of a traceback;
+1. the grader's checks (:mod:`grader.verdicts.checks`): a missing, empty or corrupted notebook
+   gets 0 points and a message instead of a traceback;
 2. nbgrader's sanitize steps: ``ClearOutput``, ``DeduplicateIds``, ``OverwriteKernelspec``,
    ``OverwriteCells`` (edited or deleted test cells come back from the gradebook),
    ``CheckCellMetadata``;
-3. nbgrader's autograde steps with ``Execute`` swapped for :class:`~grader.preprocessors.
-   SandboxedExecute` (see :data:`GRADING_STEPS`).
+3. nbgrader's autograde steps with ``Execute`` swapped for :class:`~grader.verdicts.
+   sandboxedexecute.SandboxedExecute` (see :data:`GRADING_STEPS`).
 
 Only this trusted process touches the gradebook, and only one submission at a time: a lock
 is held for everything except running the student's kernel, which happens in the sandbox
@@ -47,14 +47,21 @@ from nbgrader.preprocessors import (
 from sqlalchemy.exc import SAWarning
 from traitlets.config import Config
 
-from grader.checks import NotebookCheck, check_submission, edited_locked_cells
-from grader.course import Course, CourseError
-from grader.editions import RetranslateEdition, released_copy, submission_language
-from grader.logs import captured, failure_reason, message_of
-from grader.preprocessors import OverwriteCells, SandboxedExecute, SaveVerdicts
-from grader.preprocessors.sandboxedexecute import KERNEL_DIED, KERNEL_STUCK, NOT_RUN
-from grader.sandbox import TUNELAB_DIR, check_sandbox
-from grader.trusted import Checker, CheckerError, load_checker, new_seed
+from grader.handout.editions import RetranslateEdition, released_copy, submission_language
+from grader.sandbox.bubblewrap import TUNELAB_DIR, check_sandbox
+from grader.stores.course import Course, CourseError
+from grader.stores.logs import captured, failure_reason, message_of
+from grader.verdicts.checks import NotebookCheck, check_submission, edited_locked_cells
+from grader.verdicts.overwritecells import OverwriteCells
+from grader.verdicts.resources import Shared
+from grader.verdicts.sandboxedexecute import (
+    KERNEL_DIED,
+    KERNEL_STUCK,
+    NOT_RUN,
+    SandboxedExecute,
+)
+from grader.verdicts.saveverdicts import SaveVerdicts
+from grader.verdicts.trusted import Checker, CheckerError, load_checker, new_seed
 
 log = logging.getLogger("grader.autograde")
 # nbgrader's own log while it works on a submission: kept per student (logs/autograde/...),
@@ -146,17 +153,6 @@ class AutogradeRun:
     @property
     def failed(self) -> list[StudentResult]:
         return [r for r in self.results if r.status == "failed"]
-
-
-class Shared(dict):
-    """Run-wide objects handed to the steps in ``resources['grader']``.
-
-    nbconvert deep-copies resources before every step; these must stay the same objects
-    (the events list the step appends to, the lock it releases), so copying returns self.
-    """
-
-    def __deepcopy__(self, memo: dict) -> Shared:
-        return self
 
 
 class GraderAutograde(Autograde):
@@ -267,7 +263,7 @@ class Autograder:
         )
 
     def run(self, students: list[str] | None = None, *, progress: bool = False) -> AutogradeRun:
-        from grader.release import assignment_in_gradebook, register_assignment
+        from grader.handout.release import assignment_in_gradebook, register_assignment
 
         self._check_machine()
         self.course.ensure_instructor()
@@ -280,7 +276,7 @@ class Autograder:
                 self._preflight()
             return self._run(names, progress)
 
-    # Where student code runs: here. grader.distributed.DaskAutograder overrides these two
+    # Where student code runs: here. grader.grading.distributed.DaskAutograder overrides these two
     # (and the execution step) to run it on a Dask cluster's workers instead.
     def _check_machine(self) -> None:
         """Refuse to grade where student code cannot be sandboxed."""
@@ -295,7 +291,7 @@ class Autograder:
 
     def _preflight(self) -> None:
         """The master must earn full marks where the students' code will run."""
-        from grader.preflight import check_master
+        from grader.verdicts.preflight import check_master
 
         check_master(self)
 

@@ -27,9 +27,9 @@ on one question in four).
 Writes ``INSTRUCTOR/reports/ASSIGNMENT/similarity/``: ``index.html`` and ``similarity.md``
 (the flagged pairs, the highest other pairs for scale, skipped submissions with the reason)
 and ``pairs/A--B.html`` per flagged pair. Pages are built like the feedback pages: every
-piece of student text escaped, the body passed through :func:`grader.sanitize.clean_html`,
+piece of student text escaped, the body passed through :func:`grader.results.sanitize.clean_html`,
 the Content-Security-Policy first in ``<head>``, no script, and
-:func:`grader.sanitize.page_problems` must find nothing or the page is not written.
+:func:`grader.results.sanitize.page_problems` must find nothing or the page is not written.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ from pathlib import Path
 
 import nbformat
 
-from grader.course import Course, CourseError
+from grader.stores.course import Course, CourseError
 
 #: copydetect's defaults: matches shorter than NOISE filtered characters are ignored; matches
 #: of GUARANTEE characters or more are always found (window = GUARANTEE - NOISE + 1).
@@ -109,7 +109,7 @@ def answer_code(nb: nbformat.NotebookNode) -> str:
 
 
 def _release_notebooks(course: Course, assignment: str) -> list[Path]:
-    from grader.editions import EDITION_DIRS
+    from grader.handout.editions import EDITION_DIRS
 
     folders = [course.release / assignment]
     folders += [course.release / sub / assignment for sub in EDITION_DIRS.values()]
@@ -290,7 +290,7 @@ STYLE = (
 
 def _page(title: str, body: str) -> str:
     """A complete page: sanitised body, the feedback pages' CSP first in <head>, no script."""
-    from grader.sanitize import CSP_META, clean_html, page_problems
+    from grader.results.sanitize import CSP_META, clean_html, page_problems
 
     page = (
         "<!DOCTYPE html>\n<html><head>\n"
@@ -393,7 +393,7 @@ def _markdown(report: SimilarityReport) -> str:
 
 # -- the command -------------------------------------------------------------------------------
 def _variant_summary(course: Course, assignment: str):
-    from grader.trusted import checker_path, load_checker
+    from grader.verdicts.trusted import checker_path, load_checker
 
     if not checker_path(course.root, assignment).is_file():
         return None

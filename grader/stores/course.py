@@ -17,17 +17,18 @@ import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import nbformat
 from traitlets.config import Config
 from traitlets.config.loader import PyFileConfigLoader
 
-if TYPE_CHECKING:
-    from grader.gradebook import ServerGradebook
+from grader.stores.errors import CourseError  # also imported from here, beside Course
+from grader.stores.gradebook import ServerGradebook, ensure_gradebook, is_server_url
 
-REPO = Path(__file__).resolve().parents[1]
-CONFIG_FILE = Path(__file__).resolve().parent / "nbgrader_config.py"
+REPO = Path(__file__).resolve().parents[2]
+#: stays at grader/nbgrader_config.py: plain nbgrader, the hub and instructors' own
+#: nbgrader_config.py files (``load_subconfig``) name it by that path
+CONFIG_FILE = REPO / "grader" / "nbgrader_config.py"
 ENV_INSTRUCTOR = "TUNELAB_INSTRUCTOR_ROOT"
 ENV_COURSE = "TUNELAB_COURSE_DIR"
 ENV_GRADEBOOK = "TUNELAB_GRADEBOOK_URL"
@@ -49,10 +50,6 @@ def _tools_on_path() -> None:
 _tools_on_path()
 
 
-class CourseError(Exception):
-    """A problem with the course layout that the instructor has to fix (message says how)."""
-
-
 @dataclass(frozen=True)
 class Course:
     """A course directory (``solutions/``, ``notebooks/``, ``data/``) and its instructor root."""
@@ -67,7 +64,7 @@ class Course:
     def __post_init__(self) -> None:
         key = Path(self.instructor)
         if self.gradebook_url:
-            if _is_server(self.gradebook_url):
+            if is_server_url(self.gradebook_url):
                 _SERVER_GRADEBOOKS[key] = self.gradebook_url
         elif key in _SERVER_GRADEBOOKS:
             object.__setattr__(self, "gradebook_url", _SERVER_GRADEBOOKS[key])
@@ -98,15 +95,13 @@ class Course:
     @property
     def shared_gradebook(self) -> bool:
         """True when the gradebook is on a database server (PostgreSQL), not a SQLite file."""
-        return _is_server(self.gradebook_url)
+        return is_server_url(self.gradebook_url)
 
     @property
     def gradebook(self) -> Path | ServerGradebook:
-        """The SQLite file, or a :class:`~grader.gradebook.ServerGradebook` standing for the
+        """The SQLite file, or a :class:`~grader.stores.gradebook.ServerGradebook` standing for the
         server's database (``exists()`` and ``str()`` work on both)."""
         if self.shared_gradebook:
-            from grader.gradebook import ServerGradebook
-
             return ServerGradebook(self.gradebook_url)
         if self.gradebook_url and self.gradebook_url.startswith("sqlite:///"):
             return Path(self.gradebook_url.removeprefix("sqlite:///"))
@@ -200,12 +195,5 @@ class Course:
 
     def ensure_instructor(self) -> None:
         """Create the instructor folder and an empty gradebook nbgrader will fill."""
-        from grader.gradebook import ensure_gradebook
-
         self.instructor.mkdir(parents=True, exist_ok=True)
         ensure_gradebook(self.gradebook)  # a server gradebook: its tables, created once
-
-
-def _is_server(url: str | None) -> bool:
-    """A URL of a database server (not a SQLite file); kept here so importing is cheap."""
-    return bool(url) and "://" in str(url) and not str(url).startswith("sqlite:")

@@ -1,7 +1,7 @@
 """The student kernel's first Python code, inside the sandbox: start IPython isolated.
 
 Runs as ``python -I -B sandbox_kernel.py --workdir DIR -- IPKERNEL ARGUMENTS...`` (the
-kernel spec's ``-m ipykernel_launcher`` rewritten by :class:`grader.sandbox.
+kernel spec's ``-m ipykernel_launcher`` rewritten by :class:`grader.sandbox.bubblewrap.
 SandboxedKernelManager`). Nothing the submission brought can take part in the start:
 
 * ``-I``: neither the working folder nor a user site is on ``sys.path``, ``PYTHON*``
@@ -12,7 +12,7 @@ SandboxedKernelManager`). Nothing the submission brought can take part in the st
   ``ipython_kernel_config.py`` there is ever looked at; IPYTHONDIR is an empty private
   folder, so there are no profile or startup files either;
 * the output guard (``kernel_guard.py``) is loaded from its absolute path next to this file,
-  not imported by the module name ``grader.kernel_guard``, which a package could shadow.
+  not imported by the module name ``grader.sandbox.kernel_guard``, which a package could shadow.
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ import csv
 import json
 from pathlib import Path
 
-from grader.course import Course, CourseError
+from grader.stores.course import Course, CourseError
 
 SCORE_COLUMNS = ("raw_score", "late_submission_penalty", "score")
 
@@ -51,7 +51,7 @@ def _variant_summaries(course: Course, assignment: str):
     """The checker's ``variant_summary`` for an assignment with per-student variants, or None."""
     import sys
 
-    from grader.trusted import CheckerError, checker_path, load_checker
+    from grader.verdicts.trusted import CheckerError, checker_path, load_checker
 
     if not checker_path(course.root, assignment).is_file():
         return None
