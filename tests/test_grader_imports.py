@@ -214,6 +214,17 @@ def test_room_packages_only_describe_their_room():
             )
 
 
+def test_the_collectors_old_dotted_name_still_loads():
+    """Instructors' nbgrader configs may name ``grader.collect.CourseFileNameCollector``
+    (grader/README.md said so before the rooms); nbgrader loads it with ``import_item``."""
+    from traitlets.utils.importstring import import_item
+
+    from grader.grading.collect import CourseFileNameCollector
+
+    assert import_item("grader.collect.CourseFileNameCollector") is CourseFileNameCollector
+    assert not [e for e in EDGES if e.target == "grader.collect"], "only for outside configs"
+
+
 # -- the checker itself: it must see what it claims to see ----------------------------------
 def _package(tmp_path: Path, files: dict[str, str]) -> tuple[dict[str, Path], list[Edge]]:
     for rel, text in files.items():
