@@ -7,6 +7,8 @@ moves every browser test makes were written once per test module and had started
 
     from browser_support import chromium, free_port, lab_server, open_notebook, ...
 
+Its fixtures ``browser`` (one chromium per module) and ``page`` (a fresh context per test)
+reach every test module through tests/conftest.py; a module may define its own instead.
 Nothing here imports Playwright at module level, so benchmarks and non-browser tests can use
 the server helpers on a machine without it. Screenshots go below ``build/screenshots/``
 (git-ignored); a test that fails while it has a page open leaves ``failed/<test>.png`` there.
@@ -316,8 +318,8 @@ def failed(request: pytest.FixtureRequest) -> bool:
 def page_for(
     request: pytest.FixtureRequest, browser: Any, *, locale: str | None = None
 ) -> Iterator[Any]:
-    """Body of a module's ``page`` fixture: a fresh context per test; if the test fails, what
-    the page showed is kept as ``build/screenshots/failed/<test>.png``."""
+    """Body of a ``page`` fixture: a fresh context per test; if the test fails, what the page
+    showed is kept as ``build/screenshots/failed/<test>.png``."""
     context, page = new_page(browser, locale=locale)
     try:
         yield page
@@ -330,9 +332,38 @@ def page_for(
         context.close()
 
 
+# -- fixtures (tests/conftest.py loads this module as a plugin) ----------------------------------
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """One chromium per test module (launching it is the slow part); the tests stay
+    independent because each gets a fresh context from ``page``. Skips without chromium."""
+    skip_without_browser()
+    with chromium() as launched:
+        yield launched
+
+
+@pytest.fixture
+def page(request: pytest.FixtureRequest, browser: Any) -> Iterator[Any]:
+    """A fresh browser context and page for one test, in the test module's ``PAGE_LOCALE``
+    when it sets one (e.g. "ru-RU"); a failing test leaves a screenshot (:func:`page_for`)."""
+    yield from page_for(request, browser, locale=getattr(request.module, "PAGE_LOCALE", None))
+
+
 # -- JupyterLab in the page -----------------------------------------------------------------------
+#: True while some cell of the page is queued or running (its prompt shows ``[*]``).
+_CELLS_PENDING = (
+    "() => [...document.querySelectorAll('.jp-InputPrompt')]"
+    ".some(p => p.textContent.includes('[*]'))"
+)
+
+
 def wait_idle(page: Any) -> None:
-    """Wait until the kernel status bar says Idle."""
+    """Wait until the kernel has run everything queued: the status bar says Idle and no
+    cell's prompt shows ``[*]``. The status alone is not enough: it flickers to Idle between
+    the cells of a Run All, and a cell run by hand at that moment is queued behind a failing
+    stub and aborted with the rest of the queue."""
+    page.get_by_text(IDLE).first.wait_for(state="visible")
+    page.wait_for_function(f"() => !({_CELLS_PENDING})()")
     page.get_by_text(IDLE).first.wait_for(state="visible")
 
 

@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import pytest
 
+#: the browser tests' ``browser`` and ``page`` fixtures (tests/browser_support.py)
+pytest_plugins = ("browser_support",)
+
 FAST_TIME_SCALE = 1e5
 
 

@@ -20,22 +20,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import browser_support as bs
 import pytest
-from browser_support import (
-    UI_TIMEOUT_MS,
-    chromium,
-    lab_server,
-    menu,
-    new_files_removed,
-    notebooks_restored,
-    open_notebook,
-    page_for,
-    replace_cell_text,
-    screenshot,
-    skip_without_browser,
-    validate,
-    wait_idle,
-)
 
 pytestmark = pytest.mark.browser
 
@@ -51,35 +37,24 @@ SCREENSHOTS = ROOT / "build" / "screenshots"
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory) -> Iterator[str]:
     """The README's main command, headless on free ports; yields the JupyterLab base URL.
-    The notebooks JupyterLab saves are put back afterwards."""
-    skip_without_browser()
+    The notebooks JupyterLab saves are put back afterwards. (``browser`` and ``page`` come
+    from tests/browser_support.py.)"""
+    bs.skip_without_browser()  # before the slow server start
     watched = [ROOT / "notebooks" / rel for rel in (LESSON, GRADED, PANEL_LESSON, REAL_LESSON)]
-    with notebooks_restored(watched), lab_server(tmp_path_factory.mktemp("lab")) as base:
+    with bs.notebooks_restored(watched), bs.lab_server(tmp_path_factory.mktemp("lab")) as base:
         yield base
 
 
-@pytest.fixture(scope="module")
-def browser(lab):
-    """One chromium for the module; each test gets a fresh context (``page``)."""
-    with chromium() as browser:
-        yield browser
-
-
-@pytest.fixture
-def page(request, browser):
-    yield from page_for(request, browser)
-
-
 def _screenshot(page, tmp_path: Path, name: str) -> Path:
-    shot = screenshot(page, tmp_path, name)
+    shot = bs.screenshot(page, tmp_path, name)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     shutil.copy(shot, SCREENSHOTS / name)
     return shot
 
 
 def test_lesson_runs_in_jupyterlab_and_shows_the_loss_plot(lab, page, tmp_path):
-    open_notebook(page, lab, LESSON)
-    menu(page, "Run", "Run All Cells")
+    bs.open_notebook(page, lab, LESSON)
+    bs.menu(page, "Run", "Run All Cells")
     # The lesson's first loss plot comes before its first practice cell (whose unfilled
     # stub stops "Run All"), so it must appear.
     plot = page.locator(".jp-OutputArea-output img").first
@@ -101,8 +76,8 @@ def test_lesson_runs_in_jupyterlab_and_shows_the_loss_plot(lab, page, tmp_path):
 
 def test_validate_button_shows_its_result_dialog(lab, page, tmp_path):
     rel = GRADED if (ROOT / "notebooks" / GRADED).exists() else LESSON
-    open_notebook(page, lab, rel)
-    title, body = validate(page, SCREENSHOTS, "validate_dialog.png")
+    bs.open_notebook(page, lab, rel)
+    title, body = bs.validate(page, SCREENSHOTS, "validate_dialog.png")
     assert title.strip() == "Validation Results", f"{title}: {body[:1000]}"
     # A freshly released notebook has unanswered cells: nbgrader lists each failing check
     # ("The following cell failed: ...") with the hint the check raised.
@@ -112,10 +87,10 @@ def test_validate_button_shows_its_result_dialog(lab, page, tmp_path):
 
 def test_hyperparameter_panel_redraws_when_a_slider_moves(lab, page, tmp_path):
     """Lesson 02's panel in a real frontend: move a slider, get a new plot and verdict."""
-    open_notebook(page, lab, PANEL_LESSON)
-    menu(page, "Run", "Run All Cells")  # stops at the first unfilled practice cell
+    bs.open_notebook(page, lab, PANEL_LESSON)
+    bs.menu(page, "Run", "Run All Cells")  # stops at the first unfilled practice cell
     page.locator(".jp-OutputArea-output").first.wait_for(state="visible")
-    wait_idle(page)
+    bs.wait_idle(page)
     cell = page.locator(".jp-CodeCell", has_text="hp_panel = HyperparameterPanel()").first
     cell.locator(".jp-InputArea-editor").click()
     page.keyboard.press("Escape")  # command mode, then run just this cell
@@ -142,7 +117,7 @@ def test_hyperparameter_panel_redraws_when_a_slider_moves(lab, page, tmp_path):
     after_text = summary.inner_text()
     print(f"panel: slider change to new plot in the browser: {seconds * 1000:.0f} ms")
     assert after_text != before_text
-    wait_idle(page)  # all redraws done
+    bs.wait_idle(page)  # all redraws done
     readouts = cell.locator(".widget-readout").all_inner_texts()
     assert "6.0" in readouts, f"the multiplier readout should show 6.0, readouts: {readouts}"
     cell.scroll_into_view_if_needed()
@@ -165,17 +140,17 @@ def test_vertex_lesson_trains_and_plots_in_jupyterlab(lab, page, tmp_path):
     if not folder.exists():
         pytest.skip("no lesson 08 in notebooks/")
     # The lesson writes its JSONL files beside the notebook, as a student's would.
-    with new_files_removed(folder):
+    with bs.new_files_removed(folder):
         _run_vertex_lesson(lab, page, tmp_path)
 
 
 def _run_vertex_lesson(lab, page, tmp_path) -> None:
-    open_notebook(page, lab, VERTEX_LESSON)
-    replace_cell_text(page, "def to_contents", TO_CONTENTS)
-    menu(page, "Run", "Run All Cells")
+    bs.open_notebook(page, lab, VERTEX_LESSON)
+    bs.replace_cell_text(page, "def to_contents", TO_CONTENTS)
+    bs.menu(page, "Run", "Run All Cells")
     # The loss plot comes before the next practice cell, whose unfilled stub stops "Run All".
     plot = page.locator(".jp-OutputArea-output img").first
-    plot.wait_for(state="visible", timeout=UI_TIMEOUT_MS)
+    plot.wait_for(state="visible", timeout=bs.UI_TIMEOUT_MS)
     plot.scroll_into_view_if_needed()
     page.wait_for_function(
         "img => img.complete && img.naturalWidth > 200", arg=plot.element_handle()
@@ -205,12 +180,12 @@ def run_real_training_lesson(base: str, page, rel: str, done: str) -> str:
     """Lesson 09 as a student meets it: answer the first practice cell in the browser, run all;
     real training draws its curves and the check after the five runs prints ``done``. Returns
     the text of all outputs. (Shared with the Russian edition's test.)"""
-    open_notebook(page, base, rel)
-    replace_cell_text(page, "HEALTHY = dict(", RECIPES)
-    menu(page, "Run", "Run All Cells")
+    bs.open_notebook(page, base, rel)
+    bs.replace_cell_text(page, "HEALTHY = dict(", RECIPES)
+    bs.menu(page, "Run", "Run All Cells")
     # Run All stops at the next practice cell (its stub raises), after the five real runs.
-    page.get_by_text(done).first.wait_for(state="visible", timeout=UI_TIMEOUT_MS)
-    wait_idle(page)
+    page.get_by_text(done).first.wait_for(state="visible", timeout=bs.UI_TIMEOUT_MS)
+    bs.wait_idle(page)
     plots = page.locator(".jp-OutputArea-output img")
     assert plots.count() >= 2, "the healthy run's plot and the five runs' plots"
     five = plots.nth(1)
@@ -226,7 +201,7 @@ def test_real_training_lesson_runs_in_jupyterlab(lab, page, tmp_path):
     folder = (ROOT / "notebooks" / REAL_LESSON).parent
     if not folder.exists():
         pytest.skip("no lesson 09 in notebooks/")
-    with new_files_removed(folder):
+    with bs.new_files_removed(folder):
         text = run_real_training_lesson(lab, page, REAL_LESSON, "✔ divergence")
         assert "✔ four recipes" in text and "✔ overfitting" in text, text[:3000]
         assert "validation accuracy 100.0%" in text, text[:3000]

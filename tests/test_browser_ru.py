@@ -15,20 +15,8 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+import browser_support as bs
 import pytest
-from browser_support import (
-    chromium,
-    lab_server,
-    menu,
-    new_files_removed,
-    notebooks_restored,
-    open_notebook,
-    page_for,
-    screenshot,
-    skip_without_browser,
-    validate,
-    wait_idle,
-)
 
 from grader import editions
 
@@ -40,6 +28,8 @@ TRANSLATED = editions.translated(ROOT)
 GRADED = ("quiz", "sql_overfitting")
 #: the first translated lesson (not a graded notebook), if any is listed at run time
 LESSON = next((n for n in TRANSLATED if n not in GRADED), None)
+#: the browser's language for ``page`` (tests/browser_support.py)
+PAGE_LOCALE = "ru-RU"
 
 
 def _rel(name: str) -> str:
@@ -50,28 +40,16 @@ def _rel(name: str) -> str:
 def lab_ru(tmp_path_factory) -> Iterator[str]:
     """``python3 -m tunelab.bootstrap lab --headless --lang ru``; yields the base URL. The
     --lang flag alone must choose Russian (the test's environment has no TUNELAB_LANG)."""
-    skip_without_browser()
+    bs.skip_without_browser()  # before the slow server start
     names = [n for n in (*GRADED, LESSON, "09_real_training") if n]
     watched = [ROOT / "notebooks" / _rel(n) for n in names]
     tmp = tmp_path_factory.mktemp("lab-ru")
-    with notebooks_restored(watched), lab_server(tmp, "--lang", "ru") as base:
+    with bs.notebooks_restored(watched), bs.lab_server(tmp, "--lang", "ru") as base:
         yield base
 
 
-@pytest.fixture(scope="module")
-def browser_ru(lab_ru):
-    """One chromium for the module; each test gets a fresh Russian-locale context."""
-    with chromium() as browser:
-        yield browser
-
-
-@pytest.fixture
-def page(request, browser_ru):
-    yield from page_for(request, browser_ru, locale="ru-RU")
-
-
 def _screenshot(page, name: str) -> None:
-    screenshot(page, SCREENSHOTS, name)
+    bs.screenshot(page, SCREENSHOTS, name)
 
 
 def _markdown(page, text: str) -> None:
@@ -93,12 +71,12 @@ def _run_cell(page, containing: str, *, output: bool = True) -> str:
             "cell => /\\[\\d+\\]/.test(cell.querySelector('.jp-InputPrompt').innerText)",
             arg=cell.element_handle(),
         )
-    wait_idle(page)
+    bs.wait_idle(page)
     return "\n".join(cell.locator(".jp-OutputArea-output").all_inner_texts())
 
 
 def _validate(page, name: str) -> tuple[str, str]:
-    return validate(page, SCREENSHOTS, name)
+    return bs.validate(page, SCREENSHOTS, name)
 
 
 def _need(name: str) -> None:
@@ -110,7 +88,7 @@ def _need(name: str) -> None:
 
 def test_russian_quiz_check_and_validate_speak_russian(lab_ru, page):
     _need("quiz")
-    open_notebook(page, lab_ru, _rel("quiz"))
+    bs.open_notebook(page, lab_ru, _rel("quiz"))
     _markdown(page, "Вопрос 1")
     _run_cell(page, "answers: dict[str, str] = {}", output=False)  # the setup cell
     out = _run_cell(page, 'check_format("q1")')
@@ -124,12 +102,12 @@ def test_russian_quiz_check_and_validate_speak_russian(lab_ru, page):
 
 def test_russian_sql_overfitting_runs_and_validates_in_russian(lab_ru, page):
     _need("sql_overfitting")
-    open_notebook(page, lab_ru, _rel("sql_overfitting"))
+    bs.open_notebook(page, lab_ru, _rel("sql_overfitting"))
     _markdown(page, "Оцениваемое задание")
-    menu(page, "Run", "Run All Cells")  # stops at part 1's unfilled answer cell
+    bs.menu(page, "Run", "Run All Cells")  # stops at part 1's unfilled answer cell
     setup = page.locator(".jp-CodeCell", has_text="tunelab.connect(time_scale=100_000)").first
     setup.locator(".jp-OutputArea-output").first.wait_for(state="visible")
-    wait_idle(page)
+    bs.wait_idle(page)
     out = "\n".join(setup.locator(".jp-OutputArea-output").all_inner_texts())
     assert "отложенных примеров" in out and "первая модель: ACTIVE" in out, out[:2000]
     _run_cell(page, 'DIAGNOSIS = "..."')  # the stub: NotImplementedError, nothing defined
@@ -146,10 +124,10 @@ def test_russian_lesson_opens_in_russian(lab_ru, page):
     if LESSON is None:
         pytest.skip("no Russian lesson is listed in translations/ru/EDITION.json yet")
     _need(LESSON)
-    open_notebook(page, lab_ru, _rel(LESSON))
-    menu(page, "Run", "Run All Cells")
+    bs.open_notebook(page, lab_ru, _rel(LESSON))
+    bs.menu(page, "Run", "Run All Cells")
     page.locator(".jp-OutputArea-output").first.wait_for(state="visible")
-    wait_idle(page)
+    bs.wait_idle(page)
     text = page.locator(".jp-Notebook").inner_text()
     assert re.search("[а-яА-Я]{4,}", text), text[:2000]
     _screenshot(page, f"{LESSON}_run.png")
@@ -163,7 +141,7 @@ def test_russian_real_training_lesson_runs_in_russian(lab_ru, page):
 
     _need("09_real_training")
     folder = ROOT / "notebooks" / "ru" / "09_real_training"
-    with new_files_removed(folder):
+    with bs.new_files_removed(folder):
         text = run_real_training_lesson(lab_ru, page, _rel("09_real_training"), "✔ расхождение")
         assert "✔ четыре рецепта" in text and "✔ переобучение" in text, text[:3000]
         assert "точность на валидации" in text and "недообучение:" in text, text[:3000]
