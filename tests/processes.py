@@ -8,6 +8,7 @@ of /proc keeps their figures comparable.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,3 +52,43 @@ def descendants(table: dict[int, Process], pid: int) -> list[int]:
         out.append(todo.pop())
         todo.extend(children.get(out[-1], []))
     return out
+
+
+#: What a process below the hub's bootstrap is, by its command line (the first match wins): a
+#: user's single-user server (counted with its kernels), the proxy, the emulator, the hub.
+HUB_ROLES = (
+    ("jupyterhub-singleuser", "server+kernels"),
+    ("configurable-http-proxy", "proxy"),
+    ("tunelab.emulator", "emulator"),
+    ("jupyterhub", "hub"),
+)
+
+
+def memory_by_role(
+    root_pid: int, names: Mapping[str, str] | None = None, *, root: str | None = None
+) -> dict[str, int]:
+    """Resident memory (bytes) by role of every process below ``root_pid``: "hub", "proxy",
+    "emulator", and "server+kernels <user>" for each user's server with its kernels.
+
+    ``names`` renames roles for display; ``root`` names the role of ``root_pid`` itself
+    (otherwise it counts only if its command line has a role, like any other process).
+    Processes of no role (kernels, counted with their server) are left out."""
+    names = names or {}
+    table = process_table()
+    roles: dict[str, int] = {}
+    for pid in descendants(table, root_pid):
+        info = table.get(pid)
+        if info is None:
+            continue
+        kind = next((role for marker, role in HUB_ROLES if marker in info.cmd), None)
+        if pid == root_pid and root:
+            role, rss = root, info.rss
+        elif kind == "server+kernels":
+            role = f"{names.get(kind, kind)} {info.user}"
+            rss = sum(table[p].rss for p in descendants(table, pid) if p in table)
+        elif kind:
+            role, rss = names.get(kind, kind), info.rss
+        else:
+            continue
+        roles[role] = roles.get(role, 0) + rss
+    return roles

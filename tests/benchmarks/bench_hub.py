@@ -38,37 +38,20 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
-from processes import descendants, process_table  # noqa: E402
+from processes import memory_by_role  # noqa: E402
 from test_hub import hub_folder, hub_unavailable, run_class, start_hub  # noqa: E402
+
+#: The roles' names in this benchmark's printout.
+ROLE_NAMES = {
+    "proxy": "proxy (configurable-http-proxy)",
+    "emulator": "tuning emulator service",
+    "hub": "hub (jupyterhub)",
+}
 
 
 def memory(root_pid: int) -> dict[str, int]:
     """RSS by role of every process below the bootstrap ``root_pid``."""
-    table = process_table()
-
-    def tree(pid: int) -> list[int]:
-        return [p for p in descendants(table, pid) if p in table]
-
-    roles: dict[str, int] = {}
-    for pid in tree(root_pid):
-        info = table[pid]
-        cmd = info.cmd
-        if pid == root_pid:
-            role = "bootstrap (python3 -m tunelab.bootstrap hub)"
-        elif "jupyterhub-singleuser" in cmd:
-            role = f"server+kernels {info.user}"
-            roles[role] = roles.get(role, 0) + sum(table[p].rss for p in tree(pid))
-            continue
-        elif "configurable-http-proxy" in cmd:
-            role = "proxy (configurable-http-proxy)"
-        elif "tunelab.emulator" in cmd:
-            role = "tuning emulator service"
-        elif "jupyterhub" in cmd:
-            role = "hub (jupyterhub)"
-        else:
-            continue  # kernels are counted with their server
-        roles[role] = roles.get(role, 0) + info.rss
-    return roles
+    return memory_by_role(root_pid, ROLE_NAMES, root="bootstrap (python3 -m tunelab.bootstrap hub)")
 
 
 LESSON_IMPORTS = (
