@@ -7,6 +7,7 @@ themselves, which only ever see the happy path.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -46,15 +47,21 @@ def test_stop_process_group_leaves_nothing_behind(tmp_path: Path) -> None:
         [sys.executable, "-c", STUBBORN], stdout=subprocess.PIPE, start_new_session=True
     )
     child = int(proc.stdout.readline())
-    started = time.monotonic()
-    bs.stop_process_group(proc, ((signal.SIGINT, 0.5), (signal.SIGTERM, 5)))
-    assert proc.returncode == -signal.SIGTERM, "SIGINT was ignored, SIGTERM stopped the leader"
-    deadline = time.monotonic() + 5
-    while _alive(child) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not _alive(child), "the child that ignored SIGTERM was killed with the group"
-    assert time.monotonic() - started < 10
-    bs.stop_process_group(proc)  # an exited process: nothing to do, no error
+    try:
+        started = time.monotonic()
+        bs.stop_process_group(proc, ((signal.SIGINT, 0.5), (signal.SIGTERM, 5)))
+        assert proc.returncode == -signal.SIGTERM, "SIGINT was ignored, SIGTERM stopped it"
+        deadline = time.monotonic() + 5
+        while _alive(child) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _alive(child), "the child that ignored SIGTERM was killed with the group"
+        assert time.monotonic() - started < 10
+        bs.stop_process_group(proc)  # an exited process: nothing to do, no error
+    finally:  # a failing check must not leave its sleepers behind
+        for pid in (proc.pid, child):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        proc.wait()
 
 
 def test_wait_for_http_names_an_exited_server_and_its_log(tmp_path: Path) -> None:
