@@ -57,10 +57,9 @@ def test_stop_process_group_leaves_nothing_behind(tmp_path: Path) -> None:
         assert not _alive(child), "the child that ignored SIGTERM was killed with the group"
         assert time.monotonic() - started < 10
         bs.stop_process_group(proc)  # an exited process: nothing to do, no error
-    finally:  # a failing check must not leave its sleepers behind
-        for pid in (proc.pid, child):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+    finally:  # a failing check must not leave its sleepers behind (both are in the group)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
 
 
