@@ -248,7 +248,7 @@ def _point_generativeai() -> None:
     A missing SDK still fails here, with the import's own ModuleNotFoundError.
     """
     global _hook
-    if _GENERATIVEAI in sys.modules:
+    if sys.modules.get(_GENERATIVEAI) is not None:
         configure_generativeai(_endpoint)
         return
     if importlib.util.find_spec(_GENERATIVEAI) is None:
