@@ -169,3 +169,18 @@ def test_public_names_still_work() -> None:
     )
     assert "NUM 0.001 5 epochs" in found["stdout"], found["stdout"]
     assert "NAMES True True" in found["stdout"]
+
+
+def test_one_run_plot_needs_no_seaborn() -> None:
+    """Lesson 7 plots one run without importing seaborn: plot_loss must not import it
+    (and scipy.stats with it) for that; several runs (hue) still use seaborn."""
+    found = _loaded_after(
+        "import matplotlib\n"
+        "matplotlib.use('Agg')\n"
+        "from tunelab import monitor\n"
+        "rows = [{'step': s, 'epoch': 1 + (s - 1) // 4, 'mean_loss': 2.0 / s}\n"
+        "        for s in range(1, 9)]\n"
+        "monitor.plot_loss(rows, validation=[1.0, 0.6])\n"
+        "monitor.plot_loss(rows, x='epoch')\n"
+    )
+    assert not _heavy_in(found["modules"], ("seaborn", "scipy")), "plot_loss imported seaborn"
