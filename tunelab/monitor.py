@@ -278,7 +278,7 @@ def plot_loss(
     validation: Any = None,
     logy: bool = False,
 ) -> Any:
-    """Draw the training loss (and optionally a validation curve) with seaborn; return the axes.
+    """Draw the training loss (and optionally a validation curve); return the axes.
 
     ``df`` is a snapshots table (or anything :func:`snapshots_frame` accepts). With
     ``x="epoch"`` each epoch shows its mean loss. ``hue`` names a column that tells several
@@ -287,9 +287,13 @@ def plot_loss(
     ``validation_loss``): it is drawn at the last step of each epoch and labelled as
     emulator-only, because the real Gemini API never reported it.
     Non-finite losses (a diverged run) are left out of the line and marked with a red cross.
+
+    One run is drawn with matplotlib as ``seaborn.lineplot`` draws it (sorted by ``x``, the
+    mean of repeated ``x``, white-edged markers), so a lesson that does not use seaborn does
+    not pay for importing it and scipy.stats (about a CPU second); several runs (``hue``) are
+    drawn by seaborn itself, for its palette and legend.
     """
     import matplotlib.pyplot as plt
-    import seaborn as sns
 
     if x not in ("step", "epoch"):
         raise ValueError(f"plot_loss: x must be 'step' or 'epoch', got {x!r}")
@@ -305,7 +309,9 @@ def plot_loss(
     keys = [hue] if hue else []
     if x == "epoch":
         finite = finite.groupby([*keys, "epoch"], as_index=False)["mean_loss"].mean()
-    if not finite.empty:
+    if not finite.empty and hue is not None:
+        import seaborn as sns
+
         sns.lineplot(
             data=finite,
             x=x,
@@ -314,7 +320,20 @@ def plot_loss(
             ax=ax,
             errorbar=None,
             marker="o" if x == "epoch" else None,
-            **({"palette": "tab10"} if hue else {"label": tr(TRAINING_LABEL, TRAINING_LABEL_RU)}),
+            palette="tab10",
+        )
+    elif not finite.empty:
+        line = finite.sort_values([x, "mean_loss"])
+        if line[x].duplicated().any():
+            line = line.groupby(x, sort=True, as_index=False)["mean_loss"].mean()
+        ax.plot(
+            line[x].to_numpy(float),
+            line["mean_loss"].to_numpy(float),
+            linestyle="-",
+            marker="o" if x == "epoch" else None,
+            markeredgewidth=0.75,
+            markeredgecolor="w",
+            label=tr(TRAINING_LABEL, TRAINING_LABEL_RU),
         )
     bad = frame[~np.isfinite(frame["mean_loss"])]
     if not bad.empty:

@@ -5,12 +5,20 @@ own asyncio loop, so it coexists with Jupyter's), configures google.generativeai
 to it, and returns the endpoint. Running it twice reuses the same server. With
 ``TUNELAB_ENDPOINT`` set (e.g. a shared emulator started with ``python -m tunelab.emulator``),
 nothing is started and the SDK is pointed there instead.
+
+google.generativeai costs about a second of CPU to import (it also loads gRPC and
+google.api_core), and lessons 7 and 8 use only google-genai: so ``connect()`` configures it at
+once only when it is already imported, and otherwise as soon as something imports it
+(:class:`_ConfigureOnImport`).
 """
 
 from __future__ import annotations
 
+import importlib.abc
+import importlib.util
 import os
 import socket
+import sys
 import threading
 import time
 import warnings
@@ -168,7 +176,87 @@ def configure_generativeai(endpoint: str) -> None:
         warnings.simplefilter("ignore", FutureWarning)
         import google.generativeai as genai
 
+    _configure(genai, endpoint)
+
+
+def _configure(genai: Any, endpoint: str) -> None:
     genai.configure(api_key=API_KEY, transport="rest", client_options={"api_endpoint": endpoint})
+
+
+_GENERATIVEAI = "google.generativeai"
+
+
+class _ConfigureOnImport(importlib.abc.MetaPathFinder):
+    """Configures google.generativeai for the emulator right after it is imported.
+
+    It finds the module as the import system would (the finders after it on
+    ``sys.meta_path``), lets the real loader run it, then configures it for the latest
+    ``connect()`` endpoint; the module keeps its real loader and spec. The import's
+    FutureWarnings stay silent, as when ``connect()`` itself imported the SDK.
+    """
+
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> Any:
+        if fullname != _GENERATIVEAI:
+            return None
+        later = sys.meta_path[sys.meta_path.index(self) + 1 :] if self in sys.meta_path else []
+        for finder in later:
+            find = getattr(finder, "find_spec", None)
+            spec = find(fullname, path, target) if find is not None else None
+            if spec is not None:
+                break
+        else:
+            return None  # not installed: the import fails with its usual error
+        if spec.loader is None or not hasattr(spec.loader, "exec_module"):
+            return spec
+        spec.loader = _ConfiguringLoader(spec.loader)
+        return spec
+
+
+class _ConfiguringLoader(importlib.abc.Loader):
+    """The real loader of google.generativeai, plus :func:`configure_generativeai` after it."""
+
+    def __init__(self, loader: Any) -> None:
+        self.loader = loader
+
+    def create_module(self, spec: Any) -> Any:
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module: Any) -> None:
+        module.__loader__ = module.__spec__.loader = self.loader
+        with warnings.catch_warnings():  # as configure_generativeai's own import: silent
+            warnings.simplefilter("ignore", FutureWarning)
+            self.loader.exec_module(module)
+        _remove_import_hook()
+        if _endpoint is not None:
+            _configure(module, _endpoint)
+
+
+_hook: _ConfigureOnImport | None = None
+
+
+def _remove_import_hook() -> None:
+    global _hook
+    with _lock:
+        if _hook is not None and _hook in sys.meta_path:
+            sys.meta_path.remove(_hook)
+        _hook = None
+
+
+def _point_generativeai() -> None:
+    """Configure google.generativeai for ``_endpoint`` now if it is imported, else on import.
+
+    A missing SDK still fails here, with the import's own ModuleNotFoundError.
+    """
+    global _hook
+    if sys.modules.get(_GENERATIVEAI) is not None:
+        configure_generativeai(_endpoint)
+        return
+    if importlib.util.find_spec(_GENERATIVEAI) is None:
+        raise ModuleNotFoundError(f"No module named {_GENERATIVEAI!r}", name=_GENERATIVEAI)
+    with _lock:
+        if _hook is None:
+            _hook = _ConfigureOnImport()
+            sys.meta_path.insert(0, _hook)
 
 
 def connect(endpoint: str | None = None, *, time_scale: float | None = None) -> str:
@@ -191,7 +279,7 @@ def connect(endpoint: str | None = None, *, time_scale: float | None = None) -> 
                     _running.vertex.time_scale = float(time_scale)
             endpoint = _running.endpoint
         _endpoint = endpoint
-    configure_generativeai(endpoint)
+    _point_generativeai()
     return endpoint
 
 
