@@ -58,7 +58,9 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "hub"))
-import tunelab_hub  # noqa: E402  (hub/tunelab_hub.py: OS user names, the Python check)
+import tunelab_hub  # noqa: E402  (hub/tunelab_hub.py: OS user names)
+
+from tunelab import bootstrap  # noqa: E402
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -139,10 +141,18 @@ def hub_unavailable() -> str | None:
         return "JupyterHub's proxy needs node and npm (apt-get install nodejs npm)"
     if os.geteuid() != 0:
         return "the class hub creates OS users: run the hub test as root"
-    why = tunelab_hub.unreachable_python(Path(sys.executable).parent / "python")
-    if why:
-        return why
+    try:
+        bootstrap.system_python()  # the class venv's base: one every OS user can run
+    except SystemExit as exc:
+        return str(exc)
     return None
+
+
+def class_env() -> tuple[Path, Path]:
+    """The class environment the hub runs from (``bootstrap hub --prefix``): installed once
+    under /tmp, then reused until the requirements change; (prefix, its venv's python)."""
+    prefix = bootstrap.test_class_prefix()
+    return prefix, bootstrap.ensure_class_env(prefix)
 
 
 def _os_users() -> set[str]:
@@ -165,10 +175,26 @@ def _remove_os_users(before: set[str], hub_dir: Path) -> None:
 
 @contextlib.contextmanager
 def start_hub(tmp: Path, users: tuple[str, ...] = USERS):
-    """The README's ``bootstrap hub --headless`` on a free port, state in ``tmp/state``.
+    """The README's ``bootstrap hub --headless`` on a free port, state in ``tmp/state``, run
+    from the cached class environment (:func:`class_env`).
 
+    One hub at a time uses that environment (a lock beside it: another test run waits).
     Afterwards the OS users it made are deleted and the repository's closed folders
     (``solutions/``) get their mode back."""
+    import fcntl
+
+    prefix, _python = class_env()
+    lock = (prefix.parent / f"{prefix.name}.tests.lock").open("w")
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    try:
+        with _start_hub(tmp, prefix, users) as running:
+            yield running
+    finally:
+        lock.close()
+
+
+@contextlib.contextmanager
+def _start_hub(tmp: Path, prefix: Path, users: tuple[str, ...]):
     hub_dir = tmp / "state"
     for user in users:
         for rel, content in LAB_SETTINGS.items():
@@ -180,13 +206,12 @@ def start_hub(tmp: Path, users: tuple[str, ...] = USERS):
         **os.environ,
         "TUNELAB_TIME_SCALE": TIME_SCALE,
         "PYTHONUNBUFFERED": "1",
-        "TUNELAB_HUB_SKIP_INSTALL": "1",  # the test's venv is the course's (maybe shared)
     }
     for name in ("TUNELAB_ENDPOINT", "TUNELAB_INSTRUCTOR_ROOT", "JUPYTER_CONFIG_PATH"):
         env.pop(name, None)
     python = shutil.which("python3") or sys.executable
     cmd = [python, "-m", "tunelab.bootstrap", "hub", "--headless", "--port", str(port)]
-    cmd += ["--hub-dir", str(hub_dir)]
+    cmd += ["--hub-dir", str(hub_dir), "--prefix", str(prefix)]
     log = tmp / "hub.log"
     users_before = _os_users()
     modes = {p: p.stat().st_mode for p in (ROOT / "solutions",)}
@@ -233,8 +258,9 @@ def hub_folder() -> Iterator[Path]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def hub() -> Iterator[Hub]:
+    """One class hub for the whole run (its environment cached across runs)."""
     reason = hub_unavailable()
     if reason:
         pytest.skip(reason)
@@ -243,7 +269,7 @@ def hub() -> Iterator[Hub]:
         yield running
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def browser(hub):
     from playwright.sync_api import sync_playwright
 
@@ -594,7 +620,7 @@ def run_class(hub: Hub, browser, on_active=None) -> dict[str, float]:
     lines = where.split()
     assert lines[0] == str(hub.course), where
     assert lines[1] != "0", where
-    assert Path(lines[2]).resolve() == Path(sys.executable).resolve(), where  # the venv
+    assert lines[2] == str(bootstrap.test_class_prefix() / "venv" / "bin" / "python"), where
     t0 = time.monotonic()
     for assignment in ASSIGNMENTS:
         out = terminal.check(f"python -m grader autograde {assignment}")
@@ -667,10 +693,16 @@ def run_class(hub: Hub, browser, on_active=None) -> dict[str, float]:
         _shot(page, f"11_{user}_feedback_fetched.png")
         pages = sorted((hub.home(user) / "sql_overfitting" / "feedback").glob("*/*.html"))
         assert pages, f"{user} has no feedback page"
-        rel = pages[-1].relative_to(hub.home(user))
-        page.goto(f"{hub.base}/user/{user}/files/{rel.as_posix()}")
-        page.get_by_text("sql_overfitting").first.wait_for(state="visible")
-        text = page.locator("body").inner_text()
+        # "(view feedback)" opens the page (hub/jupyter/labextensions/tunelab-feedback-link)
+        row = page.locator("#submitted_assignments_list .list_item", has_text="sql_overfitting")
+        row.first.get_by_text("(view feedback)").click()
+        viewer = page.locator(".jp-HTMLViewer:visible").first
+        viewer.wait_for(state="visible")
+        tab = page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab.lm-mod-current").first
+        assert "sql_overfitting.html" in tab.inner_text(), tab.inner_text()
+        body = page.frame_locator(".jp-HTMLViewer:visible iframe").first.locator("body")
+        body.get_by_text("sql_overfitting").first.wait_for(state="visible")
+        text = body.inner_text()
         _shot(page, f"12_{user}_feedback.png")
         total = rows[(user, "sql_overfitting")]
         score = f"sql_overfitting (Score: {float(total['raw_score']):.1f} / "
@@ -756,7 +788,7 @@ def print_sizing(hub: Hub, sample: dict[str, int], active: list[str], size: int 
     )
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def class_run(hub, browser) -> dict[str, float]:
     """The round trip, once per module (the isolation test inspects what it left)."""
     started = time.monotonic()
