@@ -36,6 +36,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import grp
+import itertools
 import json
 import os
 import pwd
@@ -426,10 +427,15 @@ class Terminal:
     """The instructor's JupyterLab terminal (File > New > Terminal), typed into like a person.
 
     Each command's output goes to a file in the instructor's home (the xterm canvas cannot be
-    read back reliably), with its exit status after it."""
+    read back reliably), with its exit status after it. The files are numbered across every
+    terminal of the run and removed before the command is typed: a second terminal that
+    found the first one's status file would read an earlier command's result as its own (the
+    export step once "passed" before ``grades.csv`` was written)."""
+
+    _numbers = itertools.count(1)
 
     def __init__(self, page, hub: Hub, user: str = "instructor") -> None:
-        self.page, self.hub, self.user, self.n = page, hub, user, 0
+        self.page, self.hub, self.user = page, hub, user
         page.locator(".lm-MenuBar-itemLabel", has_text=re.compile("^File$")).click()
         page.locator(".lm-Menu-itemLabel", has_text=re.compile("^New$")).first.hover()
         page.locator(".lm-Menu-itemLabel", has_text=re.compile("^Terminal$")).first.click()
@@ -438,9 +444,11 @@ class Terminal:
         page.wait_for_timeout(1500)  # the shell's prompt
 
     def run(self, command: str, timeout: float = 900) -> tuple[int, str]:
-        self.n += 1
-        out = self.hub.home(self.user) / f".terminal-{self.n}.log"
-        done = self.hub.home(self.user) / f".terminal-{self.n}.rc"
+        n = next(self._numbers)
+        out = self.hub.home(self.user) / f".terminal-{n}.log"
+        done = self.hub.home(self.user) / f".terminal-{n}.rc"
+        for path in (out, done):
+            path.unlink(missing_ok=True)
         self.box.click()
         self.page.keyboard.type(
             f"{{ {command}; }} > ~/{out.name} 2>&1; echo $? > ~/{done.name}", delay=5
@@ -659,7 +667,8 @@ def run_class(hub: Hub, browser, on_active=None) -> dict[str, float]:
     terminal = Terminal(instructor, hub)
     for assignment in ASSIGNMENTS:
         terminal.check(f"python -m grader feedback {assignment}")
-    terminal.check("python -m grader export")
+    exported = terminal.check("python -m grader export")
+    assert "Exported" in exported and "grades.csv" in exported, exported
     with (hub.instructor_root / "exports" / "grades.csv").open() as fh:
         rows = {(r["student_id"], r["assignment"]): r for r in csv.DictReader(fh)}
     s1 = rows[("student1", "sql_overfitting")]
