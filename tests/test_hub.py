@@ -6,7 +6,11 @@ instructor's formgrader, students who must not see instructor tools, and a tunin
 shared by everybody. This module starts the README's command (``python3 -m tunelab.bootstrap
 hub --headless``, the class mode: one OS user per hub user, NativeAuthenticator logins) as a
 real process on free ports with its state in a temporary folder -- one hub and one browser
-for the module -- and with Playwright driving Debian's chromium:
+for the whole run (session fixtures) -- and with Playwright driving Debian's chromium. The
+hub runs from a class environment every OS user can read (``bootstrap.ensure_class_env``:
+a venv made from the system's Python, the course's code beside it) under /tmp, installed
+once and reused by later runs until the requirements change; ``bootstrap test`` installs it
+before pytest starts. As root only (the hub creates OS users), never by opening /root:
 
 1. the instructor signs up, students sign up, the instructor approves them at
    ``/hub/authorize``; everybody logs in with their own password;
@@ -22,7 +26,8 @@ for the module -- and with Playwright driving Debian's chromium:
    verdicts), grades Part 9 (``p9-justification``) by hand in formgrader, runs ``python -m
    grader feedback`` and ``python -m grader export`` (``grades.csv``: student3 "no
    submission") and releases the feedback with formgrader's buttons;
-5. each student fetches the feedback from the Assignment List and opens it.
+5. each student fetches the feedback from the Assignment List and opens it with *(view
+   feedback)* (the page opens in JupyterLab's HTML viewer).
 
 ``test_students_are_kept_apart`` then checks, as the student's OS user, that the class
 mode's walls hold: no root, no masters, checkers, gradebook, ``.instructor/``, other homes,
@@ -855,6 +860,10 @@ def test_students_are_kept_apart(hub, class_run):
         "student2's environment (their token)": ["cat", f"/proc/{_server('student2')[0]}/environ"],
     }.items():
         _denied(_as_user("student1", *cmd), what)
+    # the class environment every user reads holds no answers
+    src = bootstrap.test_class_prefix() / "src"
+    assert (src / "tunelab").is_dir() and not (src / "solutions").exists()
+    assert not list(src.rglob("checker.py")) and not list(src.rglob("*.ipynb"))
     # their own: fine
     assert _as_user("student1", "ls", str(hub.home("student1"))).returncode == 0
     assert _as_user("student1", "ls", str(exchange / "outbound")).returncode == 0

@@ -155,6 +155,29 @@ def test_closed_parents_names_folders_others_cannot_enter(tmp_path) -> None:
         (tmp_path / "a").chmod(0o755)
 
 
+def test_the_class_venv_is_never_made_from_a_python_others_cannot_run(tmp_path) -> None:
+    """A Python behind a closed folder (pyenv under /root) is refused, naming the folder."""
+    import pytest
+
+    from tunelab import bootstrap
+
+    system = Path("/usr/bin/python3.11")
+    if not system.exists():
+        pytest.skip("no /usr/bin/python3.11 here")
+    closed = tmp_path / "closed"
+    (closed / "bin").mkdir(parents=True)
+    (closed / "bin" / "python3").symlink_to(system)
+    closed.chmod(0o700)
+    try:
+        with pytest.raises(SystemExit, match=str(closed)):
+            bootstrap.system_python((str(closed / "bin" / "python3"),))
+        assert bootstrap.system_python((str(closed / "bin" / "python3"), str(system))) == system
+    finally:
+        closed.chmod(0o755)
+    key = bootstrap.class_env_key()
+    assert bootstrap.test_class_prefix().name.endswith(key) and len(key) == 12
+
+
 def test_each_grader_process_gets_its_own_sandbox_uid_range() -> None:
     """Two uid pools (as in two grader processes) never hand out the same uid."""
     from grader.sandbox import _UidPool

@@ -238,9 +238,15 @@ def ensure_proxy(required: bool = True) -> Path | None:
 
 
 def closed_folders(path: Path) -> list[Path]:
-    """The folders on the way to ``path`` (itself included) that other users cannot enter."""
-    real = Path(path).resolve()
-    return [p for p in [*reversed(real.parents), real] if p.exists() and not p.stat().st_mode & 1]
+    """The folders on the way to ``path`` that other users cannot enter: both the way as
+    written (a link inside ``/root`` is out of reach wherever it points) and the way to what
+    it resolves to."""
+    given = Path(os.path.abspath(path))
+    way = [*reversed(given.parents), *reversed(given.resolve().parents)]
+    if given.resolve().is_dir():
+        way.append(given.resolve())
+    closed = [p for p in dict.fromkeys(way) if p.exists() and not p.stat().st_mode & 0o001]
+    return closed
 
 
 def class_env_key(root: Path = ROOT) -> str:
@@ -314,6 +320,7 @@ def ensure_class_env(prefix: Path, python: Path | None = None, root: Path = ROOT
 
     prefix = Path(prefix).resolve()
     prefix.mkdir(parents=True, exist_ok=True)
+    prefix.chmod(0o755)  # root's umask may be 077
     closed = closed_folders(prefix)
     if closed:
         raise SystemExit(
