@@ -558,7 +558,10 @@ def cmd_test(args: argparse.Namespace) -> int:
     if os.geteuid() == 0:
         # the hub test's class environment (tests/test_hub.py): installed once, then reused
         # until the requirements change
-        ensure_class_env(test_class_prefix())
+        try:
+            ensure_class_env(test_class_prefix())
+        except SystemExit as exc:  # e.g. no system Python 3.11: only the hub test skips
+            say(f"{exc}; the hub test will be skipped")
     bin_dir = VENV / "bin"
     say("ruff: lint and format check")
     run([str(bin_dir / "ruff"), "check", "."], cwd=ROOT)

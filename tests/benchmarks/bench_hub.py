@@ -243,7 +243,10 @@ def simulate(n: int, extrapolate: int) -> int:
         f"  {'lesson kernel ready (imports + connect), mean':<52} "
         f"{sum(kernels) / len(kernels):7.1f} s"
     )
-    for k, how in ((n, "measured"), (extrapolate, "extrapolated")):
+    sizes = [(n, "measured")]
+    if extrapolate > n:
+        sizes.append((extrapolate, f"extrapolated from the {n} measured"))
+    for k, how in sizes:
         total = shared + teacher_rss + k * mean
         print(
             f"\n{k} students ({how}): hub start {hub.started_in:.0f} s; memory "
