@@ -314,7 +314,7 @@ def ensure_class_env(prefix: Path, python: Path | None = None, root: Path = ROOT
     ``PREFIX/venv``: made from the system's Python (:func:`system_python`) with the student and
     instructor pins (not the test tools), reinstalled only when they change (a stamp holds
     :func:`class_env_key`). ``PREFIX/src``: a fresh copy of the course's code
-    (:data:`CLASS_CODE`, never ``solutions/``) on the venv's path through a ``.pth`` file.
+    (:data:`CLASS_CODE`, never the masters or checkers) on the venv's path through a ``.pth`` file.
     Everything is root's and readable by all, as TLJH's ``/opt/tljh/user`` is."""
     import fcntl
 
@@ -556,7 +556,7 @@ def cmd_test(args: argparse.Namespace) -> int:
     ensure_system_packages()
     ensure_proxy(required=False)  # for the hub test
     if os.geteuid() == 0:
-        # the hub test's class environment (tests/test_hub.py): installed once, then reused
+        # the class environment of the hub test: installed once, then reused
         # until the requirements change
         try:
             ensure_class_env(test_class_prefix())
