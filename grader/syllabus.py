@@ -249,39 +249,55 @@ def _list(values: list[str], lang: str) -> str:
     return ", ".join(values[:-1]) + joiner + values[-1] if len(values) > 1 else values[0]
 
 
+#: The time-budget paragraph in each language; :func:`budget` fills in the figures (a
+#: template ignores the ones its language does not use, e.g. the Russian plural words).
+_BUDGET = {
+    "en": {
+        "paragraph": "**Time budget.** The whole course takes about **{total} hours**: {parts}. "
+        "Each lesson states its own budget.",
+        "lessons": "the {n} lessons about {hours} hours ({per_lesson} minutes)",
+        "graded": "{kind} `{folder}` {about}{minutes}",
+        "assignment": "the graded assignment",
+        "quiz": "the graded",
+    },
+    "ru": {
+        "paragraph": "**Сколько времени нужно.** Весь курс занимает около "
+        "**{total} {total_word}**: {parts}. В начале каждого урока указано его собственное время.",
+        "lessons": "{n} {lessons_word} — около {hours} {hours_word} ({per_lesson} минут)",
+        "graded": "{kind} `{folder}` — {about}{minutes}",
+        "assignment": "оцениваемое задание",
+        "quiz": "оцениваемый тест",
+    },
+}
+
+
 def budget(lang: str = "en", syllabus: tuple[Entry, ...] = SYLLABUS) -> str:
     """One paragraph: the whole course's time and how it splits."""
+    words = _BUDGET["en" if lang == "en" else "ru"]
     t = totals(syllabus)
     lessons = [e for e in syllabus if e.lesson]
-    graded = [e for e in syllabus if e.graded]
-    per_lesson = _list([str(e.minutes[0]) for e in lessons], lang)
     lesson_hours = _half_hours(t.lesson_minutes)
-    if lang == "en":
-        parts = [
-            f"the {_number(t.lessons, lang)} lessons about {_hours(lesson_hours, lang)} hours "
-            f"({per_lesson} minutes)"
-        ]
-        for e in graded:
-            kind = "the graded assignment" if e.folder != "quiz" else "the graded"
-            parts.append(f"{kind} `{e.folder}` {_about(e, lang)}{_minutes_text(e, lang)}")
-        return (
-            f"**Time budget.** The whole course takes about **{_hours(t.hours, lang)} hours**: "
-            + "; ".join(parts)
-            + ". Each lesson states its own budget."
-        )
-    lessons_word = ru_plural(t.lessons, "урок", "урока", "уроков")
     parts = [
-        f"{_number(t.lessons, lang)} {lessons_word} — около {_hours(lesson_hours, lang)} "
-        f"{_hours_word(lesson_hours, lang)} ({per_lesson} минут)"
+        words["lessons"].format(
+            n=_number(t.lessons, lang),
+            lessons_word=ru_plural(t.lessons, "урок", "урока", "уроков"),
+            hours=_hours(lesson_hours, lang),
+            hours_word=_hours_word(lesson_hours, lang),
+            per_lesson=_list([str(e.minutes[0]) for e in lessons], lang),
+        )
     ]
-    for e in graded:
-        kind = "оцениваемое задание" if e.folder != "quiz" else "оцениваемый тест"
-        parts.append(f"{kind} `{e.folder}` — {_about(e, lang)}{_minutes_text(e, lang)}")
-    return (
-        f"**Сколько времени нужно.** Весь курс занимает около **{_hours(t.hours, lang)} "
-        f"{_hours_word(t.hours, lang)}**: "
-        + "; ".join(parts)
-        + ". В начале каждого урока указано его собственное время."
+    for e in syllabus:
+        if e.graded:
+            parts.append(
+                words["graded"].format(
+                    kind=words["quiz" if e.folder == "quiz" else "assignment"],
+                    folder=e.folder,
+                    about=_about(e, lang),
+                    minutes=_minutes_text(e, lang),
+                )
+            )
+    return words["paragraph"].format(
+        total=_hours(t.hours, lang), total_word=_hours_word(t.hours, lang), parts="; ".join(parts)
     )
 
 

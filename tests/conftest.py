@@ -32,3 +32,12 @@ def emulator(_emulator_server):
     _emulator_server.reset(time_scale=FAST_TIME_SCALE, poll_delay=0.0)
     server.configure_generativeai(_emulator_server.endpoint)
     return _emulator_server
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Keep each phase's report on the test item (``item.rep_call``...), so a fixture's
+    teardown knows whether its test failed (browser_support.page_for screenshots it)."""
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"rep_{report.when}", report)

@@ -14,8 +14,6 @@ import json
 import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,6 +23,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from browser_support import free_port, start_logged, stop_process_group
+from browser_support import http_status as _status
 
 from tunelab import bootstrap
 from tunelab.jupyter_hooks import keep_released_metadata
@@ -33,40 +33,12 @@ ROOT = Path(__file__).resolve().parents[1]
 START_TIMEOUT = 180  # JupyterLab on a loaded 2-core machine
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _status(url: str) -> int:
-    try:
-        with urllib.request.urlopen(url, timeout=10) as response:
-            return response.status
-    except urllib.error.HTTPError as err:
-        return err.code
-    except OSError:
-        return 0  # not listening yet
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    """SIGINT the group (the bootstrap stops JupyterLab and the emulator), then insist."""
-    for sig, wait in ((signal.SIGINT, 20), (signal.SIGTERM, 10), (signal.SIGKILL, 5)):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, sig)
-        try:
-            proc.wait(timeout=wait)
-            return
-        except subprocess.TimeoutExpired:
-            continue
-
-
 @pytest.fixture(scope="module")
 def lab_ru(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     """``bootstrap lab --headless --lang ru`` as a student runs it (default token), minus the
     install step (the repository's .venv is the student's, pinned the same)."""
     tmp = tmp_path_factory.mktemp("lab")
-    port, emulator_port = _free_port(), _free_port()
+    port, emulator_port = free_port(), free_port()
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("JUPYTER", "TUNELAB"))},
         "JUPYTER_CONFIG_DIR": str(tmp / "config"),
@@ -84,15 +56,7 @@ def lab_ru(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     args = ["lab", "--headless", "--lang", "ru"]
     args += ["--port", str(port), "--emulator-port", str(emulator_port)]
     log = tmp / "lab.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-c", code, *args],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    proc = start_logged([sys.executable, "-c", code, *args], log, env=env)
     try:
         deadline = time.monotonic() + START_TIMEOUT
         url = None
@@ -112,7 +76,7 @@ def lab_ru(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
             "pid": proc.pid,
         }
     finally:
-        _stop(proc)
+        stop_process_group(proc)
 
 
 def test_lab_requires_the_token_it_prints(lab_ru: dict) -> None:

@@ -5,35 +5,32 @@ free ports), open the Russian quiz and the Russian ``sql_overfitting`` (and a Ru
 when ``translations/ru/EDITION.json`` lists one), run cells, press Validate. The checks must
 answer in Russian in the cell outputs and in nbgrader's Validate dialog. Screenshots go to
 ``build/screenshots/ru/`` (git-ignored); the notebooks JupyterLab saves are restored byte for
-byte afterwards, as in ``tests/test_browser.py`` (whose helpers this test reuses).
+byte afterwards (``tests/browser_support.py`` holds the plumbing; lesson 09's steps are
+shared with ``tests/test_browser.py``).
 """
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from browser_support import (
+    chromium,
+    lab_server,
+    menu,
+    new_files_removed,
+    notebooks_restored,
+    open_notebook,
+    page_for,
+    screenshot,
+    skip_without_browser,
+    validate,
+    wait_idle,
+)
 
 from grader import editions
-from tests.test_browser import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
-    LAB_SETTINGS,
-    UI_TIMEOUT_MS,
-    _free_port,
-    _menu,
-    _open_notebook,
-    _sources,
-    _stop,
-    _wait_for_server,
-)
 
 pytestmark = pytest.mark.browser
 
@@ -51,88 +48,30 @@ def _rel(name: str) -> str:
 
 @pytest.fixture(scope="module")
 def lab_ru(tmp_path_factory) -> Iterator[str]:
-    """``python3 -m tunelab.bootstrap lab --headless --lang ru``; yields the base URL."""
-    if not CHROMIUM.exists():
-        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
-    pytest.importorskip("playwright.sync_api")
-    tmp = tmp_path_factory.mktemp("lab-ru")
-    settings = tmp / "settings"
-    for rel, content in LAB_SETTINGS.items():
-        path = settings / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(content))
+    """``python3 -m tunelab.bootstrap lab --headless --lang ru``; yields the base URL. The
+    --lang flag alone must choose Russian (the test's environment has no TUNELAB_LANG)."""
+    skip_without_browser()
     names = [n for n in (*GRADED, LESSON, "09_real_training") if n]
     watched = [ROOT / "notebooks" / _rel(n) for n in names]
-    saved = {path: path.read_bytes() for path in watched if path.exists()}
-    checkpoints = [p.parent / ".ipynb_checkpoints" for p in watched]
-    had_checkpoints = {p: p.exists() for p in checkpoints}
-    config = tmp / "config"
-    config.mkdir()
-    port, emulator_port = _free_port(), _free_port()
-    env = {
-        **os.environ,
-        "JUPYTER_CONFIG_DIR": str(config),
-        "JUPYTERLAB_SETTINGS_DIR": str(settings),
-        "JUPYTERLAB_WORKSPACES_DIR": str(tmp / "workspaces"),
-        "JUPYTER_RUNTIME_DIR": str(tmp / "runtime"),
-        "TUNELAB_TIME_SCALE": "2000",
-        "PYTHONUNBUFFERED": "1",
-    }
-    env.pop("TUNELAB_ENDPOINT", None)
-    env.pop("TUNELAB_LANG", None)  # the --lang flag alone must choose Russian
-    python = shutil.which("python3") or sys.executable
-    cmd = [python, "-m", "tunelab.bootstrap", "lab", "--headless", "--lang", "ru"]
-    # no token: each test opens a fresh browser context (test_bootstrap_lab.py checks the default)
-    cmd += ["--token", ""]
-    cmd += ["--port", str(port), "--emulator-port", str(emulator_port)]
-    log = tmp / "lab.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        _wait_for_server(f"{base}/api/status", proc, log)
+    tmp = tmp_path_factory.mktemp("lab-ru")
+    with notebooks_restored(watched), lab_server(tmp, "--lang", "ru") as base:
         yield base
-    finally:
-        _stop(proc)
-        for path, content in saved.items():
-            current = path.read_bytes()
-            if current != content and _sources(current) == _sources(content):
-                path.write_bytes(content)
-        for path, existed in had_checkpoints.items():
-            if not existed and path.exists():
-                shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
 def browser_ru(lab_ru):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
-        )
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    """One chromium for the module; each test gets a fresh Russian-locale context."""
+    with chromium() as browser:
+        yield browser
 
 
 @pytest.fixture
-def page(browser_ru):
-    context = browser_ru.new_context(viewport={"width": 1400, "height": 1000}, locale="ru-RU")
-    page = context.new_page()
-    page.set_default_timeout(UI_TIMEOUT_MS)
-    try:
-        yield page
-    finally:
-        context.close()
+def page(request, browser_ru):
+    yield from page_for(request, browser_ru, locale="ru-RU")
 
 
 def _screenshot(page, name: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / name))
+    screenshot(page, SCREENSHOTS, name)
 
 
 def _markdown(page, text: str) -> None:
@@ -154,22 +93,12 @@ def _run_cell(page, containing: str, *, output: bool = True) -> str:
             "cell => /\\[\\d+\\]/.test(cell.querySelector('.jp-InputPrompt').innerText)",
             arg=cell.element_handle(),
         )
-    page.get_by_text(re.compile(r"\|\s*Idle")).first.wait_for(state="visible")
+    wait_idle(page)
     return "\n".join(cell.locator(".jp-OutputArea-output").all_inner_texts())
 
 
 def _validate(page, name: str) -> tuple[str, str]:
-    button = page.locator(".validate-button:visible").first
-    button.wait_for(state="visible")
-    button.click()
-    dialog = page.locator(".jp-Dialog")
-    dialog.wait_for(state="visible")
-    title = dialog.locator(".jp-Dialog-header").inner_text()
-    body = dialog.locator(".jp-Dialog-body").inner_text()
-    _screenshot(page, name)
-    dialog.get_by_role("button", name=re.compile("OK", re.I)).first.click()
-    dialog.wait_for(state="detached")
-    return title, body
+    return validate(page, SCREENSHOTS, name)
 
 
 def _need(name: str) -> None:
@@ -181,7 +110,7 @@ def _need(name: str) -> None:
 
 def test_russian_quiz_check_and_validate_speak_russian(lab_ru, page):
     _need("quiz")
-    _open_notebook(page, lab_ru, _rel("quiz"))
+    open_notebook(page, lab_ru, _rel("quiz"))
     _markdown(page, "Вопрос 1")
     _run_cell(page, "answers: dict[str, str] = {}", output=False)  # the setup cell
     out = _run_cell(page, 'check_format("q1")')
@@ -195,12 +124,12 @@ def test_russian_quiz_check_and_validate_speak_russian(lab_ru, page):
 
 def test_russian_sql_overfitting_runs_and_validates_in_russian(lab_ru, page):
     _need("sql_overfitting")
-    _open_notebook(page, lab_ru, _rel("sql_overfitting"))
+    open_notebook(page, lab_ru, _rel("sql_overfitting"))
     _markdown(page, "Оцениваемое задание")
-    _menu(page, "Run", "Run All Cells")  # stops at part 1's unfilled answer cell
+    menu(page, "Run", "Run All Cells")  # stops at part 1's unfilled answer cell
     setup = page.locator(".jp-CodeCell", has_text="tunelab.connect(time_scale=100_000)").first
     setup.locator(".jp-OutputArea-output").first.wait_for(state="visible")
-    page.get_by_text(re.compile(r"\|\s*Idle")).first.wait_for(state="visible")
+    wait_idle(page)
     out = "\n".join(setup.locator(".jp-OutputArea-output").all_inner_texts())
     assert "отложенных примеров" in out and "первая модель: ACTIVE" in out, out[:2000]
     _run_cell(page, 'DIAGNOSIS = "..."')  # the stub: NotImplementedError, nothing defined
@@ -217,10 +146,10 @@ def test_russian_lesson_opens_in_russian(lab_ru, page):
     if LESSON is None:
         pytest.skip("no Russian lesson is listed in translations/ru/EDITION.json yet")
     _need(LESSON)
-    _open_notebook(page, lab_ru, _rel(LESSON))
-    _menu(page, "Run", "Run All Cells")
+    open_notebook(page, lab_ru, _rel(LESSON))
+    menu(page, "Run", "Run All Cells")
     page.locator(".jp-OutputArea-output").first.wait_for(state="visible")
-    page.get_by_text(re.compile(r"\|\s*Idle")).first.wait_for(state="visible")
+    wait_idle(page)
     text = page.locator(".jp-Notebook").inner_text()
     assert re.search("[а-яА-Я]{4,}", text), text[:2000]
     _screenshot(page, f"{LESSON}_run.png")
@@ -234,16 +163,9 @@ def test_russian_real_training_lesson_runs_in_russian(lab_ru, page):
 
     _need("09_real_training")
     folder = ROOT / "notebooks" / "ru" / "09_real_training"
-    before = set(folder.iterdir())
-    try:
+    with new_files_removed(folder):
         text = run_real_training_lesson(lab_ru, page, _rel("09_real_training"), "✔ расхождение")
         assert "✔ четыре рецепта" in text and "✔ переобучение" in text, text[:3000]
         assert "точность на валидации" in text and "недообучение:" in text, text[:3000]
         assert "✔ four recipes" not in text and "validation accuracy" not in text, text[:3000]
         _screenshot(page, "09_real_training_run.png")
-    finally:
-        for path in set(folder.iterdir()) - before:
-            if path.is_dir():
-                shutil.rmtree(path, ignore_errors=True)
-            else:
-                path.unlink(missing_ok=True)

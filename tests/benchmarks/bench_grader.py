@@ -40,6 +40,7 @@ sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
 import nbformat  # noqa: E402
 from grader_corpus import KERNELSPEC, grades  # noqa: E402
+from neighbours import cpu_hog  # noqa: E402
 
 from grader.course import Course  # noqa: E402
 from grader.demo import make_submission  # noqa: E402
@@ -237,17 +238,7 @@ def expected_problems(course: Course, assignments: list[str], students: int) -> 
     return problems
 
 
-HOG = """
-import os, time
-for _ in range(8):
-    if os.fork() == 0:
-        os.setsid()
-        while True:
-            pass
-_t0 = time.time()
-while time.time() - _t0 < 20:
-    pass
-"""
+HOG = cpu_hog(seconds=20)
 
 
 def neighbour(work: Path) -> tuple[float, float]:

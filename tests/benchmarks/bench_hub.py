@@ -38,56 +38,26 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
+from processes import descendants, process_table  # noqa: E402
 from test_hub import hub_folder, hub_unavailable, run_class, start_hub  # noqa: E402
-
-PAGE = 4096
-
-
-def _procs() -> dict[int, dict]:
-    table = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
-            rss = int((entry / "statm").read_text().split()[1]) * PAGE
-            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            environ = (entry / "environ").read_bytes()
-        except (OSError, ValueError):
-            continue
-        user = None
-        for item in environ.split(b"\0"):
-            if item.startswith(b"JUPYTERHUB_USER="):
-                user = item.split(b"=", 1)[1].decode()
-        table[int(entry.name)] = {"ppid": ppid, "rss": rss, "cmd": cmd, "user": user}
-    return table
 
 
 def memory(root_pid: int) -> dict[str, int]:
     """RSS by role of every process below the bootstrap ``root_pid``."""
-    table = _procs()
-    children: dict[int, list[int]] = {}
-    for pid, info in table.items():
-        children.setdefault(info["ppid"], []).append(pid)
+    table = process_table()
 
     def tree(pid: int) -> list[int]:
-        out, todo = [], [pid]
-        while todo:
-            p = todo.pop()
-            out.append(p)
-            todo.extend(children.get(p, []))
-        return out
+        return [p for p in descendants(table, pid) if p in table]
 
     roles: dict[str, int] = {}
     for pid in tree(root_pid):
         info = table[pid]
-        cmd = info["cmd"]
+        cmd = info.cmd
         if pid == root_pid:
             role = "bootstrap (python3 -m tunelab.bootstrap hub)"
         elif "jupyterhub-singleuser" in cmd:
-            role = f"server+kernels {info['user']}"
-            roles[role] = roles.get(role, 0) + sum(table[p]["rss"] for p in tree(pid))
+            role = f"server+kernels {info.user}"
+            roles[role] = roles.get(role, 0) + sum(table[p].rss for p in tree(pid))
             continue
         elif "configurable-http-proxy" in cmd:
             role = "proxy (configurable-http-proxy)"
@@ -97,7 +67,7 @@ def memory(root_pid: int) -> dict[str, int]:
             role = "hub (jupyterhub)"
         else:
             continue  # kernels are counted with their server
-        roles[role] = roles.get(role, 0) + info["rss"]
+        roles[role] = roles.get(role, 0) + info.rss
     return roles
 
 

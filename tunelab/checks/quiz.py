@@ -255,6 +255,21 @@ def _char_name(char: str, lang: str | None) -> str:
     )
 
 
+def _not_one_letter(qid: str, value: Any, letters: str, lang: str | None) -> tuple[None, str]:
+    """The catch-all format message (wrong type, or text that is no letter), said once so the
+    type check and the last resort of :func:`read_letter` cannot drift apart."""
+    return None, tr(
+        "answers[{qid!r}] is {got}, but it should be one letter out of {letters} "
+        '(a string, e.g. "a").',
+        "answers[{qid!r}] — это {got}, а должна быть одна буква из {letters} "
+        '(строка, например "a").',
+        lang,
+        qid=qid,
+        got=wire.describe(value, lang),
+        letters=letters,
+    )
+
+
 def read_letter(qid: str, value: Any, lang: str | None = None) -> tuple[str | None, str | None]:
     """``(letter, None)`` for a readable answer, else ``(None, why not)`` (in ``lang``).
 
@@ -277,16 +292,7 @@ def read_letter(qid: str, value: Any, lang: str | None = None) -> tuple[str | No
             qid=qid,
         )
     if type(value) is not str:
-        return None, tr(
-            "answers[{qid!r}] is {got}, but it should be one letter out of {letters} "
-            '(a string, e.g. "a").',
-            "answers[{qid!r}] — это {got}, а должна быть одна буква из {letters} "
-            '(строка, например "a").',
-            lang,
-            qid=qid,
-            got=wire.describe(value, lang),
-            letters=letters,
-        )
+        return _not_one_letter(qid, value, letters, lang)
     typed = unicodedata.normalize("NFKC", value).strip(_WRAPPING)
     core = "".join(LOOKALIKES.get(c, c) for c in typed.casefold())
     if len(core) == 1 and core in offered:
@@ -326,16 +332,7 @@ def read_letter(qid: str, value: Any, lang: str | None = None) -> tuple[str | No
             named=named,
             letters=letters,
         )
-    return None, tr(
-        "answers[{qid!r}] is {got}, but it should be one letter out of {letters} "
-        '(a string, e.g. "a").',
-        "answers[{qid!r}] — это {got}, а должна быть одна буква из {letters} "
-        '(строка, например "a").',
-        lang,
-        qid=qid,
-        got=wire.describe(value, lang),
-        letters=letters,
-    )
+    return _not_one_letter(qid, value, letters, lang)
 
 
 def format_problem(qid: str, value: Any, lang: str | None = None) -> str | None:

@@ -295,6 +295,19 @@ def judge_series(
     return None
 
 
+def _not_a_whole_epoch(got: Any, why: str, fn: str, lang: str | None, *, hidden: bool) -> str:
+    """The message for an epoch answer that is no whole number, one wording for the visible
+    and the hidden checks (``hidden``: name only the kind of what came back)."""
+    return tr(
+        "{fn} {why}: expected a whole epoch number; {d}.",
+        "{fn} {why}: ожидался целый номер эпохи; {d}.",
+        lang,
+        fn=fn,
+        why=why,
+        d=wire.describe(got, lang, hidden=hidden),
+    )
+
+
 def judge_optional_epoch(
     got: Any,
     want: int | None,
@@ -309,14 +322,7 @@ def judge_optional_epoch(
         if want is None and got is None or wire.is_whole(got) and got == want:
             return None
         if want is not None and got is not None and not wire.is_whole(got):
-            return tr(
-                "{fn} {why}: expected a whole epoch number; {d}.",
-                "{fn} {why}: ожидался целый номер эпохи; {d}.",
-                lang,
-                fn=fn,
-                why=why,
-                d=wire.describe(got, lang, hidden=True),
-            )
+            return _not_a_whole_epoch(got, why, fn, lang, hidden=True)
         return tr(
             "{fn} {why}: your answer is not the right one ({d}).",
             "{fn} {why}: ваш ответ неверен ({d}).",
@@ -337,14 +343,7 @@ def judge_optional_epoch(
             d=wire.describe(got, lang),
         )
     if not wire.is_whole(got):
-        return tr(
-            "{fn} {why}: expected a whole epoch number; {d}.",
-            "{fn} {why}: ожидался целый номер эпохи; {d}.",
-            lang,
-            fn=fn,
-            why=why,
-            d=wire.describe(got, lang),
-        )
+        return _not_a_whole_epoch(got, why, fn, lang, hidden=False)
     if got == want:
         return None
     return tr(
