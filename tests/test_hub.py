@@ -42,18 +42,15 @@ import contextlib
 import csv
 import grp
 import itertools
-import json
 import os
 import pwd
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,18 +62,24 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "hub"))
 import tunelab_hub  # noqa: E402  (hub/tunelab_hub.py: OS user names)
+from browser_support import (  # noqa: E402  (tests/: the shared browser-test plumbing)
+    SCREENSHOTS,
+    browser_unavailable,
+    chromium,
+    free_port,
+    new_page,
+    screenshot,
+    start_logged,
+    stop_process_group,
+    wait_for_http,
+    write_lab_settings,
+)
+from processes import descendants, process_table  # noqa: E402
 
 from tunelab import bootstrap  # noqa: E402
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--no-first-run",
-]
 PROXY = ROOT / ".hub" / "node_modules" / ".bin" / "configurable-http-proxy"
-SHOTS = ROOT / "build" / "screenshots" / "hub"
+SHOTS = SCREENSHOTS / "hub"
 ASSIGNMENTS = ("sql_overfitting", "quiz")
 LESSONS = tuple(
     sorted(p.name for p in (ROOT / "notebooks").iterdir() if re.match(r"\d\d_", p.name))
@@ -93,13 +96,6 @@ MANUAL = "p9-justification"
 TIME_SCALE = "20000"  # the shared emulator and grading: tuning jobs take milliseconds
 SERVER_TIMEOUT = 180
 UI_TIMEOUT_MS = 240_000
-#: Suppress JupyterLab's news pop-up in every user's lab (it can cover buttons).
-LAB_SETTINGS = {
-    "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {
-        "fetchNews": "false",
-        "checkForUpdates": False,
-    },
-}
 
 
 @dataclass
@@ -123,26 +119,11 @@ class Hub:
         return self.course / ".instructor"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    """SIGTERM the bootstrap (it stops JupyterHub, which stops the servers), then the rest."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=45)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
-
-
 def hub_unavailable() -> str | None:
     """Why the hub test cannot run here, or None."""
-    if not CHROMIUM.exists():
-        return "Debian's chromium is not installed (apt-get install chromium)"
+    reason = browser_unavailable()
+    if reason:
+        return reason
     if not PROXY.exists() and not (shutil.which("npm") and shutil.which("node")):
         return "JupyterHub's proxy needs node and npm (apt-get install nodejs npm)"
     if os.geteuid() != 0:
@@ -202,12 +183,9 @@ def start_hub(tmp: Path, users: tuple[str, ...] = USERS):
 @contextlib.contextmanager
 def _start_hub(tmp: Path, prefix: Path, users: tuple[str, ...]):
     hub_dir = tmp / "state"
-    for user in users:
-        for rel, content in LAB_SETTINGS.items():
-            path = hub_dir / "homes" / user / ".jupyter" / "lab" / "user-settings" / rel
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(content))
-    port = _free_port()
+    for user in users:  # no news pop-up (it can cover buttons), every cell rendered
+        write_lab_settings(hub_dir / "homes" / user / ".jupyter" / "lab" / "user-settings")
+    port = free_port()
     env = {
         **os.environ,
         "TUNELAB_TIME_SCALE": TIME_SCALE,
@@ -222,32 +200,16 @@ def _start_hub(tmp: Path, prefix: Path, users: tuple[str, ...]):
     users_before = _os_users()
     modes = {p: p.stat().st_mode for p in (ROOT / "solutions",)}
     started = time.monotonic()
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
+    proc = start_logged(cmd, log, env=env)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + SERVER_TIMEOUT
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(
-                    f"bootstrap hub exited {proc.returncode}:\n{log.read_text()[-3000:]}"
-                )
-            try:
-                with urllib.request.urlopen(f"{base}/hub/api", timeout=5) as reply:
-                    if reply.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"JupyterHub did not answer within {SERVER_TIMEOUT} s")
-            time.sleep(0.5)
+        wait_for_http(f"{base}/hub/api", proc, log, what="bootstrap hub", timeout=SERVER_TIMEOUT)
         text = log.read_text()
         assert f"class hub at {base}/" in text and "hub/signup" in text, text[-2000:]
         yield Hub(base, hub_dir, log, proc.pid, started_in=time.monotonic() - started)
     finally:
-        _stop(proc)
+        # SIGTERM to the bootstrap alone: JupyterHub stops the users' servers itself
+        stop_process_group(proc, ((signal.SIGTERM, 45.0),), leader_only=True)
         _remove_os_users(users_before, hub_dir)
         for path, mode in modes.items():
             path.chmod(mode)
@@ -270,35 +232,22 @@ def hub() -> Iterator[Hub]:
     reason = hub_unavailable()
     if reason:
         pytest.skip(reason)
-    pytest.importorskip("playwright.sync_api")
     with hub_folder() as tmp, start_hub(tmp) as running:
         yield running
 
 
 @pytest.fixture(scope="session")
 def browser(hub):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
-        )
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with chromium() as running:
+        yield running
 
 
 def _shot(page, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / name))
+    screenshot(page, SHOTS, name)
 
 
 def _context(browser):
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    page = context.new_page()
-    page.set_default_timeout(UI_TIMEOUT_MS)
-    return context, page
+    return new_page(browser, timeout_ms=UI_TIMEOUT_MS)
 
 
 def _signup(browser, hub: Hub, user: str) -> str:
@@ -732,45 +681,22 @@ def run_class(hub: Hub, browser, on_active=None) -> dict[str, float]:
 
 def hub_memory(root_pid: int) -> dict[str, int]:
     """RSS (bytes) by role of every process below the bootstrap: hub, proxy, emulator, and
-    each user's server with its kernels."""
-    table = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
-            rss = int((entry / "statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            environ = (entry / "environ").read_bytes().split(b"\0")
-        except (OSError, ValueError):
-            continue
-        user = next((e[16:].decode() for e in environ if e.startswith(b"JUPYTERHUB_USER=")), None)
-        table[int(entry.name)] = (ppid, rss, cmd, user)
-    children: dict[int, list[int]] = {}
-    for pid, (ppid, *_rest) in table.items():
-        children.setdefault(ppid, []).append(pid)
-
-    def tree(pid: int) -> list[int]:
-        out, todo = [], [pid]
-        while todo:
-            out.append(todo.pop())
-            todo.extend(children.get(out[-1], []))
-        return out
-
+    each user's server with its kernels (tests/processes.py reads /proc)."""
+    table = process_table()
     roles: dict[str, int] = {}
-    for pid in tree(root_pid):
+    for pid in descendants(table, root_pid):
         if pid not in table:
             continue
-        _ppid, rss, cmd, user = table[pid]
-        if "jupyterhub-singleuser" in cmd:
-            role = f"server+kernels {user}"
-            rss = sum(table[p][1] for p in tree(pid) if p in table)
-        elif "configurable-http-proxy" in cmd:
+        info = table[pid]
+        rss = info.rss
+        if "jupyterhub-singleuser" in info.cmd:
+            role = f"server+kernels {info.user}"
+            rss = sum(table[p].rss for p in descendants(table, pid) if p in table)
+        elif "configurable-http-proxy" in info.cmd:
             role = "proxy"
-        elif "tunelab.emulator" in cmd:
+        elif "tunelab.emulator" in info.cmd:
             role = "emulator"
-        elif "jupyterhub" in cmd:
+        elif "jupyterhub" in info.cmd:
             role = "hub"
         else:
             continue

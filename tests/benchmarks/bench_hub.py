@@ -239,23 +239,16 @@ def main() -> int:
         return 2
     if args.simulate:
         return simulate(args.simulate, args.extrapolate)
-    from playwright.sync_api import sync_playwright
-    from test_hub import CHROMIUM, CHROMIUM_ARGS
+    from browser_support import chromium
 
     tmp = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="bench-hub-"))
     tmp.mkdir(parents=True, exist_ok=True)
     tmp.chmod(0o711)  # the hub's OS users enter it
     sample: dict[str, int] = {}
     started = time.monotonic()
-    with start_hub(tmp) as hub, sync_playwright() as pw:
+    with start_hub(tmp) as hub, chromium() as browser:
         print(f"hub up in {time.monotonic() - started:.1f} s at {hub.base}")
-        browser = pw.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
-        )
-        try:
-            timings = run_class(hub, browser, on_active=lambda: sample.update(memory(hub.pid)))
-        finally:
-            browser.close()
+        timings = run_class(hub, browser, on_active=lambda: sample.update(memory(hub.pid)))
     print("\nTime (2 students, sql_overfitting and quiz):")
     for what, seconds in timings.items():
         print(f"  {what:<52} {seconds:7.1f} s")
