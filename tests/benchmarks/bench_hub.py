@@ -11,8 +11,9 @@ instructor, logs in (the hub creates their OS user and starts their JupyterLab),
 kernel that imports what a lesson imports (tunelab, pandas, seaborn, google-generativeai,
 google-genai). Prints each server's start time, resident memory (RSS from /proc) of the
 shared processes (hub, proxy, emulator) and per student (server + kernel), and the same
-figures extrapolated linearly to ``--extrapolate`` students (default 30): shared + K x
-per-student memory, K x the mean start time if they log in one after another.
+figures extrapolated linearly to ``--extrapolate`` students (default 30) when that is
+more than N (labelled as extrapolated): shared + K x per-student memory, K x the mean
+start time if they log in one after another. ``--simulate 30`` measures a class of 30.
 
 Without ``--simulate``: the browser round trip in headless chromium (the instructor releases
 ``sql_overfitting`` and ``quiz`` in formgrader, two students fetch, answer, Validate and
