@@ -35,9 +35,14 @@ List, formgrader's Generate/Autograde/Generate Feedback disabled
 (``hub/tunelab_formgrader_guard.py``), a terminal with the course's ``python`` first on PATH,
 opened in the course folder; lessons 01-08 are released to the exchange when the hub starts.
 
-``HUB_DIR`` is ``$TUNELAB_HUB_DIR`` (default ``.hub/`` in the repository). The bootstrap picks
-free ports and passes them in ``TUNELAB_HUB_*``; run by hand
-(``.venv/bin/jupyterhub -f hub/jupyterhub_config.py``) the defaults below apply.
+In the class, this file runs from the class environment (``PREFIX/src/hub``, with
+``PREFIX/venv``'s JupyterHub: see ``tunelab.bootstrap.ensure_class_env``), so every process
+it starts runs a Python and imports code that every OS user can read; the masters and
+lessons come from the checkout named by ``$TUNELAB_HUB_REPO``. ``HUB_DIR`` is
+``$TUNELAB_HUB_DIR`` (the bootstrap's ``--hub-dir``: ``PREFIX/state`` in the class, else
+``.hub/`` in the checkout). The bootstrap picks free ports and passes them in
+``TUNELAB_HUB_*``; run by hand (``PREFIX/venv/bin/jupyterhub -f
+PREFIX/src/hub/jupyterhub_config.py``) the defaults below apply.
 """
 
 import json
