@@ -35,9 +35,14 @@ List, formgrader's Generate/Autograde/Generate Feedback disabled
 (``hub/tunelab_formgrader_guard.py``), a terminal with the course's ``python`` first on PATH,
 opened in the course folder; lessons 01-08 are released to the exchange when the hub starts.
 
-``HUB_DIR`` is ``$TUNELAB_HUB_DIR`` (default ``.hub/`` in the repository). The bootstrap picks
-free ports and passes them in ``TUNELAB_HUB_*``; run by hand
-(``.venv/bin/jupyterhub -f hub/jupyterhub_config.py``) the defaults below apply.
+In the class, this file runs from the class environment (``PREFIX/src/hub``, with
+``PREFIX/venv``'s JupyterHub: see ``tunelab.bootstrap.ensure_class_env``), so every process
+it starts runs a Python and imports code that every OS user can read; the masters and
+lessons come from the checkout named by ``$TUNELAB_HUB_REPO``. ``HUB_DIR`` is
+``$TUNELAB_HUB_DIR`` (the bootstrap's ``--hub-dir``: ``PREFIX/state`` in the class, else
+``.hub/`` in the checkout). The bootstrap picks free ports and passes them in
+``TUNELAB_HUB_*``; run by hand (``PREFIX/venv/bin/jupyterhub -f
+PREFIX/src/hub/jupyterhub_config.py``) the defaults below apply.
 """
 
 import json
@@ -51,8 +56,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[1]  # the code: PREFIX/src in the class, else the checkout
 HUB_SRC = ROOT / "hub"
+#: The checkout the instructors' course copy (masters, checkers, lessons) is made from.
+REPO = Path(os.environ.get("TUNELAB_HUB_REPO") or ROOT).resolve()
 sys.path[:0] = [str(ROOT), str(HUB_SRC)]
 
 import tunelab_hub as th  # noqa: E402  (hub/tunelab_hub.py)
@@ -95,7 +102,7 @@ if CLASS:
     why = th.unreachable_python(Path(sys.executable).parent / "python")
     if why:
         raise SystemExit(f"the class hub cannot start: {why}")
-HUB_DIR = Path(os.environ.get("TUNELAB_HUB_DIR") or ROOT / ".hub").resolve()
+HUB_DIR = Path(os.environ.get("TUNELAB_HUB_DIR") or REPO / ".hub").resolve()
 if CLASS and th.closed_parents(HUB_DIR):
     raise SystemExit(
         f"the class hub cannot start: its users' homes and the exchange live in {HUB_DIR}, "
@@ -120,7 +127,7 @@ if CLASS:
     INSTRUCTOR_ROOT = COURSE / ".instructor"
     EMULATOR_DIR = HUB_DIR / "emulator"
 else:
-    COURSE = ROOT
+    COURSE = REPO
     INSTRUCTOR_ROOT = HUB_DIR / "instructor"
     EMULATOR_DIR = HUB_DIR
 
@@ -141,11 +148,11 @@ if CLASS:
         th.ensure_system_user(th.system_name(n), HOMES / n, th.INSTRUCTORS_GROUP)
         for n in INSTRUCTORS
     ]
-    th.prepare_course(ROOT, COURSE, owners[0])
+    th.prepare_course(REPO, COURSE, owners[0])
     gid = th.ensure_group(th.INSTRUCTORS_GROUP)
     os.chown(COURSE, owners[0].pw_uid, gid)
     COURSE.chmod(0o2770)  # every instructor's OS user (the group) works in it; nobody else
-    th.close_checkout(ROOT)
+    th.close_checkout(REPO)
     EMULATOR_USER = th.ensure_system_user("tunelab-emulator", EMULATOR_DIR, system=True)
 else:
     INSTRUCTOR_ROOT.mkdir(parents=True, exist_ok=True)
@@ -235,6 +242,8 @@ c.Spawner.environment = {
     "PATH": os.pathsep.join([str(VENV_BIN), os.environ.get("PATH", "/usr/bin:/bin")]),
     "TUNELAB_ENDPOINT": EMULATOR_URL,
     "PYTHONUNBUFFERED": "1",
+    # hub/jupyter/labextensions: nbgrader's "(view feedback)" opens the page
+    "JUPYTER_PATH": str(HUB_SRC / "jupyter"),
 }
 for name in ("TUNELAB_TIME_SCALE", "LANG", "TZ"):
     if os.environ.get(name):

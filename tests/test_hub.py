@@ -6,7 +6,11 @@ instructor's formgrader, students who must not see instructor tools, and a tunin
 shared by everybody. This module starts the README's command (``python3 -m tunelab.bootstrap
 hub --headless``, the class mode: one OS user per hub user, NativeAuthenticator logins) as a
 real process on free ports with its state in a temporary folder -- one hub and one browser
-for the module -- and with Playwright driving Debian's chromium:
+for the whole run (session fixtures) -- and with Playwright driving Debian's chromium. The
+hub runs from a class environment every OS user can read (``bootstrap.ensure_class_env``:
+a venv made from the system's Python, the course's code beside it) under /tmp, installed
+once and reused by later runs until the requirements change; ``bootstrap test`` installs it
+before pytest starts. As root only (the hub creates OS users), never by opening /root:
 
 1. the instructor signs up, students sign up, the instructor approves them at
    ``/hub/authorize``; everybody logs in with their own password;
@@ -22,7 +26,8 @@ for the module -- and with Playwright driving Debian's chromium:
    verdicts), grades Part 9 (``p9-justification``) by hand in formgrader, runs ``python -m
    grader feedback`` and ``python -m grader export`` (``grades.csv``: student3 "no
    submission") and releases the feedback with formgrader's buttons;
-5. each student fetches the feedback from the Assignment List and opens it.
+5. each student fetches the feedback from the Assignment List and opens it with *(view
+   feedback)* (the page opens in JupyterLab's HTML viewer).
 
 ``test_students_are_kept_apart`` then checks, as the student's OS user, that the class
 mode's walls hold: no root, no masters, checkers, gradebook, ``.instructor/``, other homes,
@@ -36,18 +41,16 @@ from __future__ import annotations
 import contextlib
 import csv
 import grp
-import json
+import itertools
 import os
 import pwd
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,17 +61,25 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "hub"))
-import tunelab_hub  # noqa: E402  (hub/tunelab_hub.py: OS user names, the Python check)
+import tunelab_hub  # noqa: E402  (hub/tunelab_hub.py: OS user names)
+from browser_support import (  # noqa: E402  (tests/: the shared browser-test plumbing)
+    SCREENSHOTS,
+    browser_unavailable,
+    chromium,
+    free_port,
+    new_page,
+    screenshot,
+    start_logged,
+    stop_process_group,
+    wait_for_http,
+    write_lab_settings,
+)
+from processes import descendants, process_table  # noqa: E402
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--no-first-run",
-]
+from tunelab import bootstrap  # noqa: E402
+
 PROXY = ROOT / ".hub" / "node_modules" / ".bin" / "configurable-http-proxy"
-SHOTS = ROOT / "build" / "screenshots" / "hub"
+SHOTS = SCREENSHOTS / "hub"
 ASSIGNMENTS = ("sql_overfitting", "quiz")
 LESSONS = tuple(
     sorted(p.name for p in (ROOT / "notebooks").iterdir() if re.match(r"\d\d_", p.name))
@@ -85,13 +96,6 @@ MANUAL = "p9-justification"
 TIME_SCALE = "20000"  # the shared emulator and grading: tuning jobs take milliseconds
 SERVER_TIMEOUT = 180
 UI_TIMEOUT_MS = 240_000
-#: Suppress JupyterLab's news pop-up in every user's lab (it can cover buttons).
-LAB_SETTINGS = {
-    "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {
-        "fetchNews": "false",
-        "checkForUpdates": False,
-    },
-}
 
 
 @dataclass
@@ -115,34 +119,27 @@ class Hub:
         return self.course / ".instructor"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    """SIGTERM the bootstrap (it stops JupyterHub, which stops the servers), then the rest."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=45)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
-
-
 def hub_unavailable() -> str | None:
     """Why the hub test cannot run here, or None."""
-    if not CHROMIUM.exists():
-        return "Debian's chromium is not installed (apt-get install chromium)"
+    reason = browser_unavailable()
+    if reason:
+        return reason
     if not PROXY.exists() and not (shutil.which("npm") and shutil.which("node")):
         return "JupyterHub's proxy needs node and npm (apt-get install nodejs npm)"
     if os.geteuid() != 0:
         return "the class hub creates OS users: run the hub test as root"
-    why = tunelab_hub.unreachable_python(Path(sys.executable).parent / "python")
-    if why:
-        return why
+    try:
+        bootstrap.system_python()  # the class venv's base: one every OS user can run
+    except SystemExit as exc:
+        return str(exc)
     return None
+
+
+def class_env() -> tuple[Path, Path]:
+    """The class environment the hub runs from (``bootstrap hub --prefix``): installed once
+    under /tmp, then reused until the requirements change; (prefix, its venv's python)."""
+    prefix = bootstrap.test_class_prefix()
+    return prefix, bootstrap.ensure_class_env(prefix)
 
 
 def _os_users() -> set[str]:
@@ -165,58 +162,54 @@ def _remove_os_users(before: set[str], hub_dir: Path) -> None:
 
 @contextlib.contextmanager
 def start_hub(tmp: Path, users: tuple[str, ...] = USERS):
-    """The README's ``bootstrap hub --headless`` on a free port, state in ``tmp/state``.
+    """The README's ``bootstrap hub --headless`` on a free port, state in ``tmp/state``, run
+    from the cached class environment (:func:`class_env`).
 
+    One hub at a time uses that environment (a lock beside it: another test run waits).
     Afterwards the OS users it made are deleted and the repository's closed folders
     (``solutions/``) get their mode back."""
+    import fcntl
+
+    prefix, _python = class_env()
+    lock = (prefix.parent / f"{prefix.name}.tests.lock").open("w")
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    try:
+        with _start_hub(tmp, prefix, users) as running:
+            yield running
+    finally:
+        lock.close()
+
+
+@contextlib.contextmanager
+def _start_hub(tmp: Path, prefix: Path, users: tuple[str, ...]):
     hub_dir = tmp / "state"
-    for user in users:
-        for rel, content in LAB_SETTINGS.items():
-            path = hub_dir / "homes" / user / ".jupyter" / "lab" / "user-settings" / rel
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(content))
-    port = _free_port()
+    for user in users:  # no news pop-up (it can cover buttons), every cell rendered
+        write_lab_settings(hub_dir / "homes" / user / ".jupyter" / "lab" / "user-settings")
+    port = free_port()
     env = {
         **os.environ,
         "TUNELAB_TIME_SCALE": TIME_SCALE,
         "PYTHONUNBUFFERED": "1",
-        "TUNELAB_HUB_SKIP_INSTALL": "1",  # the test's venv is the course's (maybe shared)
     }
     for name in ("TUNELAB_ENDPOINT", "TUNELAB_INSTRUCTOR_ROOT", "JUPYTER_CONFIG_PATH"):
         env.pop(name, None)
     python = shutil.which("python3") or sys.executable
     cmd = [python, "-m", "tunelab.bootstrap", "hub", "--headless", "--port", str(port)]
-    cmd += ["--hub-dir", str(hub_dir)]
+    cmd += ["--hub-dir", str(hub_dir), "--prefix", str(prefix)]
     log = tmp / "hub.log"
     users_before = _os_users()
     modes = {p: p.stat().st_mode for p in (ROOT / "solutions",)}
     started = time.monotonic()
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
+    proc = start_logged(cmd, log, env=env)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + SERVER_TIMEOUT
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(
-                    f"bootstrap hub exited {proc.returncode}:\n{log.read_text()[-3000:]}"
-                )
-            try:
-                with urllib.request.urlopen(f"{base}/hub/api", timeout=5) as reply:
-                    if reply.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"JupyterHub did not answer within {SERVER_TIMEOUT} s")
-            time.sleep(0.5)
+        wait_for_http(f"{base}/hub/api", proc, log, what="bootstrap hub", timeout=SERVER_TIMEOUT)
         text = log.read_text()
         assert f"class hub at {base}/" in text and "hub/signup" in text, text[-2000:]
         yield Hub(base, hub_dir, log, proc.pid, started_in=time.monotonic() - started)
     finally:
-        _stop(proc)
+        # SIGTERM to the bootstrap alone: JupyterHub stops the users' servers itself
+        stop_process_group(proc, ((signal.SIGTERM, 45.0),), leader_only=True)
         _remove_os_users(users_before, hub_dir)
         for path, mode in modes.items():
             path.chmod(mode)
@@ -233,40 +226,28 @@ def hub_folder() -> Iterator[Path]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def hub() -> Iterator[Hub]:
+    """One class hub for the whole run (its environment cached across runs)."""
     reason = hub_unavailable()
     if reason:
         pytest.skip(reason)
-    pytest.importorskip("playwright.sync_api")
     with hub_folder() as tmp, start_hub(tmp) as running:
         yield running
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def browser(hub):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
-        )
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with chromium() as running:
+        yield running
 
 
 def _shot(page, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / name))
+    screenshot(page, SHOTS, name)
 
 
 def _context(browser):
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    page = context.new_page()
-    page.set_default_timeout(UI_TIMEOUT_MS)
-    return context, page
+    return new_page(browser, timeout_ms=UI_TIMEOUT_MS)
 
 
 def _signup(browser, hub: Hub, user: str) -> str:
@@ -400,10 +381,15 @@ class Terminal:
     """The instructor's JupyterLab terminal (File > New > Terminal), typed into like a person.
 
     Each command's output goes to a file in the instructor's home (the xterm canvas cannot be
-    read back reliably), with its exit status after it."""
+    read back reliably), with its exit status after it. The files are numbered across every
+    terminal of the run and removed before the command is typed: a second terminal that
+    found the first one's status file would read an earlier command's result as its own (the
+    export step once "passed" before ``grades.csv`` was written)."""
+
+    _numbers = itertools.count(1)
 
     def __init__(self, page, hub: Hub, user: str = "instructor") -> None:
-        self.page, self.hub, self.user, self.n = page, hub, user, 0
+        self.page, self.hub, self.user = page, hub, user
         page.locator(".lm-MenuBar-itemLabel", has_text=re.compile("^File$")).click()
         page.locator(".lm-Menu-itemLabel", has_text=re.compile("^New$")).first.hover()
         page.locator(".lm-Menu-itemLabel", has_text=re.compile("^Terminal$")).first.click()
@@ -412,9 +398,11 @@ class Terminal:
         page.wait_for_timeout(1500)  # the shell's prompt
 
     def run(self, command: str, timeout: float = 900) -> tuple[int, str]:
-        self.n += 1
-        out = self.hub.home(self.user) / f".terminal-{self.n}.log"
-        done = self.hub.home(self.user) / f".terminal-{self.n}.rc"
+        n = next(self._numbers)
+        out = self.hub.home(self.user) / f".terminal-{n}.log"
+        done = self.hub.home(self.user) / f".terminal-{n}.rc"
+        for path in (out, done):
+            path.unlink(missing_ok=True)
         self.box.click()
         self.page.keyboard.type(
             f"{{ {command}; }} > ~/{out.name} 2>&1; echo $? > ~/{done.name}", delay=5
@@ -594,7 +582,7 @@ def run_class(hub: Hub, browser, on_active=None) -> dict[str, float]:
     lines = where.split()
     assert lines[0] == str(hub.course), where
     assert lines[1] != "0", where
-    assert Path(lines[2]).resolve() == Path(sys.executable).resolve(), where  # the venv
+    assert lines[2] == str(bootstrap.test_class_prefix() / "venv" / "bin" / "python"), where
     t0 = time.monotonic()
     for assignment in ASSIGNMENTS:
         out = terminal.check(f"python -m grader autograde {assignment}")
@@ -633,7 +621,8 @@ def run_class(hub: Hub, browser, on_active=None) -> dict[str, float]:
     terminal = Terminal(instructor, hub)
     for assignment in ASSIGNMENTS:
         terminal.check(f"python -m grader feedback {assignment}")
-    terminal.check("python -m grader export")
+    exported = terminal.check("python -m grader export")
+    assert "Exported" in exported and "grades.csv" in exported, exported
     with (hub.instructor_root / "exports" / "grades.csv").open() as fh:
         rows = {(r["student_id"], r["assignment"]): r for r in csv.DictReader(fh)}
     s1 = rows[("student1", "sql_overfitting")]
@@ -667,10 +656,16 @@ def run_class(hub: Hub, browser, on_active=None) -> dict[str, float]:
         _shot(page, f"11_{user}_feedback_fetched.png")
         pages = sorted((hub.home(user) / "sql_overfitting" / "feedback").glob("*/*.html"))
         assert pages, f"{user} has no feedback page"
-        rel = pages[-1].relative_to(hub.home(user))
-        page.goto(f"{hub.base}/user/{user}/files/{rel.as_posix()}")
-        page.get_by_text("sql_overfitting").first.wait_for(state="visible")
-        text = page.locator("body").inner_text()
+        # "(view feedback)" opens the page (hub/jupyter/labextensions/tunelab-feedback-link)
+        row = page.locator("#submitted_assignments_list .list_item", has_text="sql_overfitting")
+        row.first.get_by_text("(view feedback)").click()
+        viewer = page.locator(".jp-HTMLViewer:visible").first
+        viewer.wait_for(state="visible")
+        tab = page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab.lm-mod-current").first
+        assert "sql_overfitting.html" in tab.inner_text(), tab.inner_text()
+        body = page.frame_locator(".jp-HTMLViewer:visible iframe").first.locator("body")
+        body.get_by_text("sql_overfitting").first.wait_for(state="visible")
+        text = body.inner_text()
         _shot(page, f"12_{user}_feedback.png")
         total = rows[(user, "sql_overfitting")]
         score = f"sql_overfitting (Score: {float(total['raw_score']):.1f} / "
@@ -686,45 +681,22 @@ def run_class(hub: Hub, browser, on_active=None) -> dict[str, float]:
 
 def hub_memory(root_pid: int) -> dict[str, int]:
     """RSS (bytes) by role of every process below the bootstrap: hub, proxy, emulator, and
-    each user's server with its kernels."""
-    table = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
-            rss = int((entry / "statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            environ = (entry / "environ").read_bytes().split(b"\0")
-        except (OSError, ValueError):
-            continue
-        user = next((e[16:].decode() for e in environ if e.startswith(b"JUPYTERHUB_USER=")), None)
-        table[int(entry.name)] = (ppid, rss, cmd, user)
-    children: dict[int, list[int]] = {}
-    for pid, (ppid, *_rest) in table.items():
-        children.setdefault(ppid, []).append(pid)
-
-    def tree(pid: int) -> list[int]:
-        out, todo = [], [pid]
-        while todo:
-            out.append(todo.pop())
-            todo.extend(children.get(out[-1], []))
-        return out
-
+    each user's server with its kernels (tests/processes.py reads /proc)."""
+    table = process_table()
     roles: dict[str, int] = {}
-    for pid in tree(root_pid):
+    for pid in descendants(table, root_pid):
         if pid not in table:
             continue
-        _ppid, rss, cmd, user = table[pid]
-        if "jupyterhub-singleuser" in cmd:
-            role = f"server+kernels {user}"
-            rss = sum(table[p][1] for p in tree(pid) if p in table)
-        elif "configurable-http-proxy" in cmd:
+        info = table[pid]
+        rss = info.rss
+        if "jupyterhub-singleuser" in info.cmd:
+            role = f"server+kernels {info.user}"
+            rss = sum(table[p].rss for p in descendants(table, pid) if p in table)
+        elif "configurable-http-proxy" in info.cmd:
             role = "proxy"
-        elif "tunelab.emulator" in cmd:
+        elif "tunelab.emulator" in info.cmd:
             role = "emulator"
-        elif "jupyterhub" in cmd:
+        elif "jupyterhub" in info.cmd:
             role = "hub"
         else:
             continue
@@ -756,7 +728,7 @@ def print_sizing(hub: Hub, sample: dict[str, int], active: list[str], size: int 
     )
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def class_run(hub, browser) -> dict[str, float]:
     """The round trip, once per module (the isolation test inspects what it left)."""
     started = time.monotonic()
@@ -814,6 +786,10 @@ def test_students_are_kept_apart(hub, class_run):
         "student2's environment (their token)": ["cat", f"/proc/{_server('student2')[0]}/environ"],
     }.items():
         _denied(_as_user("student1", *cmd), what)
+    # the class environment every user reads holds no answers
+    src = bootstrap.test_class_prefix() / "src"
+    assert (src / "tunelab").is_dir() and not (src / "solutions").exists()
+    assert not list(src.rglob("checker.py")) and not list(src.rglob("*.ipynb"))
     # their own: fine
     assert _as_user("student1", "ls", str(hub.home("student1"))).returncode == 0
     assert _as_user("student1", "ls", str(exchange / "outbound")).returncode == 0

@@ -101,6 +101,31 @@ def test_grades_csv_gets_a_row_for_who_never_submitted(tmp_path) -> None:
     assert len(rows) == 4
 
 
+def test_grades_csv_has_the_class_list_before_anybody_submitted(tmp_path) -> None:
+    """nbgrader writes the header alone; the roster still gets a row per gradebook assignment."""
+    import pytest
+
+    from grader.course import CourseError
+    from grader.export import add_missing_students, add_status
+
+    instructor = tmp_path / "instructor"
+    instructor.mkdir()
+    (instructor / "roster.txt").write_text("student3\n")
+    course = SimpleNamespace(instructor=instructor, runs=tmp_path / "runs")
+    path = tmp_path / "grades.csv"
+    path.write_text("assignment,duedate,timestamp,student_id,raw_score,max_score\n")
+    add_missing_students(course, path, {"quiz": {"duedate": "", "max_score": "5.0"}})
+    add_status(course, path)
+    rows = list(csv.DictReader(path.open()))
+    assert [(r["student_id"], r["assignment"], r["status"]) for r in rows] == [
+        ("student3", "quiz", "no submission")
+    ]
+    assert rows[0]["max_score"] == "5.0" and rows[0]["raw_score"] == ""
+    (tmp_path / "other.csv").write_text("name,score\nx,1\n")
+    with pytest.raises(CourseError, match="other.csv"):
+        add_missing_students(course, tmp_path / "other.csv")
+
+
 def test_feedback_pages_do_not_show_the_instructors_paths(tmp_path) -> None:
     from grader.results.feedback import scrub_paths
 
@@ -128,6 +153,29 @@ def test_closed_parents_names_folders_others_cannot_enter(tmp_path) -> None:
         assert tmp_path / "a" in th.closed_parents(inner / "c")
     finally:
         (tmp_path / "a").chmod(0o755)
+
+
+def test_the_class_venv_is_never_made_from_a_python_others_cannot_run(tmp_path) -> None:
+    """A Python behind a closed folder (pyenv under /root) is refused, naming the folder."""
+    import pytest
+
+    from tunelab import bootstrap
+
+    system = Path("/usr/bin/python3.11")
+    if not system.exists():
+        pytest.skip("no /usr/bin/python3.11 here")
+    closed = tmp_path / "closed"
+    (closed / "bin").mkdir(parents=True)
+    (closed / "bin" / "python3").symlink_to(system)
+    closed.chmod(0o700)
+    try:
+        with pytest.raises(SystemExit, match=str(closed)):
+            bootstrap.system_python((str(closed / "bin" / "python3"),))
+        assert bootstrap.system_python((str(closed / "bin" / "python3"), str(system))) == system
+    finally:
+        closed.chmod(0o755)
+    key = bootstrap.class_env_key()
+    assert bootstrap.test_class_prefix().name.endswith(key) and len(key) == 12
 
 
 def test_each_grader_process_gets_its_own_sandbox_uid_range() -> None:

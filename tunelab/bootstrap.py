@@ -53,6 +53,31 @@ HUB_DEFAULT_PASSWORD = "tunelab"
 HUB_INSTRUCTORS = ("instructor",)
 HUB_STUDENTS = ("student1", "student2", "student3")
 COURSE_ID = "fine-tuning-lab"
+#: The class hub's environment, as The Littlest JupyterHub's ``/opt/tljh/user``: a venv that
+#: every OS user can run, made from the system's Python (a pyenv Python under ``/root`` is
+#: out of students' reach), with the course's code beside it. Root owns it; it holds no
+#: answers (the masters and checkers stay in the instructors' course copy).
+CLASS_PREFIX = Path("/opt/fine-tuning-lab")
+CLASS_REQUIREMENTS = (STUDENT_REQUIREMENTS, EXTRA_REQUIREMENTS["instructor"])
+#: What ``PREFIX/src`` holds: the packages the servers, kernels and grader import, the data the
+#: lessons read (``tunelab.data_path``), the hub's config and the pins (``tunelab.selfcheck``).
+CLASS_CODE = (
+    "tunelab",
+    "grader",
+    "hub",
+    "data",
+    "requirements.txt",
+    "requirements-instructor.txt",
+    "pyproject.toml",
+)
+CLASS_CODE_IGNORE = ("__pycache__", "*.pyc", ".ipynb_checkpoints", "node_modules", "*.egg-info")
+#: Python 3.11+ interpreters other users can run, in the order tried (``--python`` overrides).
+CLASS_PYTHONS = (
+    "/usr/bin/python3.11",
+    "/usr/local/bin/python3.11",
+    "/usr/bin/python3",
+    "/usr/local/bin/python3",
+)
 
 #: nbgrader 0.9.6's pieces (``share/jupyter/labextensions/@jupyter/nbgrader`` plugins and
 #: ``nbgrader.server_extensions``): what a student gets, and what only an instructor gets.
@@ -210,6 +235,147 @@ def ensure_proxy(required: bool = True) -> Path | None:
             raise SystemExit(result.returncode or 1)
         return None
     return PROXY_BIN
+
+
+def closed_folders(path: Path) -> list[Path]:
+    """The folders on the way to ``path`` that other users cannot enter: both the way as
+    written (a link inside ``/root`` is out of reach wherever it points) and the way to what
+    it resolves to."""
+    given = Path(os.path.abspath(path))
+    way = [*reversed(given.parents), *reversed(given.resolve().parents)]
+    if given.resolve().is_dir():
+        way.append(given.resolve())
+    closed = [p for p in dict.fromkeys(way) if p.exists() and not p.stat().st_mode & 0o001]
+    return closed
+
+
+def class_env_key(root: Path = ROOT) -> str:
+    """A short hash of the class venv's requirements: equal keys, the same venv (tests cache it)."""
+    digest = hashlib.sha256()
+    for name in CLASS_REQUIREMENTS:
+        digest.update(name.encode() + b"\0" + (root / name).read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def test_class_prefix(root: Path = ROOT) -> Path:
+    """Where the hub tests keep their class environment: under /tmp, one per requirements key,
+    so it is installed once and reused by every later run (and every checkout) until the
+    requirements change."""
+    return Path("/tmp") / f"fine-tuning-lab-class-{class_env_key(root)}"
+
+
+test_class_prefix.__test__ = False  # a helper, not a pytest test
+
+
+def system_python(candidates: tuple[str, ...] = CLASS_PYTHONS) -> Path:
+    """The first Python 3.11+ with ``venv`` that every OS user can run (the class venv's base)."""
+    tried = []
+    for name in candidates:
+        path = Path(name)
+        if not path.exists():
+            continue
+        closed = closed_folders(path)
+        if closed or not path.resolve().stat().st_mode & 1:
+            tried.append(f"{path} (others cannot enter {', '.join(map(str, closed)) or path})")
+            continue
+        probe = "import sys, venv, ensurepip; sys.exit(sys.version_info < (3, 11))"
+        if subprocess.run([str(path), "-c", probe], capture_output=True).returncode != 0:
+            tried.append(f"{path} (older than 3.11, or no venv/ensurepip)")
+            continue
+        return path
+    raise SystemExit(
+        "the class hub needs a Python 3.11+ with venv that every user can run, outside /root "
+        f"(tried: {'; '.join(tried) or ', '.join(candidates)}); on Debian: "
+        "sudo apt-get install -y python3.11 python3.11-venv, or name one with --python"
+    )
+
+
+def _open_to_all(path: Path) -> None:
+    """Readable by every user, writable by the owner only (root's umask may be 077)."""
+    for dirpath, _dirnames, filenames in os.walk(path):
+        os.chmod(dirpath, 0o755)
+        for name in filenames:
+            file = os.path.join(dirpath, name)
+            if not os.path.islink(file):
+                mode = os.stat(file).st_mode
+                os.chmod(file, 0o755 if mode & 0o100 else 0o644)
+
+
+def _class_fingerprint(python: Path, root: Path) -> str:
+    version = subprocess.run(
+        [str(python), "-c", "import sys; print(sys.version)"], capture_output=True, text=True
+    ).stdout
+    return f"{class_env_key(root)} {python} {version.strip()}"
+
+
+def ensure_class_env(prefix: Path, python: Path | None = None, root: Path = ROOT) -> Path:
+    """The class hub's environment at ``prefix``; returns its venv's python.
+
+    ``PREFIX/venv``: made from the system's Python (:func:`system_python`) with the student and
+    instructor pins (not the test tools), reinstalled only when they change (a stamp holds
+    :func:`class_env_key`). ``PREFIX/src``: a fresh copy of the course's code
+    (:data:`CLASS_CODE`, never the masters or checkers) on the venv's path through a ``.pth`` file.
+    Everything is root's and readable by all, as TLJH's ``/opt/tljh/user`` is."""
+    import fcntl
+
+    prefix = Path(prefix).resolve()
+    prefix.mkdir(parents=True, exist_ok=True)
+    prefix.chmod(0o755)  # root's umask may be 077
+    closed = closed_folders(prefix)
+    if closed:
+        raise SystemExit(
+            f"the class environment {prefix} must be reachable by every user, but others "
+            f"cannot enter {', '.join(map(str, closed))}: choose another --prefix "
+            f"(default {CLASS_PREFIX})"
+        )
+    venv, src = prefix / "venv", prefix / "src"
+    stamp = venv / ".fine-tuning-lab-class"
+    old_umask = os.umask(0o022)
+    try:
+        with (prefix / ".lock").open("w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # one installer at a time
+            python = python or system_python()
+            fingerprint = _class_fingerprint(python, root)
+            if not (stamp.exists() and stamp.read_text() == fingerprint):
+                say(f"installing the class environment in {venv} from {python} (a few minutes)")
+                shutil.rmtree(venv, ignore_errors=True)
+                run([str(python), "-m", "venv", str(venv)])
+                pip = [str(venv / "bin" / "python"), "-m", "pip", "--disable-pip-version-check"]
+                run([*pip, "-q", "install", "--upgrade", "pip"])
+                files = [a for name in CLASS_REQUIREMENTS for a in ("-r", str(root / name))]
+                run([*pip, "-q", "install", *files])
+                _open_to_all(venv)
+                stamp.write_text(fingerprint)
+            fresh = prefix / "src.new"
+            shutil.rmtree(fresh, ignore_errors=True)
+            fresh.mkdir()
+            for name in CLASS_CODE:
+                source = root / name
+                if source.is_dir():
+                    ignore = shutil.ignore_patterns(*CLASS_CODE_IGNORE)
+                    shutil.copytree(source, fresh / name, ignore=ignore)
+                elif source.is_file():
+                    shutil.copy2(source, fresh / name)
+            venv_py = venv / "bin" / "python"
+            # compiled now, as root: students cannot write __pycache__ here
+            subprocess.run([str(venv_py), "-m", "compileall", "-q", str(fresh)], check=False)
+            _open_to_all(fresh)
+            shutil.rmtree(prefix / "src.old", ignore_errors=True)
+            if src.exists():
+                src.rename(prefix / "src.old")
+            fresh.rename(src)
+            shutil.rmtree(prefix / "src.old", ignore_errors=True)
+            site = subprocess.run(
+                [str(venv_py), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout.strip()
+            (Path(site) / "fine_tuning_lab.pth").write_text(f"{src}\n")
+            prefix.chmod(0o755)
+    finally:
+        os.umask(old_umask)
+    return venv / "bin" / "python"
 
 
 def write_role_config(
@@ -389,6 +555,13 @@ def cmd_test(args: argparse.Namespace) -> int:
     py = ensure_venv()
     ensure_system_packages()
     ensure_proxy(required=False)  # for the hub test
+    if os.geteuid() == 0:
+        # the class environment of the hub test: installed once, then reused
+        # until the requirements change
+        try:
+            ensure_class_env(test_class_prefix())
+        except SystemExit as exc:  # e.g. no system Python 3.11: only the hub test skips
+            say(f"{exc}; the hub test will be skipped")
     bin_dir = VENV / "bin"
     say("ruff: lint and format check")
     run([str(bin_dir / "ruff"), "check", "."], cwd=ROOT)
@@ -437,8 +610,11 @@ def hub_env(
 def cmd_hub(args: argparse.Namespace) -> int:
     """A real JupyterHub for a class on this machine (``hub/README.md``).
 
-    Default: the class mode (one OS user per hub user, real logins; needs root).
-    ``--rehearsal``: the single-user quick start, no isolation between users."""
+    Default: the class mode (one OS user per hub user, real logins; needs root), run from the
+    class environment at ``--prefix`` (:func:`ensure_class_env`). ``--rehearsal``: the
+    single-user quick start from this checkout's ``.venv``, no isolation between users."""
+    import fcntl
+
     if not HUB_CONFIG.exists():
         say("this copy of the course has no hub/ folder; run the hub from the repository")
         return 2
@@ -449,10 +625,25 @@ def cmd_hub(args: argparse.Namespace) -> int:
         say("to try the course out as yourself (one OS user, one shared password, NOT for a")
         say("class): python3 -m tunelab.bootstrap hub --rehearsal")
         return 2
-    if not (os.environ.get("TUNELAB_HUB_SKIP_INSTALL") == "1" and VENV_PY.exists()):
-        ensure_venv()  # (the hub test skips it: helpers share one venv)
+    hub_lock = None
+    if args.rehearsal:
+        if not (os.environ.get("TUNELAB_HUB_SKIP_INSTALL") == "1" and VENV_PY.exists()):
+            ensure_venv()
+        hub_bin, config = VENV / "bin", HUB_CONFIG
+    else:
+        prefix = Path(args.prefix).resolve()
+        python = Path(args.python) if args.python else None
+        hub_bin = ensure_class_env(prefix, python).parent
+        config = prefix / "src" / "hub" / HUB_CONFIG.name
+        hub_lock = (prefix / ".hub.lock").open("w")
+        try:  # the hub runs from PREFIX/src: a second hub would replace it under the first
+            fcntl.flock(hub_lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            say(f"another class hub runs from {prefix}: stop it, or choose another --prefix")
+            return 2
     ensure_proxy()
-    hub_dir = Path(args.hub_dir).resolve()
+    default_dir = ROOT / ".hub" if args.rehearsal else prefix / "state"
+    hub_dir = Path(args.hub_dir or default_dir).resolve()
     hub_dir.mkdir(parents=True, exist_ok=True)
     url = f"http://127.0.0.1:{args.port}/"
     env = hub_env(
@@ -464,10 +655,13 @@ def cmd_hub(args: argparse.Namespace) -> int:
         say(f"  instructor: {', '.join(instructors)}   students: {', '.join(HUB_STUDENTS)}")
         say(f"  password for every demo user: {args.password}")
     else:
-        say(f"class hub at {url} (state in {hub_dir})")
+        # the class's processes import the course's code from PREFIX/src only
+        env.pop("PYTHONPATH", None)
+        env["TUNELAB_HUB_REPO"] = str(ROOT)  # masters and lessons: copied for the instructors
+        say(f"class hub at {url} (state in {hub_dir}, environment in {prefix})")
         say(f"  instructors: {', '.join(instructors)}: sign up first at {url}hub/signup")
         say(f"  students sign up at {url}hub/signup; approve them at {url}hub/authorize")
-    cmd = [str(VENV / "bin" / "jupyterhub"), "-f", str(HUB_CONFIG)]
+    cmd = [str(hub_bin / "jupyterhub"), "-f", str(config)]
     proc = subprocess.Popen(cmd, env=env, cwd=hub_dir)
 
     def _stop(signum, frame):
@@ -487,6 +681,9 @@ def cmd_hub(args: argparse.Namespace) -> int:
         except subprocess.TimeoutExpired:
             proc.kill()
             return proc.wait()
+    finally:
+        if hub_lock is not None:
+            hub_lock.close()
 
 
 def _open_when_ready(url: str, proc: subprocess.Popen) -> None:
@@ -581,7 +778,9 @@ def build_parser(root: Path = ROOT) -> argparse.ArgumentParser:
             "--headless", action="store_true", help="no browser; for servers and tests"
         )
         hub.add_argument(
-            "--hub-dir", default=str(root / ".hub"), help="state: homes, exchange, gradebook"
+            "--hub-dir",
+            help="state: homes, exchange, the course copy with the gradebook (default: "
+            "PREFIX/state in the class, .hub/ in the checkout for --rehearsal)",
         )
         hub.add_argument(
             "--password",
@@ -593,6 +792,18 @@ def build_parser(root: Path = ROOT) -> argparse.ArgumentParser:
             action="store_true",
             help="the single-user quick start (all users one OS user, shared password): for "
             "trying the course out, never for a class",
+        )
+        hub.add_argument(
+            "--prefix",
+            default=os.environ.get("TUNELAB_CLASS_PREFIX") or str(CLASS_PREFIX),
+            help="the class environment: a venv every user can run and the course's code "
+            f"(default {CLASS_PREFIX}, or $TUNELAB_CLASS_PREFIX; reinstalled only when the "
+            "requirements change)",
+        )
+        hub.add_argument(
+            "--python",
+            help="the system Python 3.11+ the class venv is made from "
+            f"(default: the first of {', '.join(CLASS_PYTHONS)})",
         )
         hub.add_argument(
             "--instructor",

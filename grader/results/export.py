@@ -41,7 +41,11 @@ def export_grades(course: Course, dest: Path | None = None) -> Path:
     plugin = CsvExportPlugin(config=cfg, to=str(dest))
     with Gradebook(course.db_url, cfg.CourseDirectory.course_id) as gb:
         plugin.export(gb)
-    add_missing_students(course, dest)
+        assignments = {
+            a.name: {"duedate": str(a.duedate or ""), "max_score": str(a.max_score)}
+            for a in gb.assignments
+        }
+    add_missing_students(course, dest, assignments)
     add_status(course, dest)
     add_variants(course, dest)
     return dest
@@ -107,19 +111,26 @@ def roster(course: Course) -> list[str]:
     return list(dict.fromkeys(n for n in names if n))
 
 
-def add_missing_students(course: Course, path: Path) -> None:
-    """A row per assignment for each student on the roster the gradebook has never seen."""
+def add_missing_students(
+    course: Course, path: Path, gradebook_assignments: dict[str, dict[str, str]] | None = None
+) -> None:
+    """A row per assignment for each student on the roster the gradebook has never seen.
+
+    The assignments are those of the CSV's rows plus ``gradebook_assignments`` (name ->
+    ``duedate``, ``max_score``), so a class where nobody has submitted yet still gets its
+    rows (nbgrader then writes the header alone)."""
     with path.open(newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    if not rows:
-        return
-    columns = list(rows[0].keys())
+        reader = csv.DictReader(handle)
+        rows = list(reader)
+        columns = list(reader.fieldnames or [])
+    if "student_id" not in columns or "assignment" not in columns:
+        raise CourseError(f"{path}: not nbgrader's grades CSV (no student_id/assignment column)")
     known = {row.get("student_id", "") for row in rows}
-    assignments: dict[str, dict[str, str]] = {}
+    assignments: dict[str, dict[str, str]] = dict(gradebook_assignments or {})
     for row in rows:
         assignments.setdefault(row.get("assignment", ""), row)
     missing = [s for s in roster(course) if s not in known]
-    if not missing:
+    if not missing or not assignments:
         return
     for student in missing:
         for assignment, example in assignments.items():

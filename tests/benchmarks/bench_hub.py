@@ -11,8 +11,9 @@ instructor, logs in (the hub creates their OS user and starts their JupyterLab),
 kernel that imports what a lesson imports (tunelab, pandas, seaborn, google-generativeai,
 google-genai). Prints each server's start time, resident memory (RSS from /proc) of the
 shared processes (hub, proxy, emulator) and per student (server + kernel), and the same
-figures extrapolated linearly to ``--extrapolate`` students (default 30): shared + K x
-per-student memory, K x the mean start time if they log in one after another.
+figures extrapolated linearly to ``--extrapolate`` students (default 30) when that is
+more than N (labelled as extrapolated): shared + K x per-student memory, K x the mean
+start time if they log in one after another. ``--simulate 30`` measures a class of 30.
 
 Without ``--simulate``: the browser round trip in headless chromium (the instructor releases
 ``sql_overfitting`` and ``quiz`` in formgrader, two students fetch, answer, Validate and
@@ -196,7 +197,10 @@ def simulate(n: int, extrapolate: int) -> int:
         f"  {'lesson kernel ready (imports + connect), mean':<52} "
         f"{sum(kernels) / len(kernels):7.1f} s"
     )
-    for k, how in ((n, "measured"), (extrapolate, "extrapolated")):
+    sizes = [(n, "measured")]
+    if extrapolate > n:
+        sizes.append((extrapolate, f"extrapolated from the {n} measured"))
+    for k, how in sizes:
         total = shared + teacher_rss + k * mean
         print(
             f"\n{k} students ({how}): hub start {hub.started_in:.0f} s; memory "
@@ -219,23 +223,16 @@ def main() -> int:
         return 2
     if args.simulate:
         return simulate(args.simulate, args.extrapolate)
-    from playwright.sync_api import sync_playwright
-    from test_hub import CHROMIUM, CHROMIUM_ARGS
+    from browser_support import chromium
 
     tmp = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="bench-hub-"))
     tmp.mkdir(parents=True, exist_ok=True)
     tmp.chmod(0o711)  # the hub's OS users enter it
     sample: dict[str, int] = {}
     started = time.monotonic()
-    with start_hub(tmp) as hub, sync_playwright() as pw:
+    with start_hub(tmp) as hub, chromium() as browser:
         print(f"hub up in {time.monotonic() - started:.1f} s at {hub.base}")
-        browser = pw.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
-        )
-        try:
-            timings = run_class(hub, browser, on_active=lambda: sample.update(memory(hub.pid)))
-        finally:
-            browser.close()
+        timings = run_class(hub, browser, on_active=lambda: sample.update(memory(hub.pid)))
     print("\nTime (2 students, sql_overfitting and quiz):")
     for what, seconds in timings.items():
         print(f"  {what:<52} {seconds:7.1f} s")
