@@ -105,8 +105,8 @@ def test_grades_csv_has_the_class_list_before_anybody_submitted(tmp_path) -> Non
     """nbgrader writes the header alone; the roster still gets a row per gradebook assignment."""
     import pytest
 
-    from grader.course import CourseError
-    from grader.export import add_missing_students, add_status
+    from grader.results.export import add_missing_students, add_status
+    from grader.stores.errors import CourseError
 
     instructor = tmp_path / "instructor"
     instructor.mkdir()
