@@ -53,7 +53,7 @@ import zmq
 from jupyter_client.asynchronous import AsyncKernelClient
 from jupyter_client.connect import channel_socket_types
 from jupyter_client.manager import AsyncKernelManager
-from traitlets import Dict, Enum, Float, Instance, Integer, List, Unicode, default
+from traitlets import Bool, Dict, Enum, Float, Instance, Integer, List, Unicode, default
 from traitlets.config import LoggingConfigurable
 
 import tunelab
@@ -155,6 +155,42 @@ class Sandbox(LoggingConfigurable):
         help="Characters a cell may print before the kernel truncates it (grader.kernel_guard).",
     ).tag(config=True)
 
+    zygote = Bool(
+        help="Fork each kernel from a zygote that has done the course's imports once "
+        "(grader.zygote), into the same bubblewrap sandbox; root only, else bubblewrap "
+        "starts the kernel. Default: $TUNELAB_SANDBOX_ZYGOTE=1.",
+    ).tag(config=True)
+    zygote_preload = List(
+        Unicode(), help="Modules the zygote imports (default: grader.zygote.DEFAULT_PRELOAD)."
+    ).tag(config=True)
+
+    @default("zygote")
+    def _zygote_default(self) -> bool:
+        return os.environ.get("TUNELAB_SANDBOX_ZYGOTE", "") == "1"
+
+    @default("zygote_preload")
+    def _zygote_preload_default(self) -> list[str]:
+        from grader.zygote import DEFAULT_PRELOAD
+
+        return list(DEFAULT_PRELOAD)
+
+    @property
+    def uses_zygote(self) -> bool:
+        """Kernels forked by the zygote: asked for, and root (namespaces are joined)."""
+        return self.zygote and self.privileged and sys.platform.startswith("linux")
+
+    def limits(self, uid: int | None) -> dict:
+        """The per-process limits of :func:`grader.sandbox_launch.confine`."""
+        return {
+            "memory_mb": self.memory_mb,
+            "cpu_seconds": self.cpu_seconds,
+            "max_processes": self.max_processes,
+            "max_file_mb": self.max_file_mb,
+            "max_open_files": self.max_open_files,
+            "uid": uid,
+            "gid": uid,
+        }
+
     @default("data_dirs")
     def _data_dirs_default(self) -> list[str]:
         return [str(TUNELAB_DIR.parent / "data")]
@@ -204,11 +240,13 @@ class Sandbox(LoggingConfigurable):
         uid: int | None,
         files: list[tuple[str, str]] | tuple = (),
         home: str = "/tmp",
+        hold: bool = False,
     ) -> list[str]:
         """The full bwrap argv that runs ``kernel_cmd`` in a fresh tmpfs at ``workdir``.
 
         ``files``: (host path, path relative to ``workdir``) pairs mounted read-only in it.
         The process starts in ``/``; :mod:`grader.sandbox_kernel` moves into ``workdir``.
+        With ``hold``, no kernel: the launcher holds the sandbox for one the zygote forks.
         """
         cmd = [self.bwrap, "--die-with-parent", "--hostname", "grader"]
         if self.privileged:
@@ -258,6 +296,8 @@ class Sandbox(LoggingConfigurable):
         launch += ["--max-open-files", str(self.max_open_files)]
         if uid is not None:
             launch += ["--uid", str(uid), "--gid", str(uid)]
+        if hold:
+            return [*cmd, "--", *launch, "--hold"]
         return [*cmd, "--", *launch, "--", *kernel_cmd]
 
     def kernel_command(self, kernel_cmd: list[str], workdir: str) -> list[str]:
@@ -460,6 +500,8 @@ class SandboxedKernelManager(AsyncKernelManager):
         self.group: cgroups.SubmissionCgroup | None = None
         self._isolation: str | None = None
         self._launches = 0
+        #: host pid of a kernel forked by the zygote (None: bubblewrap's pid 2 is the kernel)
+        self.kernel_pid: int | None = None
 
     @property
     def kernel_spec(self):
@@ -537,7 +579,9 @@ class SandboxedKernelManager(AsyncKernelManager):
         return targets
 
     def _root_pid(self) -> int | None:
+        """bubblewrap's own process (the zygote's kernel process object wraps it)."""
         process = getattr(self.provisioner, "process", None) if self.provisioner else None
+        process = getattr(process, "sandbox", process)
         return getattr(process, "pid", None)
 
     def _sandbox_pids(self, table: dict[int, _Proc] | None = None) -> set[int]:
@@ -564,6 +608,10 @@ class SandboxedKernelManager(AsyncKernelManager):
         keep = {self._root_pid()} - {None}
         depth = _nspid_depth(os.getpid()) + 1
         wanted = (1, 2) if keep_kernel else (1,)
+        if self.kernel_pid is not None:  # pid 2 is the launcher holding the sandbox
+            wanted = (1, 2)
+            if keep_kernel:
+                keep.add(self.kernel_pid)
         for pid in pids:
             nspid = _nspids(pid)
             if len(nspid) == depth and nspid[-1] in wanted:
@@ -615,9 +663,16 @@ class SandboxedKernelManager(AsyncKernelManager):
             if self.uid is None:
                 self.uid = UIDS.acquire(self.sandbox.uid_base)
             _set_ipc_dir(self.ipc_dir, locked=False)
+        forked = self.sandbox.uses_zygote
         argv = self.sandbox.command(
-            kernel_cmd, workdir=inside, ipc_dir=str(self.ipc_dir), uid=self.uid, files=files
+            kernel_cmd,
+            workdir=inside,
+            ipc_dir=str(self.ipc_dir),
+            uid=self.uid,
+            files=files,
+            hold=forked,
         )
+        self.kernel_pid = None
         if mode != cgroups.RLIMITS:
             self._launches += 1
             try:
@@ -638,16 +693,64 @@ class SandboxedKernelManager(AsyncKernelManager):
                 kw["preexec_fn"] = self.group.enter
         kw["cwd"] = str(self.scratch_root)
         kw["env"] = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
-        kw["stdout"] = subprocess.DEVNULL
+        kw["stdout"] = subprocess.PIPE if forked else subprocess.DEVNULL
         kw["stderr"] = open(self.stderr_path, "ab")  # noqa: SIM115 (owned by the kernel process)
         try:
             await super()._async_launch_kernel(argv, **kw)
+            if forked:
+                await self._fork_kernel(kernel_cmd, kw["stderr"].fileno())
         finally:
             kw["stderr"].close()
             if self.group is not None:
                 self.group.close()
         if self.sandbox.privileged:
             await self._lock_ipc_dir_when_bound()
+
+    async def _fork_kernel(self, kernel_cmd: list[str], stderr_fd: int, timeout: float = 120.0):
+        """Have the zygote fork the kernel into the sandbox bubblewrap holds (see
+        :mod:`grader.zygote`); the provisioner then follows that kernel."""
+        from grader.zygote import KernelProcess, ZygoteError, zygote_for
+
+        assert self.provisioner is not None
+        sandbox_process = self.provisioner.process
+        loop = asyncio.get_running_loop()
+        try:
+            line = await asyncio.wait_for(
+                loop.run_in_executor(None, sandbox_process.stdout.readline), timeout
+            )
+        except TimeoutError:
+            line = b""
+        sandbox_process.stdout.close()
+        holder = _holder_pid(sandbox_process.pid) if line.strip() == b"ready" else None
+        if holder is None:
+            sandbox_process.kill()
+            raise SandboxUnavailable(f"the sandbox did not start: {self.stderr_tail()}")
+        env = self.sandbox.environment("/tmp")
+        shared = {k: v for k, v in env.items() if k not in self.sandbox.env}
+        start = kernel_cmd.index(str(KERNEL_LAUNCHER))
+        options = tuple(a for a in kernel_cmd[1:start] if a.startswith("-X"))
+        fonts = matplotlib_font_list()
+        zygote = zygote_for(
+            options, shared, str(fonts) if fonts else None, tuple(self.sandbox.zygote_preload)
+        )
+        spawn = functools.partial(
+            zygote.spawn,
+            holder=holder,
+            argv=kernel_cmd[start + 1 :],
+            env=env,
+            limits=self.sandbox.limits(self.uid),
+            stderr_fd=stderr_fd,
+            group_fds=list(self.group._procs_fds) if self.group is not None else [],
+        )
+        try:
+            pid, pidfd = await loop.run_in_executor(None, spawn)
+        except ZygoteError as err:
+            sandbox_process.kill()
+            raise SandboxUnavailable(str(err)) from err
+        self.kernel_pid = pid
+        self.provisioner.process = KernelProcess(sandbox_process, pid, pidfd)
+        self.provisioner.pid = pid
+        self.provisioner.pgid = None
 
     async def _lock_ipc_dir_when_bound(self, timeout: float = 120.0) -> None:
         """Once the kernel has made its five sockets, its socket folder (on the grading
@@ -762,6 +865,23 @@ def _nspids(pid: int) -> list[int]:
 @functools.cache
 def _nspid_depth(pid: int) -> int:
     return len(_nspids(pid)) or 1
+
+
+def _holder_pid(root: int) -> int | None:
+    """Host pid of bubblewrap's sandboxed process: pid 2 of its pid namespace."""
+    depth = _nspid_depth(os.getpid()) + 1
+    todo = [root]
+    while todo:
+        pid = todo.pop()
+        nspid = _nspids(pid)
+        if len(nspid) == depth and nspid[-1] == 2:
+            return pid
+        try:
+            with open(f"/proc/{pid}/task/{pid}/children") as handle:
+                todo.extend(int(x) for x in handle.read().split())
+        except (OSError, ValueError):
+            continue
+    return None
 
 
 def _relative(name: str) -> PurePosixPath | None:
