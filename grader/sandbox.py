@@ -731,7 +731,11 @@ class SandboxedKernelManager(AsyncKernelManager):
         options = tuple(a for a in kernel_cmd[1:start] if a.startswith("-X"))
         fonts = matplotlib_font_list()
         zygote = zygote_for(
-            options, shared, str(fonts) if fonts else None, tuple(self.sandbox.zygote_preload)
+            options,
+            shared,
+            str(fonts) if fonts else None,
+            tuple(self.sandbox.zygote_preload),
+            tuple(self.sandbox.readonly_paths()),
         )
         spawn = functools.partial(
             zygote.spawn,

@@ -78,7 +78,7 @@ CLONE_NEWUTS = 0x04000000
 CLONE_NEWIPC = 0x08000000
 CLONE_NEWPID = 0x20000000
 CLONE_NEWNET = 0x40000000
-MS_NOSUID, MS_NODEV, MS_REC, MS_PRIVATE = 2, 4, 16384, 1 << 18
+MS_NOSUID, MS_NODEV, MS_BIND, MS_REC, MS_PRIVATE = 2, 4, 4096, 16384, 1 << 18
 PR_SET_PDEATHSIG, PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS = 1, 24, 38
 CAP_SETGID, CAP_SETUID = 6, 7
 #: Joined by the kernel in this order; ``mnt`` last, since it changes what paths mean.
@@ -130,7 +130,7 @@ def _drop_bounding_set(keep: tuple[int, ...]) -> None:
 
 
 # -- the zygote process ----------------------------------------------------------------------
-def _serve(control: int, preload: list[str], fontlist: str | None) -> None:
+def _serve(control: int, preload: list[str], fontlist: str | None, keep: list[str]) -> None:
     """Import ``preload``, say ready, then fork one kernel per request until EOF."""
     _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() == 1:
@@ -139,11 +139,20 @@ def _serve(control: int, preload: list[str], fontlist: str | None) -> None:
     started = time.process_time()
     fonts = Path(fontlist).read_bytes() if fontlist else None
     # A private /tmp like the sandbox's, so what imports cache under $HOME (/tmp) names the
-    # paths a kernel will see (matplotlib's config folder and its font list).
+    # paths a kernel will see (matplotlib's config folder and its font list); what the
+    # sandbox mounts from the host's /tmp (a course checked out there) is bound back.
     _check(_libc.unshare(CLONE_NEWNS), "unshare mount namespace")
     _mount("none", "/", None, MS_REC | MS_PRIVATE, None)
+    old_tmp = os.open("/tmp", os.O_PATH | os.O_DIRECTORY)
     _mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777,size=16m")
     os.chdir("/")
+    for path in keep:
+        relative = os.path.relpath(path, "/tmp")
+        if relative.startswith("..") or not os.path.isdir(f"/proc/self/fd/{old_tmp}/{relative}"):
+            continue
+        os.makedirs(path, mode=0o755, exist_ok=True)
+        _mount(f"/proc/self/fd/{old_tmp}/{relative}", path, None, MS_BIND | MS_REC, None)
+    os.close(old_tmp)
     mpl = Path(os.environ.get("MPLCONFIGDIR", "/tmp/.matplotlib"))
     if fonts is not None and str(mpl).startswith("/tmp/"):
         mpl.mkdir(mode=0o1777, parents=True, exist_ok=True)
@@ -396,9 +405,11 @@ class Zygote:
         env: dict[str, str],
         preload: tuple[str, ...] = DEFAULT_PRELOAD,
         fontlist: str | None = None,
+        keep: tuple[str, ...] = (),
         start_timeout: float = 300.0,
     ) -> None:
         self.options, self.env, self.preload, self.fontlist = options, env, preload, fontlist
+        self.keep = keep
         self.start_timeout = start_timeout
         self._lock = threading.Lock()
         self._proc: subprocess.Popen | None = None
@@ -415,6 +426,8 @@ class Zygote:
         argv += ["--fd", str(theirs.fileno()), "--preload", ",".join(self.preload)]
         if self.fontlist:
             argv += ["--fontlist", self.fontlist]
+        for path in self.keep:
+            argv += ["--keep", path]
         with theirs:
             self._proc = subprocess.Popen(
                 argv,
@@ -499,14 +512,18 @@ _zygotes_lock = threading.Lock()
 
 
 def zygote_for(
-    options: tuple[str, ...], env: dict[str, str], fontlist: str | None, preload: tuple[str, ...]
+    options: tuple[str, ...],
+    env: dict[str, str],
+    fontlist: str | None,
+    preload: tuple[str, ...],
+    keep: tuple[str, ...],
 ) -> Zygote:
-    """This grader process's zygote for these interpreter options and environment."""
-    key = (options, tuple(sorted(env.items())), fontlist, preload)
+    """This grader process's zygote for these interpreter options, environment and paths."""
+    key = (options, tuple(sorted(env.items())), fontlist, preload, keep)
     with _zygotes_lock:
         zygote = _zygotes.get(key)
         if zygote is None:
-            zygote = _zygotes[key] = Zygote(options, env, preload, fontlist)
+            zygote = _zygotes[key] = Zygote(options, env, preload, fontlist, keep)
         return zygote
 
 
@@ -523,8 +540,9 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--fd", type=int, required=True)
     parser.add_argument("--preload", default="")
     parser.add_argument("--fontlist")
+    parser.add_argument("--keep", action="append", default=[], help="host path under /tmp")
     args = parser.parse_args(argv)
-    _serve(args.fd, [m for m in args.preload.split(",") if m], args.fontlist)
+    _serve(args.fd, [m for m in args.preload.split(",") if m], args.fontlist, args.keep)
 
 
 if __name__ == "__main__":
