@@ -45,6 +45,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -67,6 +68,14 @@ DEFAULT_PRELOAD = (
     "tunelab.checks",
     "tunelab.checks.probe",
     "tunelab.checks.wire",
+    "tunelab.checks.sql_overfitting",
+    "tunelab.checks.quiz",
+    "tunelab.scenarios",
+    "sqlite3",
+    "uvicorn",
+    "fastapi",
+    "tunelab.emulator.app",
+    "tunelab.emulator.server",
 )
 INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
 BUFFER = 1 << 20  # largest request (the environment and arguments of one kernel)
@@ -413,6 +422,7 @@ class Zygote:
         self.start_timeout = start_timeout
         self._lock = threading.Lock()
         self._proc: subprocess.Popen | None = None
+        self._log = None
         self._sock: socket.socket | None = None
         #: CPU seconds the zygote spent on its imports (paid once per zygote)
         self.import_cpu: float | None = None
@@ -428,6 +438,8 @@ class Zygote:
             argv += ["--fontlist", self.fontlist]
         for path in self.keep:
             argv += ["--keep", path]
+        log = tempfile.NamedTemporaryFile(prefix="grader-zygote-", suffix=".log")  # noqa: SIM115
+        self._log = log
         with theirs:
             self._proc = subprocess.Popen(
                 argv,
@@ -436,6 +448,7 @@ class Zygote:
                 pass_fds=[theirs.fileno()],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
+                stderr=log,
                 start_new_session=True,
             )
         self._sock = ours
@@ -446,11 +459,20 @@ class Zygote:
             self.close()
             raise ZygoteError(f"the zygote did not start: {err}") from err
         if not reply.get("ready"):
+            why = reply.get("error") or self.log_tail() or "it exited"
             self.close()
-            raise ZygoteError(f"the zygote did not start: {reply.get('error', 'it exited')}")
+            raise ZygoteError(f"the zygote did not start: {why}")
         self.import_cpu = float(reply.get("cpu", 0.0))
         self.failed_imports = list(reply.get("failed", []))
         self.starts += 1
+
+    def log_tail(self, lines: int = 5) -> str:
+        """Last lines the zygote wrote to stderr (its imports' warnings, or why it failed)."""
+        try:
+            text = Path(self._log.name).read_text(errors="replace")
+        except (OSError, AttributeError):
+            return ""
+        return "\n".join(text.strip().splitlines()[-lines:])
 
     def alive(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
@@ -505,6 +527,9 @@ class Zygote:
             with contextlib.suppress(Exception):
                 self._proc.wait(timeout=10)
             self._proc = None
+        if self._log is not None:
+            self._log.close()
+            self._log = None
 
 
 _zygotes: dict[tuple, Zygote] = {}
@@ -527,9 +552,19 @@ def zygote_for(
         return zygote
 
 
+def live() -> list[Zygote]:
+    """This process's zygotes (for tests and the benchmark's accounting)."""
+    with _zygotes_lock:
+        return list(_zygotes.values())
+
+
 @atexit.register
-def _close_all() -> None:
-    for zygote in list(_zygotes.values()):
+def close_all() -> None:
+    """Stop every zygote of this process (their kernels die with them)."""
+    with _zygotes_lock:
+        zygotes = list(_zygotes.values())
+        _zygotes.clear()
+    for zygote in zygotes:
         zygote.close()
 
 
