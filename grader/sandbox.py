@@ -727,6 +727,7 @@ class SandboxedKernelManager(AsyncKernelManager):
             raise SandboxUnavailable(f"the sandbox did not start: {self.stderr_tail()}")
         env = self.sandbox.environment("/tmp")
         shared = {k: v for k, v in env.items() if k not in self.sandbox.env}
+        env["PWD"] = "/"  # as bubblewrap's --chdir / sets it
         start = kernel_cmd.index(str(KERNEL_LAUNCHER))
         options = tuple(a for a in kernel_cmd[1:start] if a.startswith("-X"))
         fonts = matplotlib_font_list()
