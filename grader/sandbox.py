@@ -179,18 +179,6 @@ class Sandbox(LoggingConfigurable):
         """Kernels forked by the zygote: asked for, and root (namespaces are joined)."""
         return self.zygote and self.privileged and sys.platform.startswith("linux")
 
-    def limits(self, uid: int | None) -> dict:
-        """The per-process limits of :func:`grader.sandbox_launch.confine`."""
-        return {
-            "memory_mb": self.memory_mb,
-            "cpu_seconds": self.cpu_seconds,
-            "max_processes": self.max_processes,
-            "max_file_mb": self.max_file_mb,
-            "max_open_files": self.max_open_files,
-            "uid": uid,
-            "gid": uid,
-        }
-
     @default("data_dirs")
     def _data_dirs_default(self) -> list[str]:
         return [str(TUNELAB_DIR.parent / "data")]
@@ -698,7 +686,7 @@ class SandboxedKernelManager(AsyncKernelManager):
         try:
             await super()._async_launch_kernel(argv, **kw)
             if forked:
-                await self._fork_kernel(kernel_cmd, kw["stderr"].fileno())
+                await self._fork_kernel(kernel_cmd, argv, kw["stderr"].fileno())
         finally:
             kw["stderr"].close()
             if self.group is not None:
@@ -706,7 +694,9 @@ class SandboxedKernelManager(AsyncKernelManager):
         if self.sandbox.privileged:
             await self._lock_ipc_dir_when_bound()
 
-    async def _fork_kernel(self, kernel_cmd: list[str], stderr_fd: int, timeout: float = 120.0):
+    async def _fork_kernel(
+        self, kernel_cmd: list[str], sandbox_argv: list[str], stderr_fd: int, timeout: float = 120.0
+    ) -> None:
         """Have the zygote fork the kernel into the sandbox bubblewrap holds (see
         :mod:`grader.zygote`); the provisioner then follows that kernel."""
         from grader.zygote import KernelProcess, ZygoteError, zygote_for
@@ -743,7 +733,7 @@ class SandboxedKernelManager(AsyncKernelManager):
             holder=holder,
             argv=kernel_cmd[start + 1 :],
             env=env,
-            limits=self.sandbox.limits(self.uid),
+            limits=_launcher_limits(sandbox_argv),
             stderr_fd=stderr_fd,
             group_fds=list(self.group._procs_fds) if self.group is not None else [],
         )
@@ -870,6 +860,21 @@ def _nspids(pid: int) -> list[int]:
 @functools.cache
 def _nspid_depth(pid: int) -> int:
     return len(_nspids(pid)) or 1
+
+
+def _launcher_limits(argv: list[str]) -> dict:
+    """The limits bubblewrap's command line gives ``sandbox_launch``, for the forked kernel:
+    one command line decides them for both processes of the sandbox."""
+    options = argv[argv.index(str(LAUNCHER)) + 1 :]
+
+    def value(name: str) -> int | None:
+        return int(options[options.index(name) + 1]) if name in options else None
+
+    names = ("memory_mb", "cpu_seconds", "max_processes", "max_file_mb", "max_open_files")
+    limits = {name: value("--" + name.replace("_", "-")) for name in (*names, "uid", "gid")}
+    if any(limits[name] is None for name in names):
+        raise SandboxUnavailable(f"the sandbox's launcher lacks a limit: {options}")
+    return limits
 
 
 def _holder_pid(root: int) -> int | None:

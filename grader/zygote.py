@@ -167,6 +167,7 @@ def _serve(control: int, preload: list[str], fontlist: str | None, keep: list[st
         mpl.mkdir(mode=0o1777, parents=True, exist_ok=True)
         (mpl / Path(fontlist or "").name).write_bytes(fonts)
     sys.path[:] = [p for p in sys.path if p and os.path.isabs(p)]
+    before = _address_space_mb()
     failed: list[str] = []
     for name in preload:
         try:
@@ -175,6 +176,10 @@ def _serve(control: int, preload: list[str], fontlist: str | None, keep: list[st
             failed.append(f"{name}: {type(err).__name__}: {err}")
     for name in ("sandbox_kernel", "sandbox_launch"):
         _load(name)
+    # Address space the preloaded modules take: not the student's to pay from --memory (a
+    # plain kernel that imports nothing has it free), so a forked kernel's RLIMIT_AS grows
+    # by it. Real memory stays capped by the submission's control group as before.
+    preloaded_mb = max(0, _address_space_mb() - before)
     threads = len(os.listdir("/proc/self/task"))
     if threads != 1:  # fork copies one thread: a lock another one held would stay locked
         _send(sock, {"error": f"the zygote has {threads} threads after its imports"})
@@ -195,7 +200,7 @@ def _serve(control: int, preload: list[str], fontlist: str | None, keep: list[st
         fds = _fds(ancdata)
         pid = os.fork()
         if pid == 0:
-            _child_a(sock, bytes(view[:size]), fds)  # never returns
+            _child_a(sock, bytes(view[:size]), fds, preloaded_mb)  # never returns
         for fd in fds:
             os.close(fd)
         buffer[:size] = bytes(size)  # nothing of this request stays for the next fork
@@ -240,12 +245,20 @@ def _send(sock: socket.socket, message: dict, fds: list[int] | None = None) -> N
         sock.sendall(data)
 
 
-def _child_a(sock: socket.socket, raw: bytes, fds: list[int]) -> None:
+def _address_space_mb() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmSize:"):
+            return -(-int(line.split()[1]) // 1024)
+    return 0
+
+
+def _child_a(sock: socket.socket, raw: bytes, fds: list[int], preloaded_mb: int) -> None:
     """Join the sandbox's pid namespace, fork the kernel, report it, wait for it."""
     code = 1
     try:
         _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
         request = json.loads(raw)
+        request["limits"]["memory_mb"] += preloaded_mb
         holder = int(request["holder"])
         pidns = os.open(f"/proc/{holder}/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
         _setns(pidns, CLONE_NEWPID, "pid")
@@ -310,7 +323,14 @@ def _kernel(request: dict, fds: list[int]) -> None:
         os._exit(1)
     code = 0
     try:
-        sys.argv = [str(HERE / "sandbox_kernel.py"), *request["argv"]]
+        if not (sys.flags.isolated and sys.flags.dont_write_bytecode):
+            raise SystemExit("zygote: the kernel must run as python -I -B")
+        # the command this kernel stands for: the zygote's interpreter flags, then the start
+        # bubblewrap's kernel would have run (sys.flags above are the real ones)
+        launcher = str(HERE / "sandbox_kernel.py")
+        sys.orig_argv = [sys.executable, "-I", "-B", *request["options"], launcher]
+        sys.orig_argv += request["argv"]
+        sys.argv = [launcher, *request["argv"]]
         _load("sandbox_kernel").main(request["argv"])
     except SystemExit as done:
         code = done.code if isinstance(done.code, int) else 1
@@ -489,7 +509,15 @@ class Zygote:
         timeout: float = 60.0,
     ) -> tuple[int, int]:
         """Fork a kernel into the sandbox whose held process is ``holder``: (pid, pidfd)."""
-        request = json.dumps({"holder": holder, "argv": argv, "env": env, "limits": limits})
+        request = json.dumps(
+            {
+                "holder": holder,
+                "argv": argv,
+                "env": env,
+                "limits": limits,
+                "options": list(self.options),
+            }
+        )
         data = request.encode()
         if len(data) > BUFFER or len(group_fds) + 1 > MAX_FDS:
             raise ZygoteError("the kernel's request is too large for the zygote")
