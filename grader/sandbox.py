@@ -737,11 +737,18 @@ class SandboxedKernelManager(AsyncKernelManager):
             stderr_fd=stderr_fd,
             group_fds=list(self.group._procs_fds) if self.group is not None else [],
         )
+        starts = zygote.starts
         try:
             pid, pidfd = await loop.run_in_executor(None, spawn)
         except ZygoteError as err:
             sandbox_process.kill()
             raise SandboxUnavailable(str(err)) from err
+        if zygote.starts != starts:
+            self.log.info(
+                "sandbox: zygote started, its imports took %.2f CPU seconds%s",
+                zygote.import_cpu or 0.0,
+                f" (failed: {'; '.join(zygote.failed_imports)})" if zygote.failed_imports else "",
+            )
         self.kernel_pid = pid
         self.provisioner.process = KernelProcess(sandbox_process, pid, pidfd)
         self.provisioner.pid = pid
