@@ -29,6 +29,12 @@ seconds, processes/threads, largest file, open files); per submission, a control
 lets the grader make one, else only the per-process limits (``isolation`` says which). When
 the grader runs as root the kernel also drops to an unprivileged uid of its own (one per
 concurrent sandbox), so the process limit applies and sandboxes cannot signal each other.
+
+With ``Sandbox.zygote`` (root only; off unless configured or ``$TUNELAB_SANDBOX_ZYGOTE=1``)
+bubblewrap still builds every sandbox from the same command line, but the process inside
+only holds it (``sandbox_launch --hold``), and the kernel is forked by :mod:`grader.zygote`,
+which has done the course's heavy imports once, into that sandbox's namespaces, control
+group, limits and uid. The kernel's imports then cost nothing per submission.
 """
 
 from __future__ import annotations
@@ -65,6 +71,8 @@ LAUNCHER = GRADER_DIR / "sandbox_launch.py"
 KERNEL_LAUNCHER = GRADER_DIR / "sandbox_kernel.py"
 KERNEL_MODULES = ("ipykernel_launcher", "ipykernel")
 MAX_IGNORED_LISTED = 200
+#: Without a control group, a forked kernel needs this much address space beyond the zygote's
+MIN_FORKED_HEADROOM_MB = 512
 _log = logging.getLogger(__name__)
 
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
@@ -651,7 +659,7 @@ class SandboxedKernelManager(AsyncKernelManager):
             if self.uid is None:
                 self.uid = UIDS.acquire(self.sandbox.uid_base)
             _set_ipc_dir(self.ipc_dir, locked=False)
-        forked = self.sandbox.uses_zygote
+        forked = self.sandbox.uses_zygote and await self._zygote_fits(kernel_cmd, mode)
         argv = self.sandbox.command(
             kernel_cmd,
             workdir=inside,
@@ -694,12 +702,54 @@ class SandboxedKernelManager(AsyncKernelManager):
         if self.sandbox.privileged:
             await self._lock_ipc_dir_when_bound()
 
+    def _zygote(self, kernel_cmd: list[str]):
+        """This process's zygote for the kernel command and the sandbox's settings."""
+        from grader.zygote import zygote_for
+
+        env = self.sandbox.environment("/tmp")
+        shared = {k: v for k, v in env.items() if k not in self.sandbox.env}
+        start = kernel_cmd.index(str(KERNEL_LAUNCHER))
+        fonts = matplotlib_font_list()
+        return zygote_for(
+            tuple(a for a in kernel_cmd[1:start] if a.startswith("-X")),
+            shared,
+            str(fonts) if fonts else None,
+            tuple(self.sandbox.zygote_preload),
+            tuple(self.sandbox.readonly_paths()),
+        )
+
+    async def _zygote_fits(self, kernel_cmd: list[str], mode: str) -> bool:
+        """Start the zygote if need be; False where a forked kernel would not fit: without
+        a control group RLIMIT_AS is the memory limit, and the preloaded modules take part."""
+        from grader.zygote import ZygoteError
+
+        zygote = self._zygote(kernel_cmd)
+        starts = zygote.starts
+        try:
+            await asyncio.get_running_loop().run_in_executor(None, zygote.ready)
+        except ZygoteError as err:
+            raise SandboxUnavailable(str(err)) from err
+        if zygote.starts != starts:
+            self.log.info(
+                "sandbox: zygote started, its imports took %.2f CPU seconds and %d MB of "
+                "address space%s",
+                zygote.import_cpu or 0.0,
+                zygote.preloaded_mb,
+                f" (failed: {'; '.join(zygote.failed_imports)})" if zygote.failed_imports else "",
+            )
+        if mode != cgroups.RLIMITS:
+            return True
+        fits = self.sandbox.memory_mb >= zygote.preloaded_mb + MIN_FORKED_HEADROOM_MB
+        if not fits:
+            self.log.info("sandbox: --memory too small for a forked kernel; bubblewrap starts it")
+        return fits
+
     async def _fork_kernel(
         self, kernel_cmd: list[str], sandbox_argv: list[str], stderr_fd: int, timeout: float = 120.0
     ) -> None:
         """Have the zygote fork the kernel into the sandbox bubblewrap holds (see
         :mod:`grader.zygote`); the provisioner then follows that kernel."""
-        from grader.zygote import KernelProcess, ZygoteError, zygote_for
+        from grader.zygote import KernelProcess, ZygoteError
 
         assert self.provisioner is not None
         sandbox_process = self.provisioner.process
@@ -715,19 +765,9 @@ class SandboxedKernelManager(AsyncKernelManager):
         if holder is None:
             sandbox_process.kill()
             raise SandboxUnavailable(f"the sandbox did not start: {self.stderr_tail()}")
-        env = self.sandbox.environment("/tmp")
-        shared = {k: v for k, v in env.items() if k not in self.sandbox.env}
-        env["PWD"] = "/"  # as bubblewrap's --chdir / sets it
+        env = {**self.sandbox.environment("/tmp"), "PWD": "/"}  # as bubblewrap's --chdir /
         start = kernel_cmd.index(str(KERNEL_LAUNCHER))
-        options = tuple(a for a in kernel_cmd[1:start] if a.startswith("-X"))
-        fonts = matplotlib_font_list()
-        zygote = zygote_for(
-            options,
-            shared,
-            str(fonts) if fonts else None,
-            tuple(self.sandbox.zygote_preload),
-            tuple(self.sandbox.readonly_paths()),
-        )
+        zygote = self._zygote(kernel_cmd)
         spawn = functools.partial(
             zygote.spawn,
             holder=holder,
@@ -736,19 +776,13 @@ class SandboxedKernelManager(AsyncKernelManager):
             limits=_launcher_limits(sandbox_argv),
             stderr_fd=stderr_fd,
             group_fds=list(self.group._procs_fds) if self.group is not None else [],
+            grow_address_space=self.group is not None,
         )
-        starts = zygote.starts
         try:
             pid, pidfd = await loop.run_in_executor(None, spawn)
         except ZygoteError as err:
             sandbox_process.kill()
             raise SandboxUnavailable(str(err)) from err
-        if zygote.starts != starts:
-            self.log.info(
-                "sandbox: zygote started, its imports took %.2f CPU seconds%s",
-                zygote.import_cpu or 0.0,
-                f" (failed: {'; '.join(zygote.failed_imports)})" if zygote.failed_imports else "",
-            )
         self.kernel_pid = pid
         self.provisioner.process = KernelProcess(sandbox_process, pid, pidfd)
         self.provisioner.pid = pid

@@ -177,8 +177,9 @@ def _serve(control: int, preload: list[str], fontlist: str | None, keep: list[st
     for name in ("sandbox_kernel", "sandbox_launch"):
         _load(name)
     # Address space the preloaded modules take: not the student's to pay from --memory (a
-    # plain kernel that imports nothing has it free), so a forked kernel's RLIMIT_AS grows
-    # by it. Real memory stays capped by the submission's control group as before.
+    # plain kernel that imports nothing has it free), so where a control group caps the
+    # submission's real memory, a forked kernel's RLIMIT_AS grows by it. Without one,
+    # RLIMIT_AS is the memory limit and stays exactly --memory.
     preloaded_mb = max(0, _address_space_mb() - before)
     threads = len(os.listdir("/proc/self/task"))
     if threads != 1:  # fork copies one thread: a lock another one held would stay locked
@@ -186,7 +187,8 @@ def _serve(control: int, preload: list[str], fontlist: str | None, keep: list[st
         os._exit(1)
     sys.stdout.flush()
     sys.stderr.flush()
-    _send(sock, {"ready": True, "cpu": time.process_time() - started, "failed": failed})
+    cpu = time.process_time() - started
+    _send(sock, {"ready": True, "cpu": cpu, "failed": failed, "preloaded_mb": preloaded_mb})
     buffer = bytearray(BUFFER)
     view = memoryview(buffer)
     anc = socket.CMSG_SPACE(MAX_FDS * array.array("i").itemsize)
@@ -258,7 +260,8 @@ def _child_a(sock: socket.socket, raw: bytes, fds: list[int], preloaded_mb: int)
     try:
         _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
         request = json.loads(raw)
-        request["limits"]["memory_mb"] += preloaded_mb
+        if request.get("grow_address_space"):  # the control group caps real memory
+            request["limits"]["memory_mb"] += preloaded_mb
         holder = int(request["holder"])
         pidns = os.open(f"/proc/{holder}/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
         _setns(pidns, CLONE_NEWPID, "pid")
@@ -447,6 +450,8 @@ class Zygote:
         #: CPU seconds the zygote spent on its imports (paid once per zygote)
         self.import_cpu: float | None = None
         self.failed_imports: list[str] = []
+        #: address space (MB) its imports take, which every forked kernel starts with
+        self.preloaded_mb = 0
         self.starts = 0
 
     def _start(self) -> None:
@@ -484,7 +489,16 @@ class Zygote:
             raise ZygoteError(f"the zygote did not start: {why}")
         self.import_cpu = float(reply.get("cpu", 0.0))
         self.failed_imports = list(reply.get("failed", []))
+        self.preloaded_mb = int(reply.get("preloaded_mb", 0))
         self.starts += 1
+
+    def ready(self) -> Zygote:
+        """Start the zygote unless it runs (its imports take seconds: call off the loop)."""
+        with self._lock:
+            if not self.alive():
+                self.close()
+                self._start()
+        return self
 
     def log_tail(self, lines: int = 5) -> str:
         """Last lines the zygote wrote to stderr (its imports' warnings, or why it failed)."""
@@ -506,9 +520,13 @@ class Zygote:
         limits: dict,
         stderr_fd: int,
         group_fds: list[int],
+        grow_address_space: bool,
         timeout: float = 60.0,
     ) -> tuple[int, int]:
-        """Fork a kernel into the sandbox whose held process is ``holder``: (pid, pidfd)."""
+        """Fork a kernel into the sandbox whose held process is ``holder``: (pid, pidfd).
+
+        ``grow_address_space``: RLIMIT_AS is ``limits['memory_mb']`` plus what the preloaded
+        modules take (only where a control group caps the submission's memory)."""
         request = json.dumps(
             {
                 "holder": holder,
@@ -516,6 +534,7 @@ class Zygote:
                 "env": env,
                 "limits": limits,
                 "options": list(self.options),
+                "grow_address_space": grow_address_space,
             }
         )
         data = request.encode()
