@@ -171,3 +171,24 @@ def test_the_zygote_is_off_by_default() -> None:
     if os.environ.get("TUNELAB_SANDBOX_ZYGOTE") == "1":
         pytest.skip("switched on for this run by $TUNELAB_SANDBOX_ZYGOTE")
     assert Sandbox().zygote is False
+
+
+def test_without_a_control_group_the_memory_limit_stays_exact(tmp_path: Path) -> None:
+    """rlimits mode: RLIMIT_AS is the submission's memory limit, so a forked kernel keeps it
+    exactly, and where the preloaded modules would leave too little, bubblewrap starts it."""
+    source = (
+        "import resource, sys\n"
+        "print(resource.getrlimit(resource.RLIMIT_AS)[0], 'seaborn' in sys.modules)"
+    )
+    kernels = {}
+    for memory in (2048, 600):
+        cfg = Config()
+        cfg.Sandbox.zygote = True
+        cfg.Sandbox.isolation = "rlimits"
+        cfg.Sandbox.memory_mb = memory
+        nb = new_notebook(cells=[new_code_cell(source)], metadata={"kernelspec": KERNELSPEC})
+        step = SandboxedExecute(timeout=60, config=cfg)
+        nb, _ = step.preprocess(nb, {"metadata": {"path": str(tmp_path)}})
+        kernels[memory] = "".join(o.get("text", "") for o in nb.cells[0].outputs).split()
+    assert kernels[2048] == [str(2048 * 2**20), "True"], "forked, and the limit is exact"
+    assert kernels[600] == [str(600 * 2**20), "False"], "too small to fork: bubblewrap's kernel"
