@@ -29,6 +29,12 @@ seconds, processes/threads, largest file, open files); per submission, a control
 lets the grader make one, else only the per-process limits (``isolation`` says which). When
 the grader runs as root the kernel also drops to an unprivileged uid of its own (one per
 concurrent sandbox), so the process limit applies and sandboxes cannot signal each other.
+
+With ``Sandbox.zygote`` (root only; off unless configured or ``$TUNELAB_SANDBOX_ZYGOTE=1``)
+bubblewrap still builds every sandbox from the same command line, but the process inside
+only holds it (``sandbox_launch --hold``), and the kernel is forked by :mod:`grader.sandbox.zygote`,
+which has done the course's heavy imports once, into that sandbox's namespaces, control
+group, limits and uid. The kernel's imports then cost nothing per submission.
 """
 
 from __future__ import annotations
@@ -53,7 +59,7 @@ import zmq
 from jupyter_client.asynchronous import AsyncKernelClient
 from jupyter_client.connect import channel_socket_types
 from jupyter_client.manager import AsyncKernelManager
-from traitlets import Dict, Enum, Float, Instance, Integer, List, Unicode, default
+from traitlets import Bool, Dict, Enum, Float, Instance, Integer, List, Unicode, default
 from traitlets.config import LoggingConfigurable
 
 import tunelab
@@ -66,6 +72,8 @@ LAUNCHER = SANDBOX_DIR / "sandbox_launch.py"
 KERNEL_LAUNCHER = SANDBOX_DIR / "sandbox_kernel.py"
 KERNEL_MODULES = ("ipykernel_launcher", "ipykernel")
 MAX_IGNORED_LISTED = 200
+#: Without a control group, a forked kernel needs this much address space beyond the zygote's
+MIN_FORKED_HEADROOM_MB = 512
 _log = logging.getLogger(__name__)
 
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
@@ -156,6 +164,31 @@ class Sandbox(LoggingConfigurable):
         help="Characters a cell may print before the kernel truncates it (kernel_guard.py).",
     ).tag(config=True)
 
+    zygote = Bool(
+        help="Fork each kernel from a zygote that has done the course's imports once "
+        "(grader.sandbox.zygote), into the same bubblewrap sandbox; root only, else bubblewrap "
+        "starts the kernel. Default: $TUNELAB_SANDBOX_ZYGOTE=1.",
+    ).tag(config=True)
+    zygote_preload = List(
+        Unicode(),
+        help="Modules the zygote imports (default: grader.sandbox.zygote.DEFAULT_PRELOAD).",
+    ).tag(config=True)
+
+    @default("zygote")
+    def _zygote_default(self) -> bool:
+        return os.environ.get("TUNELAB_SANDBOX_ZYGOTE", "") == "1"
+
+    @default("zygote_preload")
+    def _zygote_preload_default(self) -> list[str]:
+        from grader.sandbox.zygote import DEFAULT_PRELOAD
+
+        return list(DEFAULT_PRELOAD)
+
+    @property
+    def uses_zygote(self) -> bool:
+        """Kernels forked by the zygote: asked for, and root (namespaces are joined)."""
+        return self.zygote and self.privileged and sys.platform.startswith("linux")
+
     @default("data_dirs")
     def _data_dirs_default(self) -> list[str]:
         return [str(TUNELAB_DIR.parent / "data")]
@@ -205,11 +238,13 @@ class Sandbox(LoggingConfigurable):
         uid: int | None,
         files: list[tuple[str, str]] | tuple = (),
         home: str = "/tmp",
+        hold: bool = False,
     ) -> list[str]:
         """The full bwrap argv that runs ``kernel_cmd`` in a fresh tmpfs at ``workdir``.
 
         ``files``: (host path, path relative to ``workdir``) pairs mounted read-only in it.
         The process starts in ``/``; :mod:`grader.sandbox.sandbox_kernel` moves into ``workdir``.
+        With ``hold``, no kernel: the launcher holds the sandbox for one the zygote forks.
         """
         cmd = [self.bwrap, "--die-with-parent", "--hostname", "grader"]
         if self.privileged:
@@ -259,6 +294,8 @@ class Sandbox(LoggingConfigurable):
         launch += ["--max-open-files", str(self.max_open_files)]
         if uid is not None:
             launch += ["--uid", str(uid), "--gid", str(uid)]
+        if hold:
+            return [*cmd, "--", *launch, "--hold"]
         return [*cmd, "--", *launch, "--", *kernel_cmd]
 
     def kernel_command(self, kernel_cmd: list[str], workdir: str) -> list[str]:
@@ -461,6 +498,8 @@ class SandboxedKernelManager(AsyncKernelManager):
         self.group: cgroups.SubmissionCgroup | None = None
         self._isolation: str | None = None
         self._launches = 0
+        #: host pid of a kernel forked by the zygote (None: bubblewrap's pid 2 is the kernel)
+        self.kernel_pid: int | None = None
 
     @property
     def kernel_spec(self):
@@ -538,7 +577,9 @@ class SandboxedKernelManager(AsyncKernelManager):
         return targets
 
     def _root_pid(self) -> int | None:
+        """bubblewrap's own process (the zygote's kernel process object wraps it)."""
         process = getattr(self.provisioner, "process", None) if self.provisioner else None
+        process = getattr(process, "sandbox", process)
         return getattr(process, "pid", None)
 
     def _sandbox_pids(self, table: dict[int, _Proc] | None = None) -> set[int]:
@@ -565,6 +606,10 @@ class SandboxedKernelManager(AsyncKernelManager):
         keep = {self._root_pid()} - {None}
         depth = _nspid_depth(os.getpid()) + 1
         wanted = (1, 2) if keep_kernel else (1,)
+        if self.kernel_pid is not None:  # pid 2 is the launcher holding the sandbox
+            wanted = (1, 2)
+            if keep_kernel:
+                keep.add(self.kernel_pid)
         for pid in pids:
             nspid = _nspids(pid)
             if len(nspid) == depth and nspid[-1] in wanted:
@@ -616,9 +661,16 @@ class SandboxedKernelManager(AsyncKernelManager):
             if self.uid is None:
                 self.uid = UIDS.acquire(self.sandbox.uid_base)
             _set_ipc_dir(self.ipc_dir, locked=False)
+        forked = self.sandbox.uses_zygote and await self._zygote_fits(kernel_cmd, mode)
         argv = self.sandbox.command(
-            kernel_cmd, workdir=inside, ipc_dir=str(self.ipc_dir), uid=self.uid, files=files
+            kernel_cmd,
+            workdir=inside,
+            ipc_dir=str(self.ipc_dir),
+            uid=self.uid,
+            files=files,
+            hold=forked,
         )
+        self.kernel_pid = None
         if mode != cgroups.RLIMITS:
             self._launches += 1
             try:
@@ -639,16 +691,104 @@ class SandboxedKernelManager(AsyncKernelManager):
                 kw["preexec_fn"] = self.group.enter
         kw["cwd"] = str(self.scratch_root)
         kw["env"] = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
-        kw["stdout"] = subprocess.DEVNULL
+        kw["stdout"] = subprocess.PIPE if forked else subprocess.DEVNULL
         kw["stderr"] = open(self.stderr_path, "ab")  # noqa: SIM115 (owned by the kernel process)
         try:
             await super()._async_launch_kernel(argv, **kw)
+            if forked:
+                await self._fork_kernel(kernel_cmd, argv, kw["stderr"].fileno())
         finally:
             kw["stderr"].close()
             if self.group is not None:
                 self.group.close()
         if self.sandbox.privileged:
             await self._lock_ipc_dir_when_bound()
+
+    def _zygote(self, kernel_cmd: list[str]):
+        """This process's zygote for the kernel command and the sandbox's settings."""
+        from grader.sandbox.zygote import zygote_for
+
+        env = self.sandbox.environment("/tmp")
+        shared = {k: v for k, v in env.items() if k not in self.sandbox.env}
+        start = kernel_cmd.index(str(KERNEL_LAUNCHER))
+        fonts = matplotlib_font_list()
+        return zygote_for(
+            tuple(a for a in kernel_cmd[1:start] if a.startswith("-X")),
+            shared,
+            str(fonts) if fonts else None,
+            tuple(self.sandbox.zygote_preload),
+            tuple(self.sandbox.readonly_paths()),
+        )
+
+    async def _zygote_fits(self, kernel_cmd: list[str], mode: str) -> bool:
+        """Start the zygote if need be; False where a forked kernel would not fit: without
+        a control group RLIMIT_AS is the memory limit, and the preloaded modules take part."""
+        from grader.sandbox.zygote import ZygoteError
+
+        zygote = self._zygote(kernel_cmd)
+        starts = zygote.starts
+        try:
+            await asyncio.get_running_loop().run_in_executor(None, zygote.ready)
+        except ZygoteError as err:
+            raise SandboxUnavailable(str(err)) from err
+        if zygote.starts != starts:
+            self.log.info(
+                "sandbox: zygote started, its imports took %.2f CPU seconds and %d MB of "
+                "address space%s",
+                zygote.import_cpu or 0.0,
+                zygote.preloaded_mb,
+                f" (failed: {'; '.join(zygote.failed_imports)})" if zygote.failed_imports else "",
+            )
+        if mode != cgroups.RLIMITS:
+            return True
+        fits = self.sandbox.memory_mb >= zygote.preloaded_mb + MIN_FORKED_HEADROOM_MB
+        if not fits:
+            self.log.info("sandbox: --memory too small for a forked kernel; bubblewrap starts it")
+        return fits
+
+    async def _fork_kernel(
+        self, kernel_cmd: list[str], sandbox_argv: list[str], stderr_fd: int, timeout: float = 120.0
+    ) -> None:
+        """Have the zygote fork the kernel into the sandbox bubblewrap holds (see
+        :mod:`grader.sandbox.zygote`); the provisioner then follows that kernel."""
+        from grader.sandbox.zygote import KernelProcess, ZygoteError
+
+        assert self.provisioner is not None
+        sandbox_process = self.provisioner.process
+        loop = asyncio.get_running_loop()
+        try:
+            line = await asyncio.wait_for(
+                loop.run_in_executor(None, sandbox_process.stdout.readline), timeout
+            )
+        except TimeoutError:
+            line = b""
+        sandbox_process.stdout.close()
+        holder = _holder_pid(sandbox_process.pid) if line.strip() == b"ready" else None
+        if holder is None:
+            sandbox_process.kill()
+            raise SandboxUnavailable(f"the sandbox did not start: {self.stderr_tail()}")
+        env = {**self.sandbox.environment("/tmp"), "PWD": "/"}  # as bubblewrap's --chdir /
+        start = kernel_cmd.index(str(KERNEL_LAUNCHER))
+        zygote = self._zygote(kernel_cmd)
+        spawn = functools.partial(
+            zygote.spawn,
+            holder=holder,
+            argv=kernel_cmd[start + 1 :],
+            env=env,
+            limits=_launcher_limits(sandbox_argv),
+            stderr_fd=stderr_fd,
+            group_fds=list(self.group._procs_fds) if self.group is not None else [],
+            grow_address_space=self.group is not None,
+        )
+        try:
+            pid, pidfd = await loop.run_in_executor(None, spawn)
+        except ZygoteError as err:
+            sandbox_process.kill()
+            raise SandboxUnavailable(str(err)) from err
+        self.kernel_pid = pid
+        self.provisioner.process = KernelProcess(sandbox_process, pid, pidfd)
+        self.provisioner.pid = pid
+        self.provisioner.pgid = None
 
     async def _lock_ipc_dir_when_bound(self, timeout: float = 120.0) -> None:
         """Once the kernel has made its five sockets, its socket folder (on the grading
@@ -763,6 +903,38 @@ def _nspids(pid: int) -> list[int]:
 @functools.cache
 def _nspid_depth(pid: int) -> int:
     return len(_nspids(pid)) or 1
+
+
+def _launcher_limits(argv: list[str]) -> dict:
+    """The limits bubblewrap's command line gives ``sandbox_launch``, for the forked kernel:
+    one command line decides them for both processes of the sandbox."""
+    options = argv[argv.index(str(LAUNCHER)) + 1 :]
+
+    def value(name: str) -> int | None:
+        return int(options[options.index(name) + 1]) if name in options else None
+
+    names = ("memory_mb", "cpu_seconds", "max_processes", "max_file_mb", "max_open_files")
+    limits = {name: value("--" + name.replace("_", "-")) for name in (*names, "uid", "gid")}
+    if any(limits[name] is None for name in names):
+        raise SandboxUnavailable(f"the sandbox's launcher lacks a limit: {options}")
+    return limits
+
+
+def _holder_pid(root: int) -> int | None:
+    """Host pid of bubblewrap's sandboxed process: pid 2 of its pid namespace."""
+    depth = _nspid_depth(os.getpid()) + 1
+    todo = [root]
+    while todo:
+        pid = todo.pop()
+        nspid = _nspids(pid)
+        if len(nspid) == depth and nspid[-1] == 2:
+            return pid
+        try:
+            with open(f"/proc/{pid}/task/{pid}/children") as handle:
+                todo.extend(int(x) for x in handle.read().split())
+        except (OSError, ValueError):
+            continue
+    return None
 
 
 def _relative(name: str) -> PurePosixPath | None:

@@ -143,6 +143,9 @@ class SandboxedExecute(Execute):
         the probes themselves, whose outputs are discarded.
         """
         code = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and c.source.strip()]
+        #: the kernel's CPU seconds by what it was doing (logged; the benchmark reads it)
+        self._cpu = dict.fromkeys(("start", "solution", "course", "checks", "other"), 0.0)
+        self._cpu_last = 0.0
         self._start_kernel(first=True)
         self._given_up: str | None = None
         self._restarts = 0
@@ -159,6 +162,7 @@ class SandboxedExecute(Execute):
                     continue
                 problem = self._run_cell(cell, resources, index)
                 forked = self._reap(index)  # nothing a cell started outlives it
+                self._account("solution" if _is_solution_cell(cell) else "course")
                 if problem is None:
                     if self._timed_out(cell):
                         self._event("timeout", index, f"stopped after {self.timeout} s")
@@ -169,8 +173,12 @@ class SandboxedExecute(Execute):
                 self._recover(nb, problem, index, clean)
             for index in deferred:
                 self._judge_deferred(nb, index, clean)
+                self._account("checks")
         finally:
             self._stop_kernel()
+            cpu = {key: round(value, 3) for key, value in self._cpu.items()}
+            resources.setdefault("grader", {})["kernel_cpu"] = cpu
+            self.log.info("kernel CPU seconds: %s", json.dumps(cpu))
 
     def _judge_deferred(self, nb: NotebookNode, index: int, clean: list[int]) -> None:
         """Judge one test cell; if the kernel hung or died under it, judge it once more.
@@ -224,6 +232,7 @@ class SandboxedExecute(Execute):
             self._restart_kernel()
             if self.replay_after_restart:
                 self._replay(nb, clean)
+            self._account("other")
         except Exception as err:  # noqa: BLE001 (any failure: give up the rest)
             self._given_up = f"the kernel could not be restarted ({_short(err)})"
 
@@ -402,6 +411,8 @@ class SandboxedExecute(Execute):
             info = self.wait_for_reply(self.kc.kernel_info())
             if info is not None and "language_info" in info["content"]:
                 self.nb.metadata["language_info"] = info["content"]["language_info"]
+            self._cpu_last = 0.0
+            self._account("start")
         except Exception as err:
             detail = getattr(km, "stderr_tail", lambda: "")()
             self._stop_kernel()
@@ -413,8 +424,21 @@ class SandboxedExecute(Execute):
                 ) from err
             raise
 
+    def _account(self, what: str) -> None:
+        """Charge the kernel's CPU time since the last mark to ``what`` (a restarted kernel
+        counts from 0 again: its time so far is its start)."""
+        if not hasattr(self, "_cpu"):
+            return
+        used = getattr(self.km, "cpu_seconds_used", None)
+        now = used() if used is not None else None
+        if now is None:
+            return
+        self._cpu[what] += max(0.0, now - self._cpu_last)
+        self._cpu_last = now
+
     def _stop_kernel(self) -> None:
         km = self.km
+        self._account("other")
         try:
             if km is not None:
                 self._cleanup_kernel()
@@ -540,6 +564,10 @@ def _is_test_cell(cell) -> bool:
     """An autograded test cell: a locked code grade cell that is not an answer."""
     meta = cell.metadata.get("nbgrader", {})
     return cell.cell_type == "code" and bool(meta.get("grade")) and not meta.get("solution")
+
+
+def _is_solution_cell(cell) -> bool:
+    return bool(cell.metadata.get("nbgrader", {}).get("solution"))
 
 
 def _has_error(cell) -> bool:

@@ -16,6 +16,15 @@ identical (nbgrader scores outputs, fixed seeds; the grader scores verdicts on f
 the script checks that every complete submission earns full marks and every blank one 0 with
 the grader, and prints how many grade cells differ.
 
+The grader runs twice, into two more gradebooks: with bubblewrap starting every kernel, and
+with kernels forked by the zygote (``Sandbox.zygote``, :mod:`grader.sandbox.zygote`). Each run (and
+plain nbgrader's) is put in a cpuacct control group of its own when this machine allows it
+(root, cgroup v1 or v2), so the core-seconds of everything it ran (the grader, the zygote,
+every kernel) are measured, not guessed; the grader's per-submission logs say how the
+kernels spent theirs (start, course cells, the student's solution cells, checks). Overhead
+per submission = all core-seconds of the run / submissions - the student's solution cells
+(goal: at most 1 core-second); the preflight is part of the run.
+
 It also grades one honest submission alone and then beside a CPU hog (a submission forking
 busy processes), and prints the honest one's time beside the hog as a ratio to its time
 alone (goal: at most 1.5x), and the sandbox's overhead per submission.
@@ -79,35 +88,96 @@ def legacy_course(root: Path, assignments: list[str]) -> Path:
     return root
 
 
-def build(course_a: Course, course_b: Course, assignments: list[str], students: int) -> None:
-    """Register the masters and write identical submissions to both gradebooks."""
+def build(ours: list[Course], course_b: Course, assignments: list[str], students: int) -> None:
+    """Register the masters and write identical submissions to every gradebook."""
     rng = random.Random(7)
-    for assignment in assignments:
-        register_assignment(course_a, assignment)
+    for course in ours:
+        for assignment in assignments:
+            register_assignment(course, assignment)
     for assignment in assignments:
         master = nbformat.read(REPO / "solutions" / assignment / f"{assignment}.ipynb", 4)
         released = nbformat.read(REPO / "notebooks" / assignment / f"{assignment}.ipynb", 4)
         for i in range(students):
             data = make_submission(KINDS[i % len(KINDS)], released, master, rng, Path("/x"))
-            for course in (course_a, course_b):
+            for course in (*ours, course_b):
                 folder = course.submitted / f"s{i:02d}" / assignment
                 folder.mkdir(parents=True, exist_ok=True)
                 (folder / f"{assignment}.ipynb").write_bytes(data)
 
 
-def timed(cmd: list[str], **kwargs) -> tuple[float, float, subprocess.CompletedProcess]:
-    """Wall seconds, the machine's mean load while it ran, and the command's result.
+class CpuGroup:
+    """A cpuacct control group for one command and all it starts (None where not allowed).
 
-    (CPU time is not comparable: sandboxed kernels are reaped inside their own PID namespace
-    and never reach this process's child accounting.)"""
+    Why: sandboxed kernels are reaped inside their own pid namespaces and the zygote's
+    kernels are not even the grader's descendants, so the grader's child rusage misses them;
+    the grader makes each submission's group below its own, so this group counts them all.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.path: Path | None = None
+        for root, usage in (
+            ("/sys/fs/cgroup/cpuacct", "cpuacct.usage"),
+            ("/sys/fs/cgroup", "cpu.stat"),
+        ):
+            folder = Path(root, f"bench-grader-{os.getpid()}-{name}")
+            try:
+                folder.mkdir()
+            except OSError:
+                continue
+            self.path, self.usage = folder, usage
+            break
+
+    def enter(self) -> None:  # preexec_fn: only a write
+        if self.path is not None:
+            with open(self.path / "cgroup.procs", "w") as handle:
+                handle.write("0")
+
+    def seconds(self) -> float | None:
+        if self.path is None:
+            return None
+        text = (self.path / self.usage).read_text()
+        if self.usage == "cpuacct.usage":
+            return int(text) / 1e9
+        return int(dict(line.split() for line in text.splitlines())["usage_usec"]) / 1e6
+
+    def remove(self) -> None:
+        if self.path is not None:
+            for _ in range(50):
+                try:
+                    self.path.rmdir()
+                    return
+                except OSError:
+                    time.sleep(0.1)
+
+
+def timed(
+    cmd: list[str], name: str = "", **kwargs
+) -> tuple[float, float, float | None, subprocess.CompletedProcess]:
+    """Wall seconds, the machine's mean load while it ran, its core-seconds (None where no
+    control group could be made), and the command's result."""
+    group = CpuGroup(name or str(time.monotonic_ns()))
     start = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, **kwargs)
+    proc = subprocess.run(cmd, capture_output=True, text=True, preexec_fn=group.enter, **kwargs)
     wall = time.perf_counter() - start
-    return wall, os.getloadavg()[0], proc
+    cpu = group.seconds()
+    group.remove()
+    return wall, os.getloadavg()[0], cpu, proc
 
 
-def kernel_overhead(samples: int) -> tuple[float, float]:
-    """Mean seconds to start a kernel, run one cell and stop it: sandboxed, then plain."""
+def kernel_cpu(course: Course, assignment: str) -> dict[str, float]:
+    """The kernels' CPU seconds by what they did, summed over the per-submission logs."""
+    total: dict[str, float] = {}
+    for log in (course.instructor / "logs" / "autograde" / assignment).glob("*.log"):
+        for line in log.read_text(errors="replace").splitlines():
+            if "kernel CPU seconds: " in line:
+                spent = json.loads(line.split("kernel CPU seconds: ", 1)[1])
+                for key, value in spent.items():
+                    total[key] = total.get(key, 0.0) + value
+    return total
+
+
+def kernel_overhead(samples: int) -> tuple[float, float, float]:
+    """Mean seconds to start a kernel, run one cell and stop it: bubblewrap, plain, zygote."""
     saved = os.dup(2)  # plain kernels warn about TCP on the inherited stderr: silence it
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 2)
@@ -117,23 +187,39 @@ def kernel_overhead(samples: int) -> tuple[float, float]:
         os.dup2(saved, 2)
         os.close(saved)
         os.close(devnull)
-    return statistics.fmean(results[True]), statistics.fmean(results[False])
+    return (
+        statistics.fmean(results["bwrap"]),
+        statistics.fmean(results["plain"]),
+        statistics.fmean(results["zygote"]),
+    )
 
 
-def _time_kernels(samples: int, spec: dict) -> dict[bool, list[float]]:
+def _time_kernels(samples: int, spec: dict) -> dict[str, list[float]]:
     from nbformat.v4 import new_code_cell, new_notebook
+    from traitlets.config import Config
 
     from grader.verdicts.sandboxedexecute import SandboxedExecute
 
-    results: dict[bool, list[float]] = {}
+    def once(how: str, work: str) -> float:
+        config = Config()
+        config.Sandbox.zygote = how == "zygote"
+        nb = new_notebook(cells=[new_code_cell("x = 1")], metadata={"kernelspec": spec})
+        start = time.perf_counter()
+        step = SandboxedExecute(sandbox=how != "plain", config=config)
+        step.preprocess(nb, {"metadata": {"path": work}})
+        return time.perf_counter() - start
+
+    results: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory() as work:
-        for sandbox in (True, False, True, False):  # interleaved against drifting load
-            for _ in range(samples // 2):
-                nb = new_notebook(cells=[new_code_cell("x = 1")], metadata={"kernelspec": spec})
-                start = time.perf_counter()
-                SandboxedExecute(sandbox=sandbox).preprocess(nb, {"metadata": {"path": work}})
-                results.setdefault(sandbox, []).append(time.perf_counter() - start)
+        once("zygote", work)  # the zygote's own start (its imports), paid once per grader
+        for _ in range(2):  # interleaved against drifting load
+            for how in ("bwrap", "plain", "zygote"):
+                for _ in range(samples // 2):
+                    results.setdefault(how, []).append(once(how, work))
     return results
+
+
+WAYS = {"bwrap": "0", "zygote": "1"}  # $TUNELAB_SANDBOX_ZYGOTE for each grader run
 
 
 def main() -> int:
@@ -142,16 +228,23 @@ def main() -> int:
     parser.add_argument("--assignment", action="append", help="only this assignment")
     parser.add_argument("--keep", help="work in this folder and keep it (default: a temp dir)")
     parser.add_argument("--overhead-samples", type=int, default=6)
+    parser.add_argument(
+        "--ways", default="bwrap,zygote", help="grader runs: bwrap (kernels started by "
+        "bubblewrap), zygote (forked by the zygote), or both, comma-separated"
+    )  # fmt: skip
     args = parser.parse_args()
     if args.overhead_samples < 2:  # half of them sandboxed, half plain
         parser.error("--overhead-samples must be at least 2")
+    ways = [w for w in args.ways.split(",") if w]
+    if not ways or any(w not in WAYS for w in ways):
+        parser.error(f"--ways takes {', '.join(WAYS)}")
     assignments = args.assignment or list(ASSIGNMENTS)
     work = Path(args.keep or tempfile.mkdtemp(prefix="bench-grader-"))
     work.mkdir(parents=True, exist_ok=True)
-    ours = Course.from_env(REPO, work / "grader")
+    ours = {way: Course.from_env(REPO, work / f"grader-{way}") for way in ways}
     theirs = Course.from_env(REPO, work / "nbgrader")
     print(f"building {args.students} submissions of {', '.join(assignments)} in {work}")
-    build(ours, theirs, assignments, args.students)
+    build(list(ours.values()), theirs, assignments, args.students)
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
 
     legacy = legacy_course(work / "legacy", assignments)
@@ -159,45 +252,92 @@ def main() -> int:
     for assignment in assignments:
         generate = [str(BIN / "nbgrader"), "generate_assignment", assignment, "--force"]
         subprocess.run([*generate, "--log-level=ERROR"], cwd=legacy, env=env_b, check=True)
-    rows = []
+    # rows[assignment][how] = (wall s, load, core-seconds or None)
+    rows: dict[str, dict[str, tuple[float, float, float | None]]] = {}
     for assignment in assignments:
         plain = [str(BIN / "nbgrader"), "autograde", assignment, "--force", "--log-level=ERROR"]
-        wall_b, load_b, proc_b = timed(plain, cwd=legacy, env=env_b)
-        if proc_b.returncode != 0:
-            print(f"nbgrader autograde {assignment} exited {proc_b.returncode}:")
-            print(proc_b.stderr[-2000:])
-        ours_cmd = [sys.executable, "-m", "grader", "--instructor-root", str(ours.instructor)]
-        wall_a, load_a, proc_a = timed([*ours_cmd, "-q", "autograde", assignment], env=env)
-        if proc_a.returncode != 0:
-            print(f"python -m grader autograde {assignment} exited {proc_a.returncode}:")
-            print(proc_a.stdout[-2000:], proc_a.stderr[-2000:])
-        rows.append((assignment, wall_b, load_b, wall_a, load_a))
+        wall, load, cpu, proc = timed(plain, "nbgrader", cwd=legacy, env=env_b)
+        if proc.returncode != 0:
+            print(f"nbgrader autograde {assignment} exited {proc.returncode}:")
+            print(proc.stderr[-2000:])
+        rows[assignment] = {"nbgrader": (wall, load, cpu)}
+        for way, course in ours.items():
+            cmd = [sys.executable, "-m", "grader", "--instructor-root", str(course.instructor)]
+            run_env = {**env, "TUNELAB_SANDBOX_ZYGOTE": WAYS[way]}
+            wall, load, cpu, proc = timed([*cmd, "-q", "autograde", assignment], way, env=run_env)
+            if proc.returncode != 0:
+                print(f"python -m grader autograde {assignment} ({way}) exited {proc.returncode}:")
+                print(proc.stdout[-2000:], proc.stderr[-2000:])
+            rows[assignment][way] = (wall, load, cpu)
 
-    a, b = grades(ours.gradebook), grades(theirs.gradebook)
-    differing = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
-    wrong = expected_problems(ours, assignments, args.students)
-    sandboxed, plain = kernel_overhead(args.overhead_samples)
+    b = grades(theirs.gradebook)
+    graded = {way: grades(course.gradebook) for way, course in ours.items()}
+    wrong = [
+        f"{way}: {p}"
+        for way, c in ours.items()
+        for p in expected_problems(c, assignments, args.students)
+    ]  # noqa: E501
+    sandboxed, plain_s, forked = kernel_overhead(args.overhead_samples)
     alone, beside = neighbour(work / "neighbour")
 
     n = args.students
+    hows = ["nbgrader", *ways]
     print()
-    print(f"{'assignment':<16}{'subs':>5}{'nbgrader s':>12}{'grader s':>10}{'speed-up':>10}"
-          f"{'load nbgr':>11}{'load grader':>12}")  # fmt: skip
-    for assignment, wall_b, load_b, wall_a, load_a in rows:
-        print(f"{assignment:<16}{n:>5}{wall_b:>12.1f}{wall_a:>10.1f}{wall_b / wall_a:>9.2f}x"
-              f"{load_b:>11.2f}{load_a:>12.2f}")  # fmt: skip
-    total_b = sum(r[1] for r in rows)
-    total_a = sum(r[3] for r in rows)
-    print(f"{'total':<16}{n * len(rows):>5}{total_b:>12.1f}{total_a:>10.1f}"
-          f"{total_b / total_a:>9.2f}x")  # fmt: skip
-    print(f"per submission: nbgrader {total_b / (n * len(rows)):.2f} s, "  # noqa: E501
-          f"grader {total_a / (n * len(rows)):.2f} s (wall, {os.cpu_count()} cores)")  # fmt: skip
-    print(
-        f"grade cells where nbgrader's in-kernel hidden tests and the trusted verdicts differ: "
-        f"{len(differing)} of {len(a)}"
-    )
-    for key in differing[:6]:
-        print(f"  {key}: grader {a.get(key)} vs nbgrader {b.get(key)}")
+    print(f"{'assignment':<16}{'subs':>5}" + "".join(f"{h + ' s':>12}" for h in hows)
+          + "".join(f"{'x ' + w:>10}" for w in ways) + f"{'load':>7}")  # fmt: skip
+    for assignment, by in rows.items():
+        line = f"{assignment:<16}{n:>5}" + "".join(f"{by[h][0]:>12.1f}" for h in hows)
+        line += "".join(f"{by['nbgrader'][0] / by[w][0]:>9.2f}x" for w in ways)
+        print(line + f"{max(v[1] for v in by.values()):>7.2f}")
+    total = {h: sum(by[h][0] for by in rows.values()) for h in hows}
+    subs = n * len(rows)
+    print(f"{'total':<16}{subs:>5}" + "".join(f"{total[h]:>12.1f}" for h in hows)
+          + "".join(f"{total['nbgrader'] / total[w]:>9.2f}x" for w in ways))  # fmt: skip
+    print(f"per submission (wall, {os.cpu_count()} cores): "
+          + ", ".join(f"{h} {total[h] / subs:.2f} s" for h in hows))  # fmt: skip
+    if ways == ["bwrap", "zygote"]:
+        print(f"zygote vs bubblewrap-started kernels: {total['bwrap'] / total['zygote']:.2f}x")
+
+    print()
+    print("core-seconds per submission (the whole run's control group; kernels from the logs):")
+    keys = ("start", "course", "solution", "checks", "other")
+    print(f"{'how':<10}{'total':>8}{'kernel start':>14}{'course cells':>14}{'solution':>10}"
+          f"{'checks':>8}{'other':>7}{'grader+zygote':>15}{'overhead':>10}")  # fmt: skip
+    overheads: dict[str, float] = {}
+    for how in hows:
+        cpus = [by[how][2] for by in rows.values()]
+        if any(c is None for c in cpus):
+            print(f"{how:<10} (no control group could be made here: run as root)")
+            continue
+        spent = sum(cpus) / subs  # type: ignore[arg-type]
+        if how == "nbgrader":
+            print(f"{how:<10}{spent:>8.2f}  (one process tree; not split)")
+            continue
+        kernel: dict[str, float] = {}
+        for assignment in assignments:
+            for key, value in kernel_cpu(ours[how], assignment).items():
+                kernel[key] = kernel.get(key, 0.0) + value / subs
+        rest = spent - sum(kernel.values())
+        overheads[how] = spent - kernel.get("solution", 0.0)
+        print(f"{how:<10}{spent:>8.2f}" + "".join(f"{kernel.get(k, 0.0):>{w}.2f}" for k, w in
+              zip(keys, (14, 14, 10, 8, 7), strict=True))
+              + f"{rest:>15.2f}{overheads[how]:>10.2f}")  # fmt: skip
+    print("overhead = total - the student's solution cells; the preflight is in the total")
+
+    print()
+    for way, a in graded.items():
+        differing = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+        print(f"grade cells where nbgrader's in-kernel hidden tests and the trusted verdicts "
+              f"({way}) differ: {len(differing)} of {len(a)}")  # fmt: skip
+        for key in differing[:3]:
+            print(f"  {key}: grader {a.get(key)} vs nbgrader {b.get(key)}")
+    if len(graded) == 2:
+        x, y = graded.values()
+        same = sum(1 for k in set(x) | set(y) if x.get(k) == y.get(k))
+        print(
+            f"bwrap and zygote runs give the same grade on {same} of {len(set(x) | set(y))} "
+            "grade cells (hidden inputs are drawn per run, so partial answers may differ)"
+        )
     print(f"complete = full marks and blank = 0 with the grader: {not wrong}")
     for problem in wrong[:10]:
         print(f"  {problem}")
@@ -206,13 +346,17 @@ def main() -> int:
         f"{beside / alone:.2f}x (goal <= 1.5x)"
     )
     print(
-        f"sandbox overhead per submission (kernel start + 1 cell + stop, mean of "
-        f"{args.overhead_samples}): sandboxed {sandboxed:.2f} s, plain {plain:.2f} s, "
-        f"overhead {sandboxed - plain:+.2f} s"
+        f"kernel start + 1 cell + stop, mean of {args.overhead_samples // 2 * 2} each: "
+        f"bubblewrap {sandboxed:.2f} s, zygote {forked:.2f} s, plain {plain_s:.2f} s"
     )
-    ratio = total_b / total_a
-    print(f"goal >= 3x: {'met' if ratio >= 3 else 'NOT met'}; floor 2x: "
+    best = max(ways, key=lambda w: total["nbgrader"] / total[w])
+    ratio = total["nbgrader"] / total[best]
+    print(f"goal >= 3x ({best}): {'met' if ratio >= 3 else 'NOT met'}; floor 2x: "
           f"{'kept' if ratio >= 2 else 'BROKEN'}")  # fmt: skip
+    if best in overheads:
+        verdict = "met" if overheads[best] <= 1 else "NOT met"
+        print(f"goal overhead <= 1 core-second per submission ({best}): {verdict} "
+              f"({overheads[best]:.2f})")  # fmt: skip
     if not args.keep:
         shutil.rmtree(work, ignore_errors=True)
     return 0 if not wrong and ratio >= 2 else 1
