@@ -352,6 +352,12 @@ def _grading_options(p: argparse.ArgumentParser, *, timeout: int | None) -> None
         action="store_true",
         help="run student code unconfined (only where no sandbox exists; warns loudly)",
     )
+    p.add_argument(
+        "--zygote",
+        action="store_true",
+        help="fork each sandboxed kernel from a zygote that did the course's imports once "
+        "(root only; faster, off by default: see grader/README.md)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -515,6 +521,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if getattr(args, "zygote", False):
+        os.environ["TUNELAB_SANDBOX_ZYGOTE"] = "1"  # Sandbox.zygote's default, in every worker
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="[%(name)s %(levelname)s] %(message)s",
