@@ -30,6 +30,27 @@ MAX_SCORE = 4.0
 KERNELSPEC = {"name": "python3", "display_name": "Python 3", "language": "python"}
 
 
+def run_sandboxed(cells: list[str], workdir: Path, timeout: int = 10, **sandbox) -> list[dict]:
+    """Execute cells in one sandboxed kernel (``Sandbox`` traits from ``sandbox``); per cell,
+    its printed text and the name of its last error (or None)."""
+    from traitlets.config import Config
+
+    from grader.verdicts.sandboxedexecute import SandboxedExecute
+
+    cfg = Config()
+    for key, value in sandbox.items():
+        setattr(cfg.Sandbox, key, value)
+    nb = new_notebook(cells=[new_code_cell(c) for c in cells], metadata={"kernelspec": KERNELSPEC})
+    step = SandboxedExecute(timeout=timeout, config=cfg)
+    nb, _ = step.preprocess(nb, {"metadata": {"path": str(workdir)}})
+    out = []
+    for cell in nb.cells:
+        text = "".join(o.get("text", "") for o in cell.outputs)
+        errors = [o["ename"] for o in cell.outputs if o.get("output_type") == "error"]
+        out.append({"text": text, "error": errors[-1] if errors else None})
+    return out
+
+
 def _meta(grade_id: str, *, solution=False, grade=False, locked=False, points=0) -> dict:
     meta = {"grade_id": grade_id, "solution": solution, "grade": grade, "locked": locked}
     if grade:

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from grader_corpus import KERNELSPEC
+from grader_corpus import KERNELSPEC, run_sandboxed
 from nbformat.v4 import new_code_cell, new_notebook
 from traitlets.config import Config
 
@@ -20,20 +20,7 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def run(cells: list[str], workdir: Path, timeout: int = 10, **sandbox) -> list[dict]:
-    """Execute cells in a sandboxed kernel; return (text, error name) per cell."""
-    cfg = Config()
-    for key, value in sandbox.items():
-        setattr(cfg.Sandbox, key, value)
-    nb = new_notebook(cells=[new_code_cell(c) for c in cells], metadata={"kernelspec": KERNELSPEC})
-    step = SandboxedExecute(timeout=timeout, config=cfg)
-    nb, resources = step.preprocess(nb, {"metadata": {"path": str(workdir)}})
-    out = []
-    for cell in nb.cells:
-        text = "".join(o.get("text", "") for o in cell.outputs)
-        errors = [o["ename"] for o in cell.outputs if o.get("output_type") == "error"]
-        out.append({"text": text, "error": errors[-1] if errors else None})
-    return out
+run = run_sandboxed  # (cells, workdir, timeout=10, **Sandbox traits)
 
 
 def test_file_system_view(tmp_path: Path) -> None:

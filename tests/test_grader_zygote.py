@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 
 import pytest
-from grader_corpus import KERNELSPEC
+from grader_corpus import KERNELSPEC, run_sandboxed
 from nbformat.v4 import new_code_cell, new_notebook
 from traitlets.config import Config
 
@@ -28,18 +28,8 @@ pytestmark = [
 
 
 def run(cells: list[str], workdir: Path, forked: bool, timeout: int = 60) -> list[dict]:
-    """Execute cells in a sandboxed kernel; (text, error name) per cell."""
-    cfg = Config()
-    cfg.Sandbox.zygote = forked
-    nb = new_notebook(cells=[new_code_cell(c) for c in cells], metadata={"kernelspec": KERNELSPEC})
-    step = SandboxedExecute(timeout=timeout, config=cfg)
-    nb, _ = step.preprocess(nb, {"metadata": {"path": str(workdir)}})
-    out = []
-    for cell in nb.cells:
-        text = "".join(o.get("text", "") for o in cell.outputs)
-        errors = [o["ename"] for o in cell.outputs if o.get("output_type") == "error"]
-        out.append({"text": text, "error": errors[-1] if errors else None})
-    return out
+    """Execute cells in a sandboxed kernel, forked by the zygote or not."""
+    return run_sandboxed(cells, workdir, timeout, zygote=forked)
 
 
 # What a kernel observes of its confinement, printed as one JSON object.
