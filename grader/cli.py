@@ -354,9 +354,11 @@ def _grading_options(p: argparse.ArgumentParser, *, timeout: int | None) -> None
     )
     p.add_argument(
         "--zygote",
-        action="store_true",
+        action=argparse.BooleanOptionalAction,
+        default=None,
         help="fork each sandboxed kernel from a zygote that did the course's imports once "
-        "(root only; faster, off by default: see grader/README.md)",
+        "(as root: on by default; --no-zygote starts every kernel with bubblewrap; "
+        "see grader/README.md)",
     )
 
 
@@ -521,8 +523,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if getattr(args, "zygote", False):
-        os.environ["TUNELAB_SANDBOX_ZYGOTE"] = "1"  # Sandbox.zygote's default, in every worker
+    if getattr(args, "zygote", None) is not None:  # Sandbox.zygote's default, in every worker
+        os.environ["TUNELAB_SANDBOX_ZYGOTE"] = "1" if args.zygote else "0"
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="[%(name)s %(levelname)s] %(message)s",

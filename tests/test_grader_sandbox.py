@@ -23,6 +23,15 @@ pytestmark = pytest.mark.skipif(
 run = run_sandboxed  # (cells, workdir, timeout=10, **Sandbox traits)
 
 
+@pytest.fixture(params=["zygote", "bubblewrap"])
+def kernel_start(request, monkeypatch) -> str:
+    """A kernel test twice: kernels forked by the zygote (the default as root) and kernels that
+    bubblewrap starts (the default elsewhere); both must keep the same guarantees."""
+    monkeypatch.setenv("TUNELAB_SANDBOX_ZYGOTE", "1" if request.param == "zygote" else "0")
+    return request.param
+
+
+@pytest.mark.usefixtures("kernel_start")
 def test_file_system_view(tmp_path: Path) -> None:
     (tmp_path / "given.csv").write_text("a,b\n1,2\n")
     (tmp_path / "other.ipynb").write_text("{}")
@@ -51,6 +60,7 @@ def test_file_system_view(tmp_path: Path) -> None:
         assert int(out[7]["text"]) >= Sandbox().uid_base, "root must drop to its own uid"
 
 
+@pytest.mark.usefixtures("kernel_start")
 def test_resource_limits(tmp_path: Path) -> None:
     cells = [
         "open('big.bin', 'wb').write(b'x' * 3 * 2**20)",  # over max_file_mb=1
@@ -71,6 +81,7 @@ def test_resource_limits(tmp_path: Path) -> None:
     assert out[5]["text"].strip() == "still graded"
 
 
+@pytest.mark.usefixtures("kernel_start")
 def test_printing_is_capped_in_the_kernel(tmp_path: Path) -> None:
     out = run(["print('y' * 3_000_000)"], tmp_path, max_cell_output=10_000)
     assert len(out[0]["text"]) < 11_000
@@ -88,6 +99,7 @@ for fd in os.listdir("/proc/self/fd"):
 print(links)"""
 
 
+@pytest.mark.usefixtures("kernel_start")
 def test_no_environment_or_descriptors_leak_in(tmp_path: Path, monkeypatch) -> None:
     """The kernel sees neither the grader's environment (API keys, tokens) nor its open
     files (the gradebook, the run's lock file), even one marked inheritable."""
@@ -164,6 +176,7 @@ def test_unprivileged_mode(tmp_path: Path, monkeypatch) -> None:
     assert out[3]["text"].strip() == "1500"
 
 
+@pytest.mark.usefixtures("kernel_start")
 def test_notebook_time_budget(tmp_path: Path) -> None:
     """A notebook of many slow cells cannot hold a worker forever: later cells are not run."""
     cfg = Config()

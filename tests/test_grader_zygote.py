@@ -157,10 +157,25 @@ def test_a_kernel_that_dies_is_seen_dead_and_the_zygote_survives(tmp_path: Path)
     assert all(z.alive() for z in zygote.live())
 
 
-def test_the_zygote_is_off_by_default() -> None:
-    if os.environ.get("TUNELAB_SANDBOX_ZYGOTE") == "1":
-        pytest.skip("switched on for this run by $TUNELAB_SANDBOX_ZYGOTE")
+def test_the_zygote_is_on_by_default_and_can_be_switched_off(monkeypatch) -> None:
+    """On unless asked not to: the environment (what ``--no-zygote`` sets in every worker) or
+    the config; and only ever used where it can work (root, Linux)."""
+    monkeypatch.delenv("TUNELAB_SANDBOX_ZYGOTE", raising=False)
+    assert Sandbox().zygote is True
+    assert Sandbox().uses_zygote is True  # this test module runs as root
+    monkeypatch.setenv("TUNELAB_SANDBOX_ZYGOTE", "0")
     assert Sandbox().zygote is False
+    monkeypatch.setenv("TUNELAB_SANDBOX_ZYGOTE", "1")
+    cfg = Config()
+    cfg.Sandbox.zygote = False
+    assert Sandbox(config=cfg).zygote is False
+    from grader import cli
+
+    for flag, want in (("--no-zygote", "0"), ("--zygote", "1")):
+        monkeypatch.setenv("TUNELAB_SANDBOX_ZYGOTE", "unset by the test")
+        args = cli.build_parser().parse_args(["autograde", flag, "x"])
+        assert args.zygote is (want == "1")
+    assert cli.build_parser().parse_args(["autograde", "x"]).zygote is None
 
 
 def test_without_a_control_group_the_memory_limit_stays_exact(tmp_path: Path) -> None:

@@ -30,11 +30,12 @@ lets the grader make one, else only the per-process limits (``isolation`` says w
 the grader runs as root the kernel also drops to an unprivileged uid of its own (one per
 concurrent sandbox), so the process limit applies and sandboxes cannot signal each other.
 
-With ``Sandbox.zygote`` (root only; off unless configured or ``$TUNELAB_SANDBOX_ZYGOTE=1``)
-bubblewrap still builds every sandbox from the same command line, but the process inside
-only holds it (``sandbox_launch --hold``), and the kernel is forked by :mod:`grader.sandbox.zygote`,
-which has done the course's heavy imports once, into that sandbox's namespaces, control
-group, limits and uid. The kernel's imports then cost nothing per submission.
+With ``Sandbox.zygote`` (on by default where it can work, i.e. as root on Linux; off with
+``c.Sandbox.zygote = False``, ``--no-zygote`` or ``$TUNELAB_SANDBOX_ZYGOTE=0``) bubblewrap
+still builds every sandbox from the same command line, but the process inside only holds it
+(``sandbox_launch --hold``), and the kernel is forked by :mod:`grader.sandbox.zygote`, which
+has done the course's heavy imports once, into that sandbox's namespaces, control group,
+limits and uid. The kernel's imports then cost nothing per submission.
 """
 
 from __future__ import annotations
@@ -167,7 +168,7 @@ class Sandbox(LoggingConfigurable):
     zygote = Bool(
         help="Fork each kernel from a zygote that has done the course's imports once "
         "(grader.sandbox.zygote), into the same bubblewrap sandbox; root only, else bubblewrap "
-        "starts the kernel. Default: $TUNELAB_SANDBOX_ZYGOTE=1.",
+        "starts the kernel. Default: on, unless $TUNELAB_SANDBOX_ZYGOTE=0.",
     ).tag(config=True)
     zygote_preload = List(
         Unicode(),
@@ -176,7 +177,8 @@ class Sandbox(LoggingConfigurable):
 
     @default("zygote")
     def _zygote_default(self) -> bool:
-        return os.environ.get("TUNELAB_SANDBOX_ZYGOTE", "") == "1"
+        # on unless switched off: each kernel otherwise pays ~2.5 core-seconds of imports
+        return os.environ.get("TUNELAB_SANDBOX_ZYGOTE", "1").strip() not in ("0", "")
 
     @default("zygote_preload")
     def _zygote_preload_default(self) -> list[str]:
