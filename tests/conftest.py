@@ -37,6 +37,32 @@ def emulator(_emulator_server):
     return _emulator_server
 
 
+#: Modules that take minutes (a graded corpus, a class hub, browsers), slowest first. They are
+#: collected first, so pytest-xdist (``--dist loadfile`` hands out whole modules in collection
+#: order) starts them at once, beside the many short modules, rather than last and alone.
+LONG_MODULES = (
+    "test_grader_adversarial.py",
+    "test_hub.py",
+    "test_browser_ru.py",
+    "test_browser.py",
+    "test_grader_autograde.py",
+    "test_assignments.py",
+    "test_notebooks.py",
+    "test_editions.py",
+    "test_russian_runtime.py",
+    "test_grader_dask.py",
+    "test_cheating.py",
+    "test_sql_checker_hidden.py",
+    "test_grader_demo.py",
+    "test_grader_postgres.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: index for index, name in enumerate(LONG_MODULES)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: others keep order
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     """Keep each phase's report on the test item (``item.rep_call``...), so a fixture's

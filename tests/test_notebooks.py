@@ -18,12 +18,14 @@ once per session; the per-notebook tests then read the cached results.
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -151,15 +153,37 @@ def _cell_duration(cell: nbformat.NotebookNode) -> float:
     return (parse(end) - parse(start)).total_seconds()
 
 
+_warm: list = []  # this process's WarmKernels, started by the first execute()
+_warm_lock = threading.Lock()
+
+
+def warm_kernels():
+    """This process's warm kernel server (tests/warm_kernels.py), started on first use; None
+    with ``TUNELAB_TEST_KERNELS=cold`` (each notebook then starts a kernel from scratch)."""
+    if os.environ.get("TUNELAB_TEST_KERNELS", "warm") == "cold":
+        return None
+    with _warm_lock:
+        if not _warm or not _warm[0].alive():
+            from warm_kernels import WarmKernels
+
+            _warm[:] = [WarmKernels(offline_env())]
+            atexit.register(_warm[0].close)
+        return _warm[0]
+
+
 def execute(path: Path, workdir: Path, timeout: int = CELL_TIMEOUT) -> Execution:
-    """Run one master in a copy of its folder (so nothing it writes lands in solutions/)."""
+    """Run one master in a copy of its folder (so nothing it writes lands in solutions/), in a
+    kernel forked from this process's warm server (the same as a fresh one, minus the
+    imports; see tests/warm_kernels.py)."""
     result = Execution(path)
     run_dir = workdir / path.parent.name
     shutil.copytree(path.parent, run_dir, dirs_exist_ok=True)
     notebook = nbformat.read(path, as_version=4)
     notebook.cells.append(nbformat.v4.new_code_cell(_PROBE))
+    warm = warm_kernels()
     client = NotebookClient(
         notebook,
+        **({"kernel_manager_class": warm.kernel_manager_class()} if warm is not None else {}),
         timeout=timeout,
         kernel_name="python3",
         resources={"metadata": {"path": str(run_dir)}},

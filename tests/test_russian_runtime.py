@@ -127,7 +127,11 @@ def student_texts(cell) -> list[str]:
 _ENGLISH_RUN = re.compile(r"\b[A-Za-z][A-Za-z']*(?:[ ,;:]+[A-Za-z][A-Za-z']*){2,}\b")
 
 
-_SQL = re.compile(r"\b(?:SELECT|FROM|WHERE|JOIN|GROUP BY|ORDER BY)\b")
+#: upper-case SQL keywords (case-sensitive): a run with one is a garbled query, not prose
+_SQL = re.compile(
+    r"\b(?:SELECT|FROM|WHERE|JOIN|GROUP BY|ORDER BY|ON|AS|AND|OR|IN|NOT|NULL|IS|LIKE|LIMIT|"
+    r"DISTINCT|HAVING|COUNT|SUM|AVG|MIN|MAX|DESC|ASC|INNER|LEFT|BY)\b"
+)
 
 
 def english_problems(text: str) -> list[str]:
@@ -164,6 +168,11 @@ def test_runtime_detectors() -> None:
     assert not english_problems("✔ эмулятор слушает порт 8000")
     assert not english_problems("AttributeError: 'dict' object has no attribute 'step'")
     assert not english_problems("последний: SELECT name SELECT name FROM FROM products p JOIN")
+    # garbled by an overfitted model (the ids, and so the garbling, change from run to run)
+    assert not english_problems(
+        "последний (эпоха 20): SELECT DISTINCT p.name FROM products p JOIN order_items oi "
+        "ON ON oi.product_id = p.product_id JOIN"
+    )
     assert number_problems("обучающий набор: 32,926 токенов") == [
         "'32,926' in 'обучающий набор: 32,926 токенов'"
     ]
@@ -191,14 +200,21 @@ def executed(tmp_path_factory: pytest.TempPathFactory):
             cache[name] = execute(path, root / "run")
         result = cache[name]
         assert result.error is None, f"the Russian {name} failed:\n{result.error[-3000:]}"
-        return result.notebook
+        return result
 
     return run
 
 
 @pytest.mark.parametrize("name", TRANSLATED)
+def test_russian_master_executes_offline(name: str, executed) -> None:
+    """Every Russian master runs top to bottom, offline (one run shared with the test below)."""
+    result = executed(name)
+    print(f"ru {name}: {result.seconds:.1f} s")
+
+
+@pytest.mark.parametrize("name", TRANSLATED)
 def test_russian_outputs_are_russian(name: str, executed) -> None:
-    nb = executed(name)
+    nb = executed(name).notebook
     english, numbers = [], []
     for index, cell in enumerate(nb.cells):
         if cell.cell_type != "code":
