@@ -48,6 +48,7 @@ from sqlalchemy.exc import SAWarning
 from traitlets.config import Config
 
 from grader.handout.editions import RetranslateEdition, released_copy, submission_language
+from grader.sandbox import zygote
 from grader.sandbox.bubblewrap import TUNELAB_DIR, check_sandbox
 from grader.stores.course import Course, CourseError
 from grader.stores.logs import captured, failure_reason, message_of
@@ -271,7 +272,7 @@ class Autograder:
             log.warning("registering %s in the gradebook from solutions/", self.assignment)
             register_assignment(self.course, self.assignment)
         names = self.students() if students is None else students
-        with _exclusive(self.course.instructor / ".autograde.lock"):
+        with _exclusive(self.course.instructor / ".autograde.lock"), zygote.in_use():
             if self.preflight and names:
                 self._preflight()
             return self._run(names, progress)

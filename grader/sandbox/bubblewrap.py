@@ -576,6 +576,9 @@ class SandboxedKernelManager(AsyncKernelManager):
         targets = pids - self._keep(pids, keep_kernel)
         if table is not None:  # zombies are dead already; their parent reaps them
             targets = {pid for pid in targets if pid in table and table[pid].state != b"Z"}
+        else:  # a control group lists a zombie until its parent reaps it (a kernel that died
+            # under the zygote is reaped by its waiting parent a moment later)
+            targets = {pid for pid in targets if _state(pid) not in (b"Z", None)}
         return targets
 
     def _root_pid(self) -> int | None:
@@ -889,6 +892,16 @@ def _proc_table() -> dict[int, _Proc]:
         ticks = sum(int(x) for x in fields[11:15])  # utime, stime, cutime, cstime
         table[int(entry.name)] = _Proc(int(fields[1]), uid, ticks, fields[0])
     return table
+
+
+def _state(pid: int) -> bytes | None:
+    """A process's state letter (R, S, Z...), None when it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            data = handle.read()
+    except OSError:
+        return None
+    return data[data.rindex(b")") + 2 :].split()[0]
 
 
 def _nspids(pid: int) -> list[int]:

@@ -599,6 +599,32 @@ def zygote_for(
         return zygote
 
 
+_runs = 0
+_runs_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def in_use():
+    """A grading run: the zygotes started during it live until the last run of this process
+    that is still going ends, then are stopped.
+
+    Why: a zygote is keyed on the course's paths and holds ~400 MB; a process that grades
+    course after course (a test session, a notebook driving autograde) would otherwise keep
+    one per course until it exits. Runs that overlap share them; a new run waits while the
+    last one stops them, so no kernel is forked from a zygote being stopped.
+    """
+    global _runs
+    with _runs_lock:
+        _runs += 1
+    try:
+        yield
+    finally:
+        with _runs_lock:
+            _runs -= 1
+            if _runs == 0:
+                close_all()
+
+
 def live() -> list[Zygote]:
     """This process's zygotes (for tests and the benchmark's accounting)."""
     with _zygotes_lock:

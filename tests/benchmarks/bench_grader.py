@@ -11,7 +11,8 @@ first).
 
 The baseline is nbgrader grading the same parts the nbgrader way: the masters as they were
 before trusted verdicts (commit LEGACY, hidden tests in the test cells, run in the student's
-kernel), so both sides check the same hidden cases. Their grades are not expected to be
+kernel), so both sides check the same hidden cases; its submissions are the legacy release
+with the same answers (``legacy_submissions``). Their grades are not expected to be
 identical (nbgrader scores outputs, fixed seeds; the grader scores verdicts on fresh inputs);
 the script checks that every complete submission earns full marks and every blank one 0 with
 the grader, and prints how many grade cells differ.
@@ -86,6 +87,31 @@ def legacy_course(root: Path, assignments: list[str]) -> Path:
         (root / rel).write_text(text)
     (root / "nbgrader_config.py").write_text(LEGACY_CONFIG.format(repo=str(REPO), root=str(root)))
     return root
+
+
+def legacy_submissions(legacy: Path, course_b: Course, assignments: list[str]) -> None:
+    """Rewrite plain nbgrader's submissions as the legacy release with the same answers.
+
+    Why: nbgrader grades a submission against its own master, and today's notebooks have grade
+    cells the legacy masters lack (the quiz's per-student options), which plain nbgrader
+    refuses; so each student's answer cells are copied, by grade id, into the notebook that
+    the legacy master released, as a student of that course would have handed in.
+    """
+    for assignment in assignments:
+        released = nbformat.read(legacy / "notebooks" / assignment / f"{assignment}.ipynb", 4)
+        for path in course_b.submitted.glob(f"*/{assignment}/{assignment}.ipynb"):
+            ours = nbformat.read(path, 4)
+            answers = {
+                c.metadata["nbgrader"]["grade_id"]: c.source
+                for c in ours.cells
+                if c.metadata.get("nbgrader", {}).get("solution")
+            }
+            theirs = nbformat.from_dict(json.loads(nbformat.writes(released)))
+            for cell in theirs.cells:
+                grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+                if cell.metadata.get("nbgrader", {}).get("solution") and grade_id in answers:
+                    cell.source = answers[grade_id]
+            nbformat.write(theirs, path)
 
 
 def build(ours: list[Course], course_b: Course, assignments: list[str], students: int) -> None:
@@ -252,6 +278,7 @@ def main() -> int:
     for assignment in assignments:
         generate = [str(BIN / "nbgrader"), "generate_assignment", assignment, "--force"]
         subprocess.run([*generate, "--log-level=ERROR"], cwd=legacy, env=env_b, check=True)
+    legacy_submissions(legacy, theirs, assignments)
     # rows[assignment][how] = (wall s, load, core-seconds or None)
     rows: dict[str, dict[str, tuple[float, float, float | None]]] = {}
     for assignment in assignments:
