@@ -211,3 +211,23 @@ def test_a_grading_run_stops_the_zygotes_it_leaves(monkeypatch) -> None:
             zygote.zygote_for((), {"course": "b"}, None, (), ())
         assert stopped == [] and len(zygote.live()) == 2, "in use by the first run"
     assert sorted(stopped) == ["a", "b"] and zygote.live() == []
+
+
+@pytest.mark.parametrize("forked", [True, False], ids=["zygote", "bubblewrap"])
+def test_figures_are_drawn_as_images(tmp_path: Path, forked: bool) -> None:
+    """The feedback page shows a notebook's figures: a forked kernel must draw them as PNG like
+    a fresh one, whether a cell calls plt.show() or leaves the figure to the end of the cell
+    (matplotlib_inline hooks into the kernel's shell when first imported, after the fork)."""
+    cfg = Config()
+    cfg.Sandbox.zygote = forked
+    cells = [
+        "import matplotlib.pyplot as plt\nplt.plot([1, 2, 3])\nplt.show()",
+        "fig, ax = plt.subplots()\nax.plot([3, 2, 1])",
+    ]
+    nb = new_notebook(cells=[new_code_cell(c) for c in cells], metadata={"kernelspec": KERNELSPEC})
+    nb, _ = SandboxedExecute(timeout=60, config=cfg).preprocess(
+        nb, {"metadata": {"path": str(tmp_path)}}
+    )
+    for cell in nb.cells:
+        kinds = [sorted(o.get("data", {})) for o in cell.outputs]
+        assert any("image/png" in k for k in kinds), (cell.source, kinds)

@@ -59,9 +59,8 @@ DEFAULT_PRELOAD = (
     "numpy",
     "pandas",
     "matplotlib",
-    "matplotlib.pyplot",
-    "matplotlib_inline.backend_inline",
-    "seaborn",
+    "matplotlib.pyplot",  # not matplotlib_inline.backend_inline: imported, it hooks into the
+    "seaborn",  # IPython shell there is, and the kernel's shell is made after the fork
     "google.generativeai",
     "google.api_core.exceptions",
     "tunelab",
