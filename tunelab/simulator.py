@@ -103,6 +103,7 @@ __all__ = [
     "SimulatedRun",
     "critical_multiplier",
     "default_hyperparameters",
+    "expected_arrays",
     "expected_curves",
     "per_example_push",
     "simulate",
@@ -408,22 +409,30 @@ class SimulatedRun:
     def per_epoch(self) -> pd.DataFrame:
         """Mean train loss (finite steps only), validation loss and held-out quality per epoch."""
         e_count = self.hparams.epoch_count
-        loss = self.mean_loss
-        finite = np.isfinite(loss)
-        idx = self.epoch - 1
-        sums = np.bincount(idx[finite], weights=loss[finite], minlength=e_count)
-        counts = np.bincount(idx[finite], minlength=e_count)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            train = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
         frame = pd.DataFrame(
             {
-                "train_loss": train,
+                "train_loss": self.epoch_train_loss(),
                 "validation_loss": self.validation_loss,
                 "heldout_quality": self.heldout_quality,
             },
             index=pd.Index(np.arange(1, e_count + 1), name="epoch"),
         )
         return frame
+
+    def epoch_train_loss(self) -> np.ndarray:
+        """``per_epoch()["train_loss"]`` as an array: the mean of each epoch's finite steps.
+
+        Why: curve generators call this thousands of times a grading run, and a DataFrame
+        per call costs more than the arithmetic.
+        """
+        e_count = self.hparams.epoch_count
+        loss = self.mean_loss
+        finite = np.isfinite(loss)
+        idx = self.epoch - 1
+        sums = np.bincount(idx[finite], weights=loss[finite], minlength=e_count)
+        counts = np.bincount(idx[finite], minlength=e_count)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
 
     @property
     def final_quality(self) -> float:
@@ -572,16 +581,28 @@ def expected_curves(profile: DatasetProfile, hparams: Hyperparameters) -> pd.Dat
     Why: lessons and scenario generators need the *underlying* shape of a curve, which the
     noisy run only estimates. Values above the overflow threshold are kept (no NaN here).
     """
+    train, val = expected_arrays(profile, hparams)
+    return pd.DataFrame(
+        {"train_loss": train, "validation_loss": val},
+        index=pd.Index(np.arange(1, train.size + 1), name="epoch"),
+    )
+
+
+def expected_arrays(
+    profile: DatasetProfile, hparams: Hyperparameters
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`expected_curves` as two arrays (train, validation), epoch 1 first.
+
+    Why: a rejection sampler tries several configurations per accepted curve; building a
+    DataFrame for each try cost more than computing the curve.
+    """
     _check_inputs(profile, hparams)
     hp = hparams.resolved(profile.n_examples)
     tr = _trends(profile, hp)
     E = hp.epoch_count
     sums = np.bincount(tr.epoch - 1, weights=tr.train, minlength=E)
     counts = np.bincount(tr.epoch - 1, minlength=E)
-    return pd.DataFrame(
-        {"train_loss": sums / counts, "validation_loss": tr.val[tr.last]},
-        index=pd.Index(np.arange(1, E + 1), name="epoch"),
-    )
+    return sums / counts, tr.val[tr.last]
 
 
 def simulate(profile: DatasetProfile, hparams: Hyperparameters, seed: int = 0) -> SimulatedRun:

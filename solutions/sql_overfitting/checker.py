@@ -670,21 +670,27 @@ def check_p4(ctx: Context) -> Verdict:
     )
 
 
+def _payload(index: np.ndarray, values: np.ndarray) -> dict:
+    """``C.series_payload`` of a curve held as arrays (integer epochs), without a Series."""
+    return {"index": index.tolist(), "values": values.astype(float).tolist()}
+
+
 def check_p5(ctx: Context) -> Verdict:
     rng = ctx.rng()
     lang = ctx.lang
     items: list[tuple[dict, str]] = []  # (case, truth or an edge's name)
     for label in scenarios.LABELS:
         for seed in rng.integers(curves.HIDDEN_SEED_MIN, 2**31 - 1, size=40):
-            per_epoch = curves.hidden_run(label, int(seed)).per_epoch()
+            run = curves.hidden_run(label, int(seed))
+            train, val = run.epoch_train_loss(), run.validation_loss
+            epochs = np.arange(1, train.size + 1)
             for with_validation in (True, False):
-                train, val = per_epoch["train_loss"], per_epoch["validation_loss"]
+                order = epochs - 1
                 if rng.random() < 1 / 3:  # some curves arrive with their epochs shuffled
-                    order = rng.permutation(len(train))
-                    train, val = train.iloc[order], val.iloc[order]
+                    order = rng.permutation(train.size)
                 case = {
-                    "train": C.series_payload(train),
-                    "validation": C.series_payload(val) if with_validation else None,
+                    "train": _payload(epochs[order], train[order]),
+                    "validation": _payload(epochs[order], val[order]) if with_validation else None,
                 }
                 items.append((case, label))
     blown = pd.Series([1.1, 0.5, 0.7, 3.0, np.nan, np.nan], index=range(1, 7))

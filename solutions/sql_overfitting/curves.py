@@ -9,7 +9,7 @@ rebuilt by ``python solutions/sql_overfitting/curves.py``) for seeds below
 :data:`HIDDEN_SEED_MIN`; hidden curves use seeds from :data:`HIDDEN_SEED_MIN` up.
 
 How a draw is made: hyperparameters come from the label's distribution; the noise-free
-per-epoch curves (:func:`tunelab.simulator.expected_curves`) must fit the lesson's definition
+per-epoch curves (:func:`tunelab.simulator.expected_arrays`) must fit the lesson's definition
 of the pattern (the ``_accept_*`` predicates); then the noisy run is simulated, and a last
 loose check (:func:`_displays`) redraws the rare run whose noise hides its own pattern.
 """
@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from tunelab import scenarios as S
-from tunelab.simulator import LOSS_OVERFLOW, SimulatedRun, expected_curves, simulate
+from tunelab.simulator import LOSS_OVERFLOW, SimulatedRun, expected_arrays, simulate
 
 HIDDEN_SEED_MIN = 10_000  # practice runs use seeds below, hidden curves seeds from here up
 PRACTICE_PER_LABEL = 250
@@ -44,12 +44,10 @@ def hidden_run(label: str, seed: int) -> SimulatedRun:
         profile, hp = cfg
         if (profile.n_examples * hp.epoch_count) / hp.batch_size > _MAX_STEPS:
             continue
-        curves = expected_curves(profile, hp)
-        train = curves["train_loss"].to_numpy()
-        val = curves["validation_loss"].to_numpy()
+        train, val = expected_arrays(profile, hp)
         if accept(train, val, rng):
             run = simulate(profile, hp, int(rng.integers(0, 2**31 - 1)))
-            if _displays(label, run.per_epoch()["train_loss"].to_numpy()):
+            if _displays(label, run.epoch_train_loss()):
                 return run
     raise RuntimeError(f"hidden_run({label!r}, {seed}): no acceptable draw")
 
