@@ -503,7 +503,7 @@ class _Trends:
     step: np.ndarray
     epoch: np.ndarray
     train: np.ndarray
-    val: np.ndarray  # at every step; per-epoch validation is read at each epoch's last step
+    val: np.ndarray  # per epoch: validation is read at each epoch's last step only
     last: np.ndarray  # index of each epoch's last step
     l0: float
     rho: float
@@ -541,7 +541,9 @@ def _trends(
     f_val = f_train + VAL_GAP * math.sqrt(100.0 / n_u)
     decay = np.exp(-g)
     train = (f_train + (l0 - f_train) * decay) * np.exp(-mu)
-    val = f_val + (l0 - f_val) * decay + LAMBDA * mu + DRIFT * (1.0 - np.exp(-g_raw / G_D))
+    # Validation only where it is read (each epoch's last step): a third of the work saved.
+    d, u, r = decay[last], mu[last], g_raw[last]
+    val = f_val + (l0 - f_val) * d + LAMBDA * u + DRIFT * (1.0 - np.exp(-r / G_D))
 
     rho = m / critical_multiplier(B)
     if rho > 1.0:
@@ -551,7 +553,7 @@ def _trends(
                 K_DIV * (rho - 1.0) * rho**2 * np.maximum(0.0, g_raw - G_ON) ** 1.5
             )
         train = train + blow
-        val = val + blow
+        val = val + blow[last]
     return _Trends(step, epoch, train, val, last, l0, rho)
 
 
@@ -602,7 +604,7 @@ def expected_arrays(
     E = hp.epoch_count
     sums = np.bincount(tr.epoch - 1, weights=tr.train, minlength=E)
     counts = np.bincount(tr.epoch - 1, minlength=E)
-    return sums / counts, tr.val[tr.last]
+    return sums / counts, tr.val
 
 
 def simulate(profile: DatasetProfile, hparams: Hyperparameters, seed: int = 0) -> SimulatedRun:
@@ -636,7 +638,7 @@ def simulate(profile: DatasetProfile, hparams: Hyperparameters, seed: int = 0) -
 
     # Per-epoch evaluation at each epoch's last step.
     v_noise = 0.0005 + 0.05 * nu
-    val = val_trend[last] * np.exp(
+    val = val_trend * np.exp(
         0.5 * sigma_s * wander[last] + v_noise * rng.standard_normal(E) - 0.5 * v_noise**2
     )
 

@@ -37,7 +37,6 @@ from nbconvert.preprocessors import ClearMetadataPreprocessor
 from nbgrader.converters import Autograde, BaseConverter, NbGraderException
 from nbgrader.preprocessors import (
     AssignLatePenalties,
-    CheckCellMetadata,
     ClearOutput,
     DeduplicateIds,
     IgnorePattern,
@@ -52,6 +51,7 @@ from grader.sandbox import zygote
 from grader.sandbox.bubblewrap import TUNELAB_DIR, check_sandbox
 from grader.stores.course import Course, CourseError
 from grader.stores.logs import captured, failure_reason, message_of
+from grader.verdicts.checkcellmetadata import CheckCellMetadata
 from grader.verdicts.checks import NotebookCheck, check_submission, edited_locked_cells
 from grader.verdicts.overwritecells import OverwriteCells
 from grader.verdicts.resources import Shared
