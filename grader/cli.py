@@ -334,7 +334,7 @@ def _grading_options(p: argparse.ArgumentParser, *, timeout: int | None) -> None
         "--workers",
         type=int,
         metavar="N",
-        help="submissions graded at once (default: one per core)",
+        help="submissions graded at once (default: one more than the cores)",
     )
     p.add_argument(
         "--timeout",

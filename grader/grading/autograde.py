@@ -218,6 +218,12 @@ def autograde_config(
     return course.config(extra)
 
 
+def default_workers() -> int:
+    """One more submission in flight than cores: a submission that holds the gradebook lock
+    (reading or saving its grades) leaves its core idle, and the extra one fills it."""
+    return (os.cpu_count() or 1) + 1
+
+
 class Autograder:
     """Grades all submissions of one assignment; see the module docstring for the design."""
 
@@ -243,7 +249,7 @@ class Autograder:
             raise CourseError(str(err)) from err
         self.new_seeds = new_seeds
         self.preflight = preflight
-        self.workers = max(1, workers or os.cpu_count() or 1)
+        self.workers = max(1, workers or default_workers())
         self.sandbox = sandbox
         self.config = autograde_config(
             course, sandbox=sandbox, timeout=timeout, memory_mb=memory_mb
