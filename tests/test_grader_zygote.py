@@ -231,3 +231,32 @@ def test_figures_are_drawn_as_images(tmp_path: Path, forked: bool) -> None:
     for cell in nb.cells:
         kinds = [sorted(o.get("data", {})) for o in cell.outputs]
         assert any("image/png" in k for k in kinds), (cell.source, kinds)
+
+
+def test_the_preflight_and_the_class_share_one_zygote(tmp_path: Path, monkeypatch) -> None:
+    """A zygote is keyed on the kernels' environment: the master's preflight must run in the
+    students' (NBGRADER_EXECUTION=autograde), or a second zygote starts (4 s more per run)."""
+    from grader.grading.autograde import Autograder
+    from grader.stores.course import Course
+
+    root = Path(__file__).resolve().parents[1]
+    course = Course(root=root, instructor=tmp_path / "instructor")
+    folder = course.submitted / "s1" / "sql_overfitting"
+    folder.mkdir(parents=True)
+    seen: list[tuple[str, str | None]] = []
+    grader = Autograder(course, "sql_overfitting")
+    monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
+    monkeypatch.setattr(grader, "_check_machine", lambda: None)
+    monkeypatch.setattr(
+        grader,
+        "_preflight",
+        lambda: seen.append(("preflight", os.environ.get("NBGRADER_EXECUTION"))),
+    )
+    monkeypatch.setattr(
+        grader,
+        "_run",
+        lambda names, progress: seen.append(("class", os.environ.get("NBGRADER_EXECUTION"))),
+    )
+    grader.run()
+    assert seen == [("preflight", "autograde"), ("class", "autograde")]
+    assert "NBGRADER_EXECUTION" not in os.environ, "restored after the run"

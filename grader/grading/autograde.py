@@ -278,9 +278,10 @@ class Autograder:
             log.warning("registering %s in the gradebook from solutions/", self.assignment)
             register_assignment(self.course, self.assignment)
         names = self.students() if students is None else students
-        with _exclusive(self.course.instructor / ".autograde.lock"), zygote.in_use():
+        lock = self.course.instructor / ".autograde.lock"
+        with _exclusive(lock), zygote.in_use(), _as_nbgrader_autograde():
             if self.preflight and names:
-                self._preflight()
+                self._preflight()  # in the students' environment, so it shares their zygote
             return self._run(names, progress)
 
     # Where student code runs: here. grader.grading.distributed.DaskAutograder overrides these two
@@ -305,8 +306,6 @@ class Autograder:
     def _run(self, names: list[str], progress: bool) -> AutogradeRun:
         started = time.perf_counter()
         cwd = os.getcwd()
-        previous = os.environ.get("NBGRADER_EXECUTION")
-        os.environ["NBGRADER_EXECUTION"] = "autograde"  # nbgrader toggles it per thread otherwise
         results: list[StudentResult] = []
         self._seeds = self._stored_seeds()
         bar = _progress(len(names), f"autograde {self.assignment}", progress)
@@ -321,10 +320,6 @@ class Autograder:
         finally:
             bar.close()
             os.chdir(cwd)  # nbgrader converters chdir to the course root
-            if previous is None:
-                os.environ.pop("NBGRADER_EXECUTION", None)
-            else:
-                os.environ["NBGRADER_EXECUTION"] = previous
         results.sort(key=lambda r: r.student)
         run = AutogradeRun(
             self.assignment, results, time.perf_counter() - started, self.workers, self.sandbox
@@ -547,6 +542,26 @@ class Autograder:
         }
         path.write_text(json.dumps(data, indent=1))
         return path
+
+
+@contextlib.contextmanager
+def _as_nbgrader_autograde() -> Iterator[None]:
+    """NBGRADER_EXECUTION=autograde for a whole run, the preflight included.
+
+    nbgrader's converter would toggle it per thread (see ``convert_single_notebook``). Set
+    before the preflight, the master's kernel sees what the students' kernels see, and the
+    zygote (keyed on the kernels' environment) started for the master serves the class: set
+    after it, a second zygote was started, 4 s more per run.
+    """
+    previous = os.environ.get("NBGRADER_EXECUTION")
+    os.environ["NBGRADER_EXECUTION"] = "autograde"
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("NBGRADER_EXECUTION", None)
+        else:
+            os.environ["NBGRADER_EXECUTION"] = previous
 
 
 @contextlib.contextmanager
