@@ -432,7 +432,8 @@ def neighbour(work: Path) -> tuple[float, float]:
             folder = course.submitted / student / "sql_overfitting"
             folder.mkdir(parents=True, exist_ok=True)
             nbformat.write(nb, folder / "sql_overfitting.ipynb")
-        run = autograde(course, "sql_overfitting", workers=2, preflight=label == "alone")
+        # the preflight in both: the zygote it starts is then warm for the honest one both times
+        run = autograde(course, "sql_overfitting", workers=2, preflight=True)
         honest = next(r for r in run.results if r.student == "honest")
         times.append(honest.seconds)
     return times[0], times[1]
