@@ -8,7 +8,7 @@ below -- an honest core (parts 1, 2 and 4 of ``sql_overfitting``: 5 points) plus
 must score exactly 5, and the honest neighbour of a hog must lose nothing.
 
 Every submission goes through the instructor's real pipeline: ``autograde`` with the sandbox,
-two workers, the repository's course and checker, a throw-away instructor folder.
+its default workers, the repository's course and checker, a throw-away instructor folder.
 """
 
 from __future__ import annotations
@@ -573,8 +573,10 @@ def graded(tmp_path_factory) -> dict:
             (folder / rel).parent.mkdir(parents=True, exist_ok=True)
             (folder / rel).write_text(text)
     started = time.perf_counter()
-    run = autograde(course, SQL, workers=2, timeout=TIMEOUT)
+    run = autograde(course, SQL, timeout=TIMEOUT)  # one more submission in flight than cores
     print(f"graded {len(ATTACKS)} forged submissions in {time.perf_counter() - started:.1f} s")
+    slowest = sorted(run.results, key=lambda r: -r.seconds)[:5]
+    print("slowest: " + ", ".join(f"{r.student} {r.seconds:.0f} s" for r in slowest))
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"grader peak RSS after the worst case: {peak:.0f} MB")
     return {"course": course, "results": {r.student: r for r in run.results}, "peak_mb": peak}
