@@ -32,7 +32,7 @@ class _SchemaOnce(BaseMetadataValidator):
             return
         if meta.get("schema_version", 0) != self.schema_version:
             super().validate_cell(cell)  # nbgrader's SchemaTooOldError / SchemaTooNewError
-        error = best_match(_validator(self.schema_version).iter_errors(meta))
+        error = best_match(_validator().iter_errors(meta))
         if error is not None:
             raise error
 
@@ -42,9 +42,9 @@ class _ReusedValidator(MetadataValidator, _SchemaOnce):
 
 
 @functools.cache
-def _validator(version: int) -> jsonschema.protocols.Validator:
+def _validator() -> jsonschema.protocols.Validator:
+    """The validator of nbgrader's current schema (the one ``MetadataValidator`` reads)."""
     schema = MetadataValidator().schema
-    assert MetadataValidator.schema_version == version
     cls = jsonschema.validators.validator_for(schema)
     cls.check_schema(schema)
     return cls(schema)
