@@ -199,18 +199,27 @@ def test_without_a_control_group_the_memory_limit_stays_exact(tmp_path: Path) ->
     assert kernels[600] == [str(600 * 2**20), "False"], "too small to fork: bubblewrap's kernel"
 
 
-def test_a_grading_run_stops_the_zygotes_it_leaves(monkeypatch) -> None:
-    """Zygotes live as long as the grading runs of the process that overlap: a process that
-    grades course after course does not keep one (~400 MB) per course."""
+def test_a_grading_run_stops_the_zygotes_it_leaves_but_the_last(monkeypatch) -> None:
+    """Zygotes live as long as the grading runs of the process that overlap; then only the
+    last one used stays: a process that grades course after course does not keep one
+    (~400 MB) per course, and a next run with the same key forks from the one kept."""
     stopped: list[str] = []
     monkeypatch.setattr(zygote.Zygote, "close", lambda self: stopped.append(self.env["course"]))
     monkeypatch.setattr(zygote, "_zygotes", {})
     with zygote.in_use():
         zygote.zygote_for((), {"course": "a"}, None, (), ())
         with zygote.in_use():  # an overlapping run (another thread)
-            zygote.zygote_for((), {"course": "b"}, None, (), ())
-        assert stopped == [] and len(zygote.live()) == 2, "in use by the first run"
-    assert sorted(stopped) == ["a", "b"] and zygote.live() == []
+            b = zygote.zygote_for((), {"course": "b"}, None, (), ())
+            zygote.zygote_for((), {"course": "c"}, None, (), ())
+        assert stopped == [] and len(zygote.live()) == 3, "in use by the first run"
+        assert zygote.zygote_for((), {"course": "b"}, None, (), ()) is b  # b: the last used
+    assert sorted(stopped) == ["a", "c"] and zygote.live() == [b]
+    with zygote.in_use():
+        assert zygote.zygote_for((), {"course": "b"}, None, (), ()) is b, "the next run's"
+        d = zygote.zygote_for((), {"course": "d"}, None, (), ())
+    assert sorted(stopped) == ["a", "b", "c"] and zygote.live() == [d]
+    zygote.close_all()
+    assert sorted(stopped) == ["a", "b", "c", "d"] and zygote.live() == []
 
 
 @pytest.mark.parametrize("forked", [True, False], ids=["zygote", "bubblewrap"])

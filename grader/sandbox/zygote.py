@@ -592,9 +592,10 @@ def zygote_for(
     """This grader process's zygote for these interpreter options, environment and paths."""
     key = (options, tuple(sorted(env.items())), fontlist, preload, keep)
     with _zygotes_lock:
-        zygote = _zygotes.get(key)
+        zygote = _zygotes.pop(key, None)
         if zygote is None:
-            zygote = _zygotes[key] = Zygote(options, env, preload, fontlist, keep)
+            zygote = Zygote(options, env, preload, fontlist, keep)
+        _zygotes[key] = zygote  # re-inserted: the dict's last entry is the last one used
         return zygote
 
 
@@ -605,12 +606,16 @@ _runs_lock = threading.Lock()
 @contextlib.contextmanager
 def in_use():
     """A grading run: the zygotes started during it live until the last run of this process
-    that is still going ends, then are stopped.
+    that is still going ends; then all but the last one used are stopped.
 
-    Why: a zygote is keyed on the course's paths and holds ~400 MB; a process that grades
-    course after course (a test session, a notebook driving autograde) would otherwise keep
-    one per course until it exits. Runs that overlap share them; a new run waits while the
-    last one stops them, so no kernel is forked from a zygote being stopped.
+    Why: a zygote is keyed on the kernels' environment and paths and holds ~400 MB; a process
+    that grades course after course (a test session, a notebook driving autograde, a Dask
+    worker) would otherwise keep one per key until it exits. The last one stays: the next run
+    of the same course (or of another course with the same paths) forks from it instead of
+    paying its imports again (about 4 CPU seconds). It has run no student code, so that is
+    the same as forking the next submission of one run. Runs that overlap share them; a new
+    run waits while the last one stops them, so no kernel is forked from a zygote being
+    stopped.
     """
     global _runs
     with _runs_lock:
@@ -621,7 +626,7 @@ def in_use():
         with _runs_lock:
             _runs -= 1
             if _runs == 0:
-                close_all()
+                close_all(keep_last=True)
 
 
 def live() -> list[Zygote]:
@@ -631,11 +636,12 @@ def live() -> list[Zygote]:
 
 
 @atexit.register
-def close_all() -> None:
-    """Stop every zygote of this process (their kernels die with them)."""
+def close_all(keep_last: bool = False) -> None:
+    """Stop every zygote of this process (their kernels die with them); with ``keep_last``,
+    every one but the last one used."""
     with _zygotes_lock:
-        zygotes = list(_zygotes.values())
-        _zygotes.clear()
+        keys = list(_zygotes)[:-1] if keep_last else list(_zygotes)
+        zygotes = [_zygotes.pop(key) for key in keys]
     for zygote in zygotes:
         zygote.close()
 
