@@ -19,19 +19,19 @@ from grader.stores.gradebook import alembic_head, ensure_gradebook
 pytestmark = pytest.mark.filterwarnings("ignore::sqlalchemy.exc.SAWarning")
 
 
+def files(root: Path) -> set[Path]:
+    """The files under ``root``, relative to it; JupyterLab's ``.ipynb_checkpoints`` folders
+    are not part of a release: a browser test on another pytest worker may have a lesson open
+    (and its autosave folder present) right now."""
+    return {
+        p.relative_to(root)
+        for p in root.rglob("*")
+        if p.is_file() and ".ipynb_checkpoints" not in p.relative_to(root).parts
+    }
+
+
 def same_tree(left: Path, right: Path) -> list[str]:
-    """Relative paths that differ between two folders (missing on either side included).
-
-    JupyterLab's ``.ipynb_checkpoints`` folders are not part of a release: a browser test on
-    another pytest worker may have a lesson open (and its autosave folder present) right now."""
-
-    def files(root: Path) -> set[Path]:
-        return {
-            p.relative_to(root)
-            for p in root.rglob("*")
-            if p.is_file() and ".ipynb_checkpoints" not in p.relative_to(root).parts
-        }
-
+    """Relative paths that differ between two folders (missing on either side included)."""
     diffs = []
     names = files(left) | files(right)
     for name in sorted(names):
@@ -66,9 +66,9 @@ def test_release_equals_plain_nbgrader(tmp_path: Path) -> None:
 def test_committed_student_copies_match_the_masters(tmp_path: Path) -> None:
     """notebooks/ is generated from solutions/: regenerate and compare (run `release` if not)."""
     course = Course.from_env(REPO, tmp_path / "instructor")
-    released = release_all(tmp_path / "fresh", course=course)
-    assert {p.name for p in released} == set(course.assignments())
     fresh = tmp_path / "fresh"
+    released = release_all(fresh, course=course)
+    assert {p.name for p in released} == set(course.assignments())
     # The committed tree, not the work tree: a browser test on another pytest worker may be
     # running a lesson in notebooks/ right now, with the files it writes beside it.
     listed = subprocess.run(
@@ -79,7 +79,7 @@ def test_committed_student_copies_match_the_masters(tmp_path: Path) -> None:
         check=True,
     ).stdout.split("\n")
     committed = {Path(line).relative_to("notebooks").as_posix() for line in listed if line}
-    released_files = {p.relative_to(fresh).as_posix() for p in fresh.rglob("*") if p.is_file()}
+    released_files = {name.as_posix() for name in files(fresh)}
     assert committed, "no notebooks/ in HEAD"
     diffs = [
         name
