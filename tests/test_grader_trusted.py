@@ -74,6 +74,34 @@ def test_wire_rejects_malformed_answers(text: str) -> None:
         wire.decode_text(text)
 
 
+def test_one_answer_carries_at_most_max_items_elements(capsys) -> None:
+    """A function that returns millions of numbers per hidden case is named "too large" at
+    once (it used to keep the kernel encoding until the probe's timeout), and the cases
+    of one probe share the budget, so the whole answer stays under MAX_BYTES."""
+    import time
+
+    from tunelab.checks import probe
+
+    ns: dict = {}
+    exec("def best_epoch(v):\n    return list(range(wire.MAX_ITEMS * 25))", {"wire": wire}, ns)
+    exec("def f(v):\n    return list(range(wire.MAX_ITEMS * 2 // 5))", {"wire": wire}, ns)
+    series = {"index": [1, 2, 3], "values": [0.3, 0.2, 0.1]}
+    started = time.process_time()
+    probe.run("@@n@@", "sql_overfitting", "best_epoch", json.dumps({"cases": [series] * 3}), ns)
+    answer = parse_answer(capsys.readouterr().out, "@@n@@")
+    assert time.process_time() - started < 2.0  # the lists are built, never encoded
+    assert answer == [wire.Other("list", "5,000,000 items: too large for an answer")] * 3
+    ns["best_epoch"] = ns["f"]  # 80,000 items per case: two fit, the third does not
+    probe.run("@@n@@", "sql_overfitting", "best_epoch", json.dumps({"cases": [series] * 3}), ns)
+    answer = parse_answer(capsys.readouterr().out, "@@n@@")
+    assert [len(a) for a in answer[:2]] == [80_000, 80_000]
+    assert answer[2] == wire.Other("list", "80,000 items: too large for an answer")
+    # outside a probe each value has its own budget: a student's local checks never run dry
+    for _ in range(3):
+        assert len(wire.encode(list(range(wire.MAX_ITEMS)))) == wire.MAX_ITEMS
+    assert wire.encode({i: i for i in range(wire.MAX_ITEMS + 1)})["t"] == "other"
+
+
 def test_only_the_line_with_the_nonce_is_believed() -> None:
     nonce = "@@grader-abc@@"
     assert parse_answer(f"noise\n{nonce}[1, 2]\n@@grader-other@@[3]", nonce) == [1, 2]

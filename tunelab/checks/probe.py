@@ -20,7 +20,8 @@ def run(nonce: str, module: str, part: str, payload: str, namespace: dict[str, A
     """Run ``tunelab.checks.MODULE.PROBES[PART]`` on the decoded payload; print its answer."""
     try:
         checks = importlib.import_module(f"tunelab.checks.{module}")
-        result = checks.PROBES[part](namespace, json.loads(payload))
+        with wire.one_answer():
+            result = checks.PROBES[part](namespace, json.loads(payload))
     except Exception as exc:  # noqa: BLE001 (the grader words it)
         result = wire.error(exc)
     sys.stdout.flush()

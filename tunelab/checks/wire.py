@@ -15,18 +15,22 @@ The format (every JSON object is tagged, so a student's dict cannot pose as a ta
 * ``{"t": "series", "index": [...], "values": [...]}`` for a pandas Series;
 * ``{"t": "dict", "items": [[key, value], ...]}`` for a dict with str keys;
 * ``{"t": "error", "type": "ValueError", "message": "..."}`` when the call raised;
-* ``{"t": "other", "type": "list_iterator", "text": "..."}`` for anything else.
+* ``{"t": "other", "type": "list_iterator", "text": "..."}`` for anything else, and for a
+  list, Series or dict with more elements than the answer has left (:func:`one_answer`).
 """
 
 from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any
 
 MAX_TEXT = 2_000  # characters kept of any string (messages, reprs, labels)
-MAX_ITEMS = 200_000  # elements in one list, Series or dict
+MAX_ITEMS = 200_000  # elements in one list, Series or dict, and in one probe's whole answer
 MAX_DEPTH = 8
 MAX_INT_BITS = 10_000  # about 3,000 digits: below Python's int-to-str limit (4,300 digits)
 MAX_BYTES = 16 * 1024 * 1024  # one probe's whole answer
@@ -37,6 +41,36 @@ class WireError(ValueError):
 
 
 # -- kernel side ------------------------------------------------------------------------------
+_left: list[int] = []  # elements the answer being encoded may still carry (empty: no answer)
+
+
+@contextmanager
+def one_answer() -> Iterator[None]:
+    """Count every list, Series and dict element encoded inside against one budget.
+
+    Why: a probe answers many hidden cases at once, and the grader refuses an answer over
+    MAX_BYTES. Without one budget a function that returns five million numbers per case
+    kept the kernel busy encoding them until the probe's timeout; with it, the rest of the
+    answer is named "too large" at once and the part fails in a second.
+    """
+    _left.append(MAX_ITEMS)
+    try:
+        yield
+    finally:
+        _left.pop()
+
+
+def _too_large(kind: str, n: int) -> dict | None:
+    """Wire data naming a container of ``n`` items that is over the budget, else None
+    (and the items are counted)."""
+    left = _left[-1] if _left else MAX_ITEMS
+    if n > left:
+        return {"t": "other", "type": kind, "text": f"{n:,} items: too large for an answer"}
+    if _left:
+        _left[-1] = left - n
+    return None
+
+
 def encode(value: Any, depth: int = 0) -> Any:
     """Turn a student's value into wire data (runs in the student's kernel)."""
     import numpy as np
@@ -63,21 +97,27 @@ def encode(value: Any, depth: int = 0) -> Any:
     if isinstance(value, str):
         return str(value)[:MAX_TEXT]
     if isinstance(value, pd.Series):
+        if over := _too_large("Series", len(value)):
+            return over
         return {
             "t": "series",
-            "index": [encode(x, depth + 1) for x in list(value.index)[:MAX_ITEMS]],
-            "values": [encode(x, depth + 1) for x in list(value.to_numpy())[:MAX_ITEMS]],
+            "index": [encode(x, depth + 1) for x in list(value.index)],
+            "values": [encode(x, depth + 1) for x in list(value.to_numpy())],
         }
     if isinstance(value, dict):
+        if over := _too_large("dict", len(value)):
+            return over
         return {
             "t": "dict",
             "items": [
                 [str(k)[:MAX_TEXT], encode(v, depth + 1)]
-                for k, v in list(value.items())[:MAX_ITEMS]
+                for k, v in islice(value.items(), MAX_ITEMS)
             ],
         }
     if isinstance(value, list | tuple):
-        return [encode(x, depth + 1) for x in list(value)[:MAX_ITEMS]]
+        if over := _too_large(type(value).__name__, len(value)):
+            return over
+        return [encode(x, depth + 1) for x in islice(value, MAX_ITEMS)]
     try:
         text = repr(value)[:200]
     except Exception:  # noqa: BLE001 (a hostile __repr__)
