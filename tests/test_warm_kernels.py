@@ -7,8 +7,11 @@ notebook, a changed environment) would make the notebook tests say something unt
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import subprocess
+import sys
 import time
 
 import pytest
@@ -99,6 +102,38 @@ def test_the_notebook_sees_its_own_environment_and_imports_genai_itself(warm) ->
     assert error is None, text
     assert text.split() == [offline_env()["TUNELAB_TIME_SCALE"], "x.ipynb", "False", "0"]
     _stop(km, kc)
+
+
+def test_the_distribution_scans_made_before_the_fork_are_what_a_kernel_would_find(
+    warm, tmp_path
+) -> None:
+    """The server answers packages_distributions() (google.api_core's import calls it) from
+    scans of its own folders; a kernel must get what a fresh scan gives, its working
+    directory included."""
+    info = tmp_path / "local_thing-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: local-thing\nVersion: 1.0\n")
+    (info / "top_level.txt").write_text("local_thing\n")
+    code = (
+        "import json, sys; from importlib import metadata; "
+        "print(json.dumps([sys.path, metadata.packages_distributions()], sort_keys=True))"
+    )
+    km, kc = _start(warm, cwd=str(tmp_path))
+    text, error = _run(kc, code)
+    _stop(km, kc)
+    assert error is None, text
+    path, found = json.loads(text)
+    fresh = subprocess.run(
+        [sys.executable, "-c", code],
+        env=offline_env(),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert found["local_thing"] == ["local-thing"]
+    assert found == json.loads(fresh.stdout)[1], (path, json.loads(fresh.stdout)[0])
+    assert len(found) > 100  # the venv's packages, not an empty mapping
 
 
 def test_interrupt_reaches_the_kernel(warm) -> None:
