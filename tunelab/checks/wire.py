@@ -115,7 +115,7 @@ def encode(value: Any, depth: int = 0) -> Any:
             ],
         }
     if isinstance(value, list | tuple):
-        if over := _too_large(type(value).__name__, len(value)):
+        if over := _too_large(type(value).__name__[:100], len(value)):
             return over
         return [encode(x, depth + 1) for x in islice(value, MAX_ITEMS)]
     try:
