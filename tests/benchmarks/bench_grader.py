@@ -26,6 +26,12 @@ kernels spent theirs (start, course cells, the student's solution cells, checks)
 per submission = all core-seconds of the run / submissions - the student's solution cells
 (goal: at most 1 core-second); the preflight is part of the run.
 
+A run also pays once for what does not grow with the class: the grader's own start, the
+zygote's imports, the preflight. So each way grades the first ``len(KINDS)`` submissions
+(one of each kind) once more, in a course of their own, and the benchmark prints the cost
+of one more submission, ``(C(STUDENTS) - C(5)) / (STUDENTS - 5)``: what a class of hundreds
+pays per student. It is printed beside the goal's figure, not instead of it.
+
 It also grades one honest submission alone and then beside a CPU hog (a submission forking
 busy processes), and prints the honest one's time beside the hog as a ratio to its time
 alone (goal: at most 1.5x), and the sandbox's overhead per submission.
@@ -297,6 +303,8 @@ def main() -> int:
                 print(proc.stdout[-2000:], proc.stderr[-2000:])
             rows[assignment][way] = (wall, load, cpu)
 
+    small = scale_runs(work, ours, assignments, env) if args.students > len(KINDS) else {}
+
     b = grades(theirs.gradebook)
     graded = {way: grades(course.gradebook) for way, course in ours.items()}
     wrong = [
@@ -350,6 +358,22 @@ def main() -> int:
               zip(keys, (14, 14, 10, 8, 7), strict=True))
               + f"{rest:>15.2f}{overheads[how]:>10.2f}")  # fmt: skip
     print("overhead = total - the student's solution cells; the preflight is in the total")
+    for how, (course, cpu) in small.items():
+        if cpu is None or any(by[how][2] is None for by in rows.values()):
+            continue
+        extra = (n - len(KINDS)) * len(assignments)
+        more = (sum(by[how][2] for by in rows.values()) - cpu) / extra  # type: ignore[misc]
+        split = {k: 0.0 for k in keys}
+        for assignment in assignments:
+            big, few = kernel_cpu(ours[how], assignment), kernel_cpu(course, assignment)
+            for key in split:
+                split[key] += (big.get(key, 0.0) - few.get(key, 0.0)) / extra
+        print(
+            f"one more submission ({how}; (C({n}) - C({len(KINDS)})) / {n - len(KINDS)}, "
+            f"per assignment mix): {more:.2f} core-s; beyond the solution cells "
+            f"{more - split['solution']:.2f}; beyond all the notebook's cells (course + "
+            f"solution) {more - split['solution'] - split['course']:.2f}"
+        )
 
     print()
     for way, a in graded.items():
@@ -387,6 +411,31 @@ def main() -> int:
     if not args.keep:
         shutil.rmtree(work, ignore_errors=True)
     return 0 if not wrong and ratio >= 2 else 1
+
+
+def scale_runs(
+    work: Path, ours: dict[str, Course], assignments: list[str], env: dict[str, str]
+) -> dict[str, tuple[Course, float | None]]:
+    """Grade one submission of each kind again, alone in a course, for each way: the
+    run's fixed costs, measured, to subtract (core-seconds of all assignments' runs)."""
+    out: dict[str, tuple[Course, float | None]] = {}
+    for way, course in ours.items():
+        few = Course.from_env(REPO, work / f"grader-{way}-{len(KINDS)}")
+        spent: float | None = 0.0
+        for assignment in assignments:
+            register_assignment(few, assignment)
+            for i in range(len(KINDS)):
+                source = course.submitted / f"s{i:02d}" / assignment
+                shutil.copytree(source, few.submitted / f"s{i:02d}" / assignment)
+            cmd = [sys.executable, "-m", "grader", "--instructor-root", str(few.instructor)]
+            run_env = {**env, "TUNELAB_SANDBOX_ZYGOTE": WAYS[way]}
+            _wall, _load, cpu, proc = timed([*cmd, "-q", "autograde", assignment], way, env=run_env)
+            if proc.returncode != 0:
+                print(f"{len(KINDS)}-submission run of {assignment} ({way}) failed:")
+                print(proc.stdout[-2000:], proc.stderr[-2000:])
+            spent = None if cpu is None or spent is None else spent + cpu
+        out[way] = (few, spent)
+    return out
 
 
 def expected_problems(course: Course, assignments: list[str], students: int) -> list[str]:
