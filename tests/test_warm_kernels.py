@@ -131,8 +131,9 @@ def test_the_distribution_scans_made_before_the_fork_are_what_a_kernel_would_fin
         text=True,
         check=True,
     )
+    fresh_path, fresh_found = json.loads(fresh.stdout)
     assert found["local_thing"] == ["local-thing"]
-    assert found == json.loads(fresh.stdout)[1], (path, json.loads(fresh.stdout)[0])
+    assert found == fresh_found, (path, fresh_path)
     assert len(found) > 100  # the venv's packages, not an empty mapping
 
 

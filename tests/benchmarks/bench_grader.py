@@ -295,13 +295,7 @@ def main() -> int:
             print(proc.stderr[-2000:])
         rows[assignment] = {"nbgrader": (wall, load, cpu)}
         for way, course in ours.items():
-            cmd = [sys.executable, "-m", "grader", "--instructor-root", str(course.instructor)]
-            run_env = {**env, "TUNELAB_SANDBOX_ZYGOTE": WAYS[way]}
-            wall, load, cpu, proc = timed([*cmd, "-q", "autograde", assignment], way, env=run_env)
-            if proc.returncode != 0:
-                print(f"python -m grader autograde {assignment} ({way}) exited {proc.returncode}:")
-                print(proc.stdout[-2000:], proc.stderr[-2000:])
-            rows[assignment][way] = (wall, load, cpu)
+            rows[assignment][way] = grade(course, assignment, way, env)
 
     small = scale_runs(work, ours, assignments, env) if args.students > len(KINDS) else {}
 
@@ -413,6 +407,21 @@ def main() -> int:
     return 0 if not wrong and ratio >= 2 else 1
 
 
+def grade(
+    course: Course, assignment: str, way: str, env: dict[str, str]
+) -> tuple[float, float, float | None]:
+    """``python -m grader autograde`` of one assignment, ``way``'s kernels: wall seconds,
+    the machine's load, core-seconds (see :func:`timed`); a failed run is printed."""
+    cmd = [sys.executable, "-m", "grader", "--instructor-root", str(course.instructor)]
+    run_env = {**env, "TUNELAB_SANDBOX_ZYGOTE": WAYS[way]}
+    wall, load, cpu, proc = timed([*cmd, "-q", "autograde", assignment], way, env=run_env)
+    if proc.returncode != 0:
+        print(f"python -m grader autograde {assignment} ({way}) in {course.instructor} "
+              f"exited {proc.returncode}:")  # fmt: skip
+        print(proc.stdout[-2000:], proc.stderr[-2000:])
+    return wall, load, cpu
+
+
 def scale_runs(
     work: Path, ours: dict[str, Course], assignments: list[str], env: dict[str, str]
 ) -> dict[str, tuple[Course, float | None]]:
@@ -427,12 +436,7 @@ def scale_runs(
             for i in range(len(KINDS)):
                 source = course.submitted / f"s{i:02d}" / assignment
                 shutil.copytree(source, few.submitted / f"s{i:02d}" / assignment)
-            cmd = [sys.executable, "-m", "grader", "--instructor-root", str(few.instructor)]
-            run_env = {**env, "TUNELAB_SANDBOX_ZYGOTE": WAYS[way]}
-            _wall, _load, cpu, proc = timed([*cmd, "-q", "autograde", assignment], way, env=run_env)
-            if proc.returncode != 0:
-                print(f"{len(KINDS)}-submission run of {assignment} ({way}) failed:")
-                print(proc.stdout[-2000:], proc.stderr[-2000:])
+            _wall, _load, cpu = grade(few, assignment, way, env)
             spent = None if cpu is None or spent is None else spent + cpu
         out[way] = (few, spent)
     return out
