@@ -39,7 +39,8 @@ def emulator(_emulator_server):
 
 #: Modules that take minutes (a graded corpus, a class hub, browsers), slowest first. They are
 #: collected first, so pytest-xdist (``--dist loadfile`` hands out whole modules in collection
-#: order) starts them at once, beside the many short modules, rather than last and alone.
+#: order, see :func:`pytest_configure`) starts them at once, beside the many short modules,
+#: rather than last and alone.
 LONG_MODULES = (
     "test_grader_adversarial.py",
     "test_hub.py",
@@ -56,6 +57,16 @@ LONG_MODULES = (
     "test_grader_demo.py",
     "test_grader_postgres.py",
 )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Keep xdist's hand-out in collection order (LONG_MODULES first).
+
+    pytest-xdist 3.7+ reorders ``--dist loadfile`` modules by their number of tests unless
+    told not to; the class hub, three long tests, then came near the end and ran alone for
+    minutes while the other worker sat idle."""
+    if hasattr(config.option, "loadscopereorder"):
+        config.option.loadscopereorder = False
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
