@@ -236,8 +236,10 @@ def hub() -> Iterator[Hub]:
         yield running
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(hub):
+    """Closed with this module: an open Playwright keeps its event loop in this worker's main
+    thread, and every browser module the worker runs next would fail to start its own."""
     with chromium() as running:
         yield running
 
@@ -728,7 +730,7 @@ def print_sizing(hub: Hub, sample: dict[str, int], active: list[str], size: int 
     )
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def class_run(hub, browser) -> dict[str, float]:
     """The round trip, once per module (the isolation test inspects what it left)."""
     started = time.monotonic()
