@@ -192,3 +192,36 @@ def test_notebook_time_budget(tmp_path: Path) -> None:
     ]
     assert errors[0] == [] and errors[-1] == ["CellNotRun"]
     assert any(e["kind"] == "notebook_timeout" for e in resources["grader"]["events"])
+
+
+def test_kernels_starting_at_once_share_one_font_list(monkeypatch) -> None:
+    """A zygote is keyed on the font list's path: kernels that start side by side (no
+    preflight before them) must all get the same list, built once, or each keys a zygote."""
+    import functools
+    import threading
+
+    from grader.sandbox import bubblewrap
+
+    fresh = functools.cache(bubblewrap._build_font_list.__wrapped__)  # this test's own build
+    builds: list[int] = []
+
+    def counted() -> Path | None:
+        builds.append(1)
+        return fresh()
+
+    monkeypatch.setattr(bubblewrap, "_build_font_list", functools.cache(counted))
+    start = threading.Barrier(4)
+    seen: list[Path | None] = []
+
+    def kernel() -> None:
+        start.wait()
+        seen.append(bubblewrap.matplotlib_font_list())
+
+    threads = [threading.Thread(target=kernel) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(seen) == 4 and len(set(seen)) == 1, seen
+    assert seen[0] is not None and seen[0].name.startswith("fontlist-")
+    assert builds == [1]

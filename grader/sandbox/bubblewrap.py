@@ -330,13 +330,24 @@ class Sandbox(LoggingConfigurable):
         ]
 
 
-@functools.cache
+_font_list_lock = threading.Lock()
+
+
 def matplotlib_font_list() -> Path | None:
     """Matplotlib's font list (``fontlist-vNNN.json``), built once per grader process.
 
     Built by the grader's own Python from the system's fonts, the same files the sandbox sees
-    at the same paths; None when it cannot be built (kernels then build their own).
+    at the same paths; None when it cannot be built (kernels then build their own). Under a
+    lock: the first kernels of several submissions start at once (no preflight before them,
+    or a Dask worker's threads), and a zygote is keyed on this path, so two lists built side
+    by side would start two zygotes (2 CPU seconds and some 400 MB each).
     """
+    with _font_list_lock:
+        return _build_font_list()
+
+
+@functools.cache
+def _build_font_list() -> Path | None:
     folder = Path(tempfile.mkdtemp(prefix="grader-mpl-"))
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "MPLCONFIGDIR": str(folder)}
