@@ -32,7 +32,7 @@ KERNELSPEC = {"name": "python3", "display_name": "Python 3", "language": "python
 
 def run_sandboxed(cells: list[str], workdir: Path, timeout: int = 10, **sandbox) -> list[dict]:
     """Execute cells in one sandboxed kernel (``Sandbox`` traits from ``sandbox``); per cell,
-    its printed text and the name of its last error (or None)."""
+    its printed text and the name and message of its last error (or None)."""
     from traitlets.config import Config
 
     from grader.verdicts.sandboxedexecute import SandboxedExecute
@@ -46,8 +46,14 @@ def run_sandboxed(cells: list[str], workdir: Path, timeout: int = 10, **sandbox)
     out = []
     for cell in nb.cells:
         text = "".join(o.get("text", "") for o in cell.outputs)
-        errors = [o["ename"] for o in cell.outputs if o.get("output_type") == "error"]
-        out.append({"text": text, "error": errors[-1] if errors else None})
+        errors = [o for o in cell.outputs if o.get("output_type") == "error"]
+        out.append(
+            {
+                "text": text,
+                "error": errors[-1]["ename"] if errors else None,
+                "evalue": errors[-1].get("evalue") if errors else None,
+            }
+        )
     return out
 
 

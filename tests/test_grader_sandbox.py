@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -86,6 +87,34 @@ def test_printing_is_capped_in_the_kernel(tmp_path: Path) -> None:
     out = run(["print('y' * 3_000_000)"], tmp_path, max_cell_output=10_000)
     assert len(out[0]["text"]) < 11_000
     assert "output truncated by the grader" in out[0]["text"]
+
+
+@pytest.mark.usefixtures("kernel_start")
+def test_a_huge_error_message_is_capped_in_the_kernel(tmp_path: Path) -> None:
+    """An exception carrying 20 MB of text (as message and traceback, over the largest message
+    the grader accepts) ends its cell at once, shortened, in the same kernel: not dropped by
+    the grader's socket, the cell waiting out its timeout and the kernel restarted."""
+    started = time.monotonic()
+    cells = ["x = 1", "raise ValueError('e' * 20_000_000)", "print(x)"]
+    out = run(cells, tmp_path, timeout=30, max_cell_output=10_000)
+    assert out[1]["error"] == "ValueError"
+    assert 10_000 < len(out[1]["evalue"]) < 11_000, len(out[1]["evalue"])
+    assert "truncated by the grader" in out[1]["evalue"]
+    assert out[2]["text"].strip() == "1", "the same kernel: not restarted"
+    assert time.monotonic() - started < 25
+
+
+def test_the_kernels_caps_speak_the_notebooks_language(tmp_path: Path) -> None:
+    """A Russian notebook (tunelab set to Russian) reads its truncation notes in Russian."""
+    cells = [
+        "import tunelab\ntunelab.set_language('ru')",
+        "raise ValueError('e' * 50_000)",
+        "print('ж' * 50_000)",
+    ]
+    out = run(cells, tmp_path, timeout=30, max_cell_output=10_000)
+    assert out[1]["evalue"].endswith(" символов)") and "обрезано: длиннее 10" in out[1]["evalue"]
+    assert "вывод обрезан: эта ячейка напечатала больше 10" in out[2]["text"]
+    assert "truncated" not in out[1]["evalue"] + out[2]["text"]
 
 
 FD_TARGETS = """\
