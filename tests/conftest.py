@@ -62,9 +62,9 @@ LONG_MODULES = (
 def pytest_configure(config: pytest.Config) -> None:
     """Keep xdist's hand-out in collection order (LONG_MODULES first).
 
-    pytest-xdist 3.7+ reorders ``--dist loadfile`` modules by their number of tests unless
-    told not to; the class hub, three long tests, then came near the end and ran alone for
-    minutes while the other worker sat idle."""
+    pytest-xdist (3.8 here) reorders ``--dist loadfile`` modules by their number of tests
+    unless told not to (``--no-loadscope-reorder``); the class hub, three long tests, then
+    came near the end and ran alone for minutes while the other worker sat idle."""
     if hasattr(config.option, "loadscopereorder"):
         config.option.loadscopereorder = False
 
