@@ -231,12 +231,12 @@ def test_kernels_starting_at_once_share_one_font_list(monkeypatch) -> None:
 
     from grader.sandbox import bubblewrap
 
-    fresh = functools.cache(bubblewrap._build_font_list.__wrapped__)  # this test's own build
+    build = bubblewrap._build_font_list.__wrapped__  # uncached: this test's own list
     builds: list[int] = []
 
     def counted() -> Path | None:
         builds.append(1)
-        return fresh()
+        return build()
 
     monkeypatch.setattr(bubblewrap, "_build_font_list", functools.cache(counted))
     start = threading.Barrier(4)
