@@ -38,6 +38,10 @@ def _breakages():
     yield "no grade id", lambda meta: meta.pop("grade_id")
     yield "old schema", lambda meta: meta.__setitem__("schema_version", 1)
     yield "new schema", lambda meta: meta.__setitem__("schema_version", 9)
+    yield "grade id a number", lambda meta: meta.__setitem__("grade_id", 7)
+    yield "points missing", lambda meta: meta.pop("points")
+    yield "grade not a boolean", lambda meta: meta.__setitem__("grade", "yes")
+    yield "task not a boolean", lambda meta: meta.__setitem__("task", None)
 
 
 @pytest.mark.parametrize(
@@ -61,6 +65,23 @@ def test_the_schema_is_checked_once_not_per_cell(monkeypatch):
         classmethod(lambda cls, schema, **kw: (calls.append(1), original(cls, schema, **kw))[1]),
     )
     nb = nbformat.read(MASTER, 4)
+    _graded(nb).metadata["nbgrader"]["weight"] = 2  # a broken cell reaches jsonschema
     for _ in range(3):
-        CheckCellMetadata().preprocess(nb, {})
+        with pytest.raises(Exception, match="failed to validate"):
+            CheckCellMetadata(log=logging.getLogger("test")).preprocess(nb, {})
     assert len(calls) == 1
+
+
+def test_valid_cells_pass_the_compiled_schema_alone_and_stay_as_they_were(monkeypatch):
+    """Why: the compiled check is the fast path; it must neither fill in the schema's
+    defaults (that would change the cells) nor leave the valid ones to jsonschema."""
+
+    def slow():
+        raise AssertionError("jsonschema consulted for a valid cell")
+
+    monkeypatch.setattr(checkcellmetadata, "_validator", slow)
+    for master in sorted(MASTER.parents[1].glob("*/*.ipynb")):
+        nb = nbformat.read(master, 4)
+        before = copy.deepcopy(nb)
+        CheckCellMetadata().preprocess(nb, {})
+        assert nb == before, master.name

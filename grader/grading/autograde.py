@@ -209,6 +209,9 @@ def autograde_config(
     extra = Config()
     extra.Autograde.sanitize_preprocessors = SANITIZING_STEPS
     extra.Autograde.autograde_preprocessors = GRADING_STEPS
+    # nbconvert validates the whole notebook after every step (13 per submission); once
+    # after each pass is enough to catch a broken notebook before it is written
+    extra.Exporter.optimistic_validation = True
     extra.SandboxedExecute.sandbox = sandbox
     if timeout is not None:
         extra.SandboxedExecute.timeout = int(timeout)

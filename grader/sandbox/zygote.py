@@ -38,6 +38,7 @@ import array
 import atexit
 import contextlib
 import ctypes
+import gc
 import json
 import os
 import select
@@ -56,6 +57,14 @@ DEFAULT_PRELOAD = (
     "IPython",
     "ipykernel.kernelapp",
     "ipykernel.ipkernel",
+    # what IPKernelApp.initialize imports lazily (66 of a forked kernel's 80 ms of start)
+    "ipykernel.debugger",
+    "IPython.core.debugger",
+    "IPython.core.oinspect",
+    "IPython.core.completerlib",
+    "faulthandler",
+    "psutil",
+    "tornado.platform.asyncio",
     "numpy",
     "pandas",
     "matplotlib",
@@ -75,6 +84,14 @@ DEFAULT_PRELOAD = (
     "fastapi",
     "tunelab.emulator.app",
     "tunelab.emulator.server",
+    # what the SQL notebook's cells import on first use (35 ms of its kernel's CPU)
+    "uvicorn.loops.asyncio",
+    "uvicorn.protocols.http.h11_impl",
+    "uvicorn.protocols.websockets.websockets_sansio_impl",
+    "google.auth.api_key",
+    "pandas.core.methods.to_dict",
+    "pandas.plotting._matplotlib",
+    "matplotlib.backends.backend_agg",
 )
 INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
 BUFFER = 1 << 20  # largest request (the environment and arguments of one kernel)
@@ -167,12 +184,16 @@ def _serve(control: int, preload: list[str], fontlist: str | None, keep: list[st
         (mpl / Path(fontlist or "").name).write_bytes(fonts)
     sys.path[:] = [p for p in sys.path if p and os.path.isabs(p)]
     before = _address_space_mb()
+    environment = set(os.environ)
     failed: list[str] = []
     for name in preload:
         try:
             __import__(name)
         except Exception as err:  # noqa: BLE001 (a kernel imports it again and reports)
             failed.append(f"{name}: {type(err).__name__}: {err}")
+    # what the imports put in the environment (debugpy: PYDEVD_USE_FRAME_EVAL), set again
+    # in each kernel's own environment, as a kernel that imported them itself would have it
+    _SET_BY_IMPORTS.update({k: v for k, v in os.environ.items() if k not in environment})
     for name in ("sandbox_kernel", "sandbox_launch"):
         _load(name)
     # Address space the preloaded modules take: not the student's to pay from --memory (a
@@ -180,6 +201,11 @@ def _serve(control: int, preload: list[str], fontlist: str | None, keep: list[st
     # submission's real memory, a forked kernel's RLIMIT_AS grows by it. Without one,
     # RLIMIT_AS is the memory limit and stays exactly --memory.
     preloaded_mb = max(0, _address_space_mb() - before)
+    # The preloaded objects go to the collector's permanent generation: a kernel's first
+    # full collection would otherwise walk (and so copy, page by page) the zygote's whole
+    # heap. Measured: the SQL notebook's course cells 1.83 -> 1.70 CPU s per kernel.
+    gc.collect()
+    gc.freeze()
     threads = len(os.listdir("/proc/self/task"))
     if threads != 1:  # fork copies one thread: a lock another one held would stay locked
         _send(sock, {"error": f"the zygote has {threads} threads after its imports"})
@@ -212,6 +238,10 @@ def _serve(control: int, preload: list[str], fontlist: str | None, keep: list[st
                 break
             if done == 0:
                 break
+
+
+#: Environment variables the preloaded modules set when imported (in the zygote only).
+_SET_BY_IMPORTS: dict[str, str] = {}
 
 
 def _load(name: str):
@@ -318,6 +348,8 @@ def _kernel(request: dict, fds: list[int]) -> None:
         _prctl(PR_SET_NO_NEW_PRIVS, 1)
         os.environ.clear()
         os.environ.update(request["env"])
+        for key, value in _SET_BY_IMPORTS.items():
+            os.environ.setdefault(key, value)
         _fresh_state()
     except BaseException as err:  # noqa: BLE001 (into the sandbox's stderr log)
         with contextlib.suppress(Exception):

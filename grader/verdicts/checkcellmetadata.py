@@ -5,6 +5,11 @@ checks the *schema* against its meta-schema before every cell: 35 ms of CPU per 
 (each submission is checked twice, before and after its kernel runs). The schema never
 changes, so this step checks it once, keeps the validator, and otherwise does what nbgrader
 does: the same version checks, the same best-match error, the same log and exception.
+
+A cell is first checked by the schema compiled with fastjsonschema (nbformat's own fast
+validator, so already installed); only a cell it rejects goes through jsonschema, whose
+best-match error is the one nbgrader reports. jsonschema alone took about 25 ms of the
+grader's CPU per quiz submission, the compiled check a tenth of that.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import functools
 import traceback
 
+import fastjsonschema
 import jsonschema
 from jsonschema.exceptions import best_match
 from nbgrader.nbgraderformat import MetadataValidator, ValidationError
@@ -32,6 +38,11 @@ class _SchemaOnce(BaseMetadataValidator):
             return
         if meta.get("schema_version", 0) != self.schema_version:
             super().validate_cell(cell)  # nbgrader's SchemaTooOldError / SchemaTooNewError
+        try:
+            _fast_validator()(meta)
+            return
+        except fastjsonschema.JsonSchemaException:
+            pass  # jsonschema says why, as in nbgrader
         error = best_match(_validator().iter_errors(meta))
         if error is not None:
             raise error
@@ -48,6 +59,13 @@ def _validator() -> jsonschema.protocols.Validator:
     cls = jsonschema.validators.validator_for(schema)
     cls.check_schema(schema)
     return cls(schema)
+
+
+@functools.cache
+def _fast_validator():
+    """The same schema compiled to Python: the fast yes, for the cells that pass (without
+    filling in defaults, which would change the cell)."""
+    return fastjsonschema.compile(MetadataValidator().schema, use_default=False)
 
 
 class CheckCellMetadata(NbgraderCheckCellMetadata):
