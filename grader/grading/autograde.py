@@ -49,6 +49,7 @@ from traitlets.config import Config
 from grader.handout.editions import RetranslateEdition, released_copy, submission_language
 from grader.sandbox import zygote
 from grader.sandbox.bubblewrap import TUNELAB_DIR, check_sandbox
+from grader.sandbox.preload import preload_for
 from grader.stores.course import Course, CourseError
 from grader.stores.logs import captured, failure_reason, message_of
 from grader.verdicts.checkcellmetadata import CheckCellMetadata
@@ -256,6 +257,10 @@ class Autograder:
         self.sandbox = sandbox
         self.config = autograde_config(
             course, sandbox=sandbox, timeout=timeout, memory_mb=memory_mb
+        )
+        masters = [course.source / assignment / f"{nb}.ipynb" for nb in self.notebooks]
+        self.config.Sandbox.zygote_preload = list(
+            preload_for(masters, self.checker.module, self.checker.preload)
         )
         if config is not None:
             self.config.merge(config)

@@ -172,7 +172,8 @@ class Sandbox(LoggingConfigurable):
     ).tag(config=True)
     zygote_preload = List(
         Unicode(),
-        help="Modules the zygote imports (default: grader.sandbox.zygote.DEFAULT_PRELOAD).",
+        help="Modules the zygote imports (default: grader.sandbox.preload.DEFAULT_PRELOAD; "
+        "autograde sets the assignment's, see grader.sandbox.preload).",
     ).tag(config=True)
 
     @default("zygote")
@@ -182,7 +183,7 @@ class Sandbox(LoggingConfigurable):
 
     @default("zygote_preload")
     def _zygote_preload_default(self) -> list[str]:
-        from grader.sandbox.zygote import DEFAULT_PRELOAD
+        from grader.sandbox.preload import DEFAULT_PRELOAD
 
         return list(DEFAULT_PRELOAD)
 

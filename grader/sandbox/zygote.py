@@ -52,47 +52,6 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-#: What the course's graded notebooks import, in the order their setup cells do.
-DEFAULT_PRELOAD = (
-    "IPython",
-    "ipykernel.kernelapp",
-    "ipykernel.ipkernel",
-    # what IPKernelApp.initialize imports lazily (66 of a forked kernel's 80 ms of start)
-    "ipykernel.debugger",
-    "IPython.core.debugger",
-    "IPython.core.oinspect",
-    "IPython.core.completerlib",
-    "faulthandler",
-    "psutil",
-    "tornado.platform.asyncio",
-    "numpy",
-    "pandas",
-    "matplotlib",
-    "matplotlib.pyplot",  # not matplotlib_inline.backend_inline: imported, it hooks into the
-    "seaborn",  # IPython shell there is, and the kernel's shell is made after the fork
-    "google.generativeai",
-    "google.api_core.exceptions",
-    "tunelab",
-    "tunelab.checks",
-    "tunelab.checks.probe",
-    "tunelab.checks.wire",
-    "tunelab.checks.sql_overfitting",
-    "tunelab.checks.quiz",
-    "tunelab.scenarios",
-    "sqlite3",
-    "uvicorn",
-    "fastapi",
-    "tunelab.emulator.app",
-    "tunelab.emulator.server",
-    # what the SQL notebook's cells import on first use (35 ms of its kernel's CPU)
-    "uvicorn.loops.asyncio",
-    "uvicorn.protocols.http.h11_impl",
-    "uvicorn.protocols.websockets.websockets_sansio_impl",
-    "google.auth.api_key",
-    "pandas.core.methods.to_dict",
-    "pandas.plotting._matplotlib",
-    "matplotlib.backends.backend_agg",
-)
 INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
 BUFFER = 1 << 20  # largest request (the environment and arguments of one kernel)
 MAX_FDS = 16
@@ -185,12 +144,7 @@ def _serve(control: int, preload: list[str], fontlist: str | None, keep: list[st
     sys.path[:] = [p for p in sys.path if p and os.path.isabs(p)]
     before = _address_space_mb()
     environment = set(os.environ)
-    failed: list[str] = []
-    for name in preload:
-        try:
-            __import__(name)
-        except Exception as err:  # noqa: BLE001 (a kernel imports it again and reports)
-            failed.append(f"{name}: {type(err).__name__}: {err}")
+    failed = _import_all(preload)
     # what the imports put in the environment (debugpy: PYDEVD_USE_FRAME_EVAL), set again
     # in each kernel's own environment, as a kernel that imported them itself would have it
     _SET_BY_IMPORTS.update({k: v for k, v in os.environ.items() if k not in environment})
@@ -238,6 +192,23 @@ def _serve(control: int, preload: list[str], fontlist: str | None, keep: list[st
                 break
             if done == 0:
                 break
+
+
+def _import_all(names: list[str]) -> list[str]:
+    """Import each module; what failed, and why (a kernel imports it again and reports).
+    A name marked optional (``?a.b``, :data:`grader.sandbox.preload.OPTIONAL`) that is no
+    module of ``a`` is skipped without a word."""
+    failed: list[str] = []
+    for name in names:
+        optional, name = name.startswith("?"), name.removeprefix("?")
+        try:
+            __import__(name)
+        except ModuleNotFoundError as err:
+            if not (optional and err.name == name):
+                failed.append(f"{name}: {type(err).__name__}: {err}")
+        except Exception as err:  # noqa: BLE001
+            failed.append(f"{name}: {type(err).__name__}: {err}")
+    return failed
 
 
 #: Environment variables the preloaded modules set when imported (in the zygote only).
@@ -466,7 +437,7 @@ class Zygote:
         self,
         options: tuple[str, ...],
         env: dict[str, str],
-        preload: tuple[str, ...] = DEFAULT_PRELOAD,
+        preload: tuple[str, ...],
         fontlist: str | None = None,
         keep: tuple[str, ...] = (),
         start_timeout: float = 300.0,

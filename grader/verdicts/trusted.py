@@ -104,6 +104,9 @@ class Checker:
     module: str
     checks: dict[str, Callable[[Context], Verdict]]
     sha256: str
+    #: modules the assignment's kernels import that no import statement of the master shows
+    #: (``PRELOAD``, optional): the zygote imports them too (:mod:`grader.sandbox.preload`)
+    preload: tuple[str, ...] = ()
 
     def judge(self, grade_id: str, ctx: Context) -> Verdict:
         check = self.checks.get(grade_id)
@@ -168,7 +171,11 @@ def load_checker(course_root: Path, assignment: str) -> Checker:
     probes = getattr(module, "MODULE", None)
     if not isinstance(checks, dict) or not isinstance(probes, str):
         raise CheckerError(f"{path} must define MODULE (a str) and CHECKS (a dict)")
-    return Checker(assignment, path, probes, checks, hashlib.sha256(path.read_bytes()).hexdigest())
+    preload = getattr(module, "PRELOAD", ())
+    if not isinstance(preload, tuple | list) or not all(isinstance(m, str) for m in preload):
+        raise CheckerError(f"{path}: PRELOAD must be a tuple of module names (str)")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    return Checker(assignment, path, probes, checks, digest, tuple(preload))
 
 
 def new_seed() -> int:

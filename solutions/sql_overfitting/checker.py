@@ -48,6 +48,27 @@ def _sibling(name: str) -> Any:
 curves = _sibling("curves")
 
 MODULE = "sql_overfitting"
+#: What this notebook's kernels import that no import statement of the master shows: the
+#: emulator behind ``tunelab.connect`` and what the lesson's calls load on first use. The
+#: grader's zygote imports them once (grader.sandbox.preload), not every kernel.
+PRELOAD = (
+    "tunelab.emulator.app",
+    "tunelab.emulator.server",
+    "uvicorn.loops.asyncio",
+    "uvicorn.protocols.http.h11_impl",
+    "uvicorn.protocols.websockets.websockets_sansio_impl",
+    "google.auth.api_key",
+    "pandas.core.methods.to_dict",
+    "pandas.core.reshape.reshape",
+    "pandas.plotting._matplotlib",
+    "tunelab.practice_runs",
+    "tunelab.domains.nl_sql",
+    "tunelab.domains.tech_support",
+    "uvicorn.lifespan.off",
+    "uvicorn.loops.auto",
+    "uvicorn.protocols.http.auto",
+    "uvicorn.protocols.websockets.auto",
+)
 BASE_MODEL = "models/gemini-1.5-flash-001-tuning"
 FIRST_MODEL = "tunedModels/sql-20-epochs"
 FIRST_RUN = {"epoch_count": 20, "batch_size": 4, "learning_rate": 0.001}
