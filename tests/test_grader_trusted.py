@@ -21,7 +21,7 @@ from grader.handout.release import release_all
 from grader.sandbox.bubblewrap import check_sandbox
 from grader.stores.course import Course, CourseError
 from grader.verdicts.preflight import PreflightError
-from grader.verdicts.trusted import Context, load_checker, parse_answer, probe_code
+from grader.verdicts.trusted import Context, ProbeFailed, load_checker, parse_answer, probe_code
 from tunelab.checks import quiz as quiz_checks
 from tunelab.checks import wire
 
@@ -216,3 +216,72 @@ def test_hints_in_checks_and_checkers_name_real_sections() -> None:
                 broken.append(f"{path.relative_to(ROOT)}: {target}, {section!r}")
     assert found >= 20, f"only {found} hints found: did the pattern stop matching?"
     assert not broken, "hints point at sections that do not exist:\n" + "\n".join(broken)
+
+
+# -- one probe for parts that read the same state ------------------------------------------------
+def test_probe_once_asks_the_kernel_once_per_submission_and_keeps_no_failure() -> None:
+    calls: list[str] = []
+
+    def probe(module: str, part: str, payload) -> object:
+        calls.append(part)
+        if part == "flaky" and calls.count("flaky") == 1:
+            raise ProbeFailed("hung")
+        return {"q1": "a"}
+
+    memo: dict = {}
+    parts = [Context(f"q{i}-check", 1, probe, "quiz", ROOT, memo=memo) for i in range(3)]
+    assert [ctx.probe_once("answers", {}) for ctx in parts] == [{"q1": "a"}] * 3
+    assert parts[0].probe_once("answers", {"other": 1}) == {"q1": "a"}  # another payload
+    assert calls == ["answers", "answers"]
+    with pytest.raises(ProbeFailed):
+        parts[0].probe_once("flaky", {})
+    assert parts[1].probe_once("flaky", {}) == {"q1": "a"}  # the failure was not kept
+    fresh = Context("q1-check", 1, probe, "quiz", ROOT)  # another submission: its own memo
+    fresh.probe_once("answers", {})
+    assert calls.count("answers") == 3
+
+
+def test_a_restarted_kernel_is_probed_afresh(monkeypatch) -> None:
+    """Why: after a restart the answers come from replayed cells, not the kernel before."""
+    from grader.verdicts.sandboxedexecute import SandboxedExecute
+
+    step = SandboxedExecute(sandbox=False)
+    step._memo = {"answers|{}": {"q1": "a"}}
+
+    def no_kernel():
+        raise RuntimeError("no kernel here")
+
+    monkeypatch.setattr(step, "create_kernel_manager", no_kernel)
+    with pytest.raises(RuntimeError):
+        step._start_kernel()
+    assert step._memo == {}
+
+
+def test_the_quiz_reads_its_answers_with_one_probe(tmp_path, monkeypatch) -> None:
+    """Fourteen parts, one kernel round trip (each part used to probe the same dict)."""
+    import random
+
+    from grader.demo import make_submission
+    from grader.handout.release import register_assignment
+    from grader.verdicts.sandboxedexecute import SandboxedExecute
+
+    course = Course.from_env(ROOT, tmp_path / "instructor")
+    register_assignment(course, "quiz")
+    master = nbformat.read(ROOT / "solutions" / "quiz" / "quiz.ipynb", 4)
+    released = nbformat.read(ROOT / "notebooks" / "quiz" / "quiz.ipynb", 4)
+    folder = course.submitted / "ann" / "quiz"
+    folder.mkdir(parents=True)
+    data = make_submission("complete", released, master, random.Random(0), Path("/x"))
+    (folder / "quiz.ipynb").write_bytes(data)
+    probes: list[str] = []
+    real = SandboxedExecute.execute_cell
+
+    def counting(self, cell, index, **kwargs):
+        if "tunelab.checks.probe" in cell.source:
+            probes.append(cell.source)
+        return real(self, cell, index, **kwargs)
+
+    monkeypatch.setattr(SandboxedExecute, "execute_cell", counting)
+    (result,) = autograde(course, "quiz", sandbox=not check_sandbox(), preflight=False).results
+    assert result.score == result.max_score == 14, result.message
+    assert len(probes) == 1

@@ -275,6 +275,7 @@ class SandboxedExecute(Execute):
             course_root=self._course_root(),
             lang=edition_language(self.nb),
             student=self._student,
+            memo=self._memo,
         )
         try:
             verdict = self._checker.judge(grade_id, ctx)
@@ -393,6 +394,7 @@ class SandboxedExecute(Execute):
 
     # -- kernel lifecycle --------------------------------------------------------------------
     def _start_kernel(self, first: bool = False) -> None:
+        self._memo: dict[str, Any] = {}  # probe_once's answers: none yet from this kernel
         km = self.km = self.create_kernel_manager()  # nbclient drops self.km when start fails
         cwd = self.resources.get("metadata", {}).get("path") or None
         # the collected id, so a notebook with per-student variants shows the graded one

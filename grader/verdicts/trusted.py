@@ -81,6 +81,9 @@ class Context:
     #: the id the submission was collected under ("" for the master's preflight): per-student
     #: variants (the quiz) are judged under it, never under an id the notebook claims
     student: str = ""
+    #: answers of :meth:`probe_once`, shared by the parts of one submission while its kernel
+    #: lives (the grader gives every part the same dict and empties it at a restart)
+    memo: dict[str, Any] = field(default_factory=dict)
 
     def rng(self, salt: str = "") -> np.random.Generator:
         """A generator fixed by the submission's seed and the part (and an optional salt)."""
@@ -90,6 +93,17 @@ class Context:
     def probe(self, part: str, payload: Any) -> Any:
         """Run ``tunelab.checks.MODULE.PROBES[part]`` in the kernel; its decoded answer."""
         return self.probe_fn(self.module, part, payload)
+
+    def probe_once(self, part: str, payload: Any) -> Any:
+        """:meth:`probe`, asked of the kernel once per submission: for parts that all read
+        the same state after the last cell (the quiz's ``answers``), instead of one probe
+        (a kernel round trip) each. An answer that failed is not kept: the next part asks."""
+        import json
+
+        key = f"{part}|{json.dumps(payload, sort_keys=True)}"
+        if key not in self.memo:
+            self.memo[key] = self.probe(part, payload)
+        return self.memo[key]
 
     def data_path(self, relative: str) -> Path:
         return self.course_root / "data" / relative

@@ -710,7 +710,7 @@ def _check(qid: str):
     def check(ctx: Context) -> Verdict:
         lang = ctx.lang
         student = ctx.student
-        answers = ctx.probe("answers", {})
+        answers = ctx.probe_once("answers", {})  # one read for all fourteen parts
         if not isinstance(answers, dict):
             return Verdict.fail(
                 tr(
