@@ -52,6 +52,7 @@ from grader.sandbox.bubblewrap import TUNELAB_DIR, check_sandbox
 from grader.sandbox.preload import preload_for
 from grader.stores.course import Course, CourseError
 from grader.stores.logs import captured, failure_reason, message_of
+from grader.stores.schema_once import schema_checked_once
 from grader.verdicts.checkcellmetadata import CheckCellMetadata
 from grader.verdicts.checks import NotebookCheck, check_submission, edited_locked_cells
 from grader.verdicts.overwritecells import OverwriteCells
@@ -287,7 +288,7 @@ class Autograder:
             register_assignment(self.course, self.assignment)
         names = self.students() if students is None else students
         lock = self.course.instructor / ".autograde.lock"
-        with _exclusive(lock), zygote.in_use(), _as_nbgrader_autograde():
+        with _exclusive(lock), zygote.in_use(), _as_nbgrader_autograde(), schema_checked_once():
             if self.preflight and names:
                 self._preflight()  # in the students' environment, so it shares their zygote
             return self._run(names, progress)
