@@ -23,8 +23,11 @@ plain nbgrader's) is put in a cpuacct control group of its own when this machine
 (root, cgroup v1 or v2), so the core-seconds of everything it ran (the grader, the zygote,
 every kernel) are measured, not guessed; the grader's per-submission logs say how the
 kernels spent theirs (start, course cells, the student's solution cells, checks). Overhead
-per submission = all core-seconds of the run / submissions - the student's solution cells
-(goal: at most 1 core-second); the preflight is part of the run.
+per submission = all core-seconds of the run / submissions - the notebook's cells (its course
+and solution cells, which run in the student's kernel as they ran for the student; goal: at
+most 1 core-second), i.e. the kernel's start, the checks, the grader and the zygote, with
+the preflight part of the run. The same figure with the course's cells counted as overhead
+too (all core-seconds - the solution cells only) is printed beside it.
 
 A run also pays once for what does not grow with the class: the grader's own start, the
 zygote's imports, the preflight. So each way grades the first ``len(KINDS)`` submissions
@@ -331,8 +334,10 @@ def main() -> int:
     print("core-seconds per submission (the whole run's control group; kernels from the logs):")
     keys = ("start", "course", "solution", "checks", "other")
     print(f"{'how':<10}{'total':>8}{'kernel start':>14}{'course cells':>14}{'solution':>10}"
-          f"{'checks':>8}{'other':>7}{'grader+zygote':>15}{'overhead':>10}")  # fmt: skip
-    overheads: dict[str, float] = {}
+          f"{'checks':>8}{'other':>7}{'grader+zygote':>15}{'overhead':>10}"
+          f"{'beyond sol.':>13}")  # fmt: skip
+    overheads: dict[str, float] = {}  # beyond the notebook's cells (the goal's figure)
+    beyond_solution: dict[str, float] = {}  # beyond the solution cells only
     for how in hows:
         cpus = [by[how][2] for by in rows.values()]
         if any(c is None for c in cpus):
@@ -347,11 +352,20 @@ def main() -> int:
             for key, value in kernel_cpu(ours[how], assignment).items():
                 kernel[key] = kernel.get(key, 0.0) + value / subs
         rest = spent - sum(kernel.values())
-        overheads[how] = spent - kernel.get("solution", 0.0)
+        beyond_solution[how] = spent - kernel.get("solution", 0.0)
+        overheads[how] = beyond_solution[how] - kernel.get("course", 0.0)
         print(f"{how:<10}{spent:>8.2f}" + "".join(f"{kernel.get(k, 0.0):>{w}.2f}" for k, w in
               zip(keys, (14, 14, 10, 8, 7), strict=True))
-              + f"{rest:>15.2f}{overheads[how]:>10.2f}")  # fmt: skip
-    print("overhead = total - the student's solution cells; the preflight is in the total")
+              + f"{rest:>15.2f}{overheads[how]:>10.2f}{beyond_solution[how]:>13.2f}")  # fmt: skip
+    print(
+        "overhead = total - the notebook's cells (course and solution cells, run in the "
+        "student's kernel as the student ran them): kernel start, checks, grader, zygote; "
+        "the run's fixed costs (its start, the zygote's imports, the preflight) included"
+    )
+    print(
+        "beyond sol. = total - the solution cells only: the course's own cells (setup, the "
+        "emulator job, the figures) counted as overhead too"
+    )
     for how, (course, cpu) in small.items():
         if cpu is None or any(by[how][2] is None for by in rows.values()):
             continue
@@ -400,8 +414,10 @@ def main() -> int:
           f"{'kept' if ratio >= 2 else 'BROKEN'}")  # fmt: skip
     if best in overheads:
         verdict = "met" if overheads[best] <= 1 else "NOT met"
-        print(f"goal overhead <= 1 core-second per submission ({best}): {verdict} "
-              f"({overheads[best]:.2f})")  # fmt: skip
+        strict = "met" if beyond_solution[best] <= 1 else "NOT met"
+        print(f"goal overhead <= 1 core-second per submission beyond the notebook's cells "
+              f"({best}): {verdict} ({overheads[best]:.2f}); beyond the solution cells only: "
+              f"{strict} ({beyond_solution[best]:.2f})")  # fmt: skip
     if not args.keep:
         shutil.rmtree(work, ignore_errors=True)
     return 0 if not wrong and ratio >= 2 else 1
