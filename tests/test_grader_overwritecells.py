@@ -49,15 +49,10 @@ def _tamper(nb) -> None:
     locked[1].metadata["nbgrader"]["grade_id"] = "made-up"  # an id the gradebook lacks
 
 
-class PerCellStep(NbgraderStep):
-    """nbgrader's step asking the gradebook per cell, hardened as ours (the step before)."""
+class PerCellStep(OverwriteCells):
+    """Ours with nbgrader's ``preprocess``, which asks the gradebook per cell (the step before)."""
 
-    def preprocess_cell(self, cell, resources, cell_index):
-        cell, resources = super().preprocess_cell(cell, resources, cell_index)
-        meta = cell.metadata.get("nbgrader")
-        if meta is not None and "grade_id" not in meta:
-            del cell.metadata["nbgrader"]
-        return cell, resources
+    preprocess = NbgraderStep.preprocess
 
 
 def _run(step, course: Course, nb):

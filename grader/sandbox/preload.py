@@ -45,9 +45,9 @@ FIGURES = (
     "PIL.JpegImagePlugin",
     "PIL.PpmImagePlugin",
 )
-#: What the course's graded lessons import beyond a kernel's start, in the order their setup
-#: cells do, and what their calls import on first use: the zygote's imports where the
-#: assignment is not known (a kernel started outside ``autograde``).
+#: The heavy libraries of the course's lessons: with :data:`KERNEL_PRELOAD` and
+#: :data:`FIGURES`, the zygote's imports where the assignment is not known (a kernel started
+#: outside ``autograde``). An assignment's own list comes from :func:`preload_for`.
 LESSON_PRELOAD = (
     "numpy",
     "pandas",
@@ -55,25 +55,9 @@ LESSON_PRELOAD = (
     "matplotlib.pyplot",
     "seaborn",
     "google.generativeai",
-    "google.api_core.exceptions",
     "tunelab",
     "tunelab.checks",
-    "tunelab.checks.sql_overfitting",
-    "tunelab.checks.quiz",
     "tunelab.scenarios",
-    "sqlite3",
-    "uvicorn",
-    "fastapi",
-    "tunelab.emulator.app",
-    "tunelab.emulator.server",
-    "uvicorn.loops.asyncio",
-    "uvicorn.protocols.http.h11_impl",
-    "uvicorn.protocols.websockets.websockets_sansio_impl",
-    "google.auth.api_key",
-    "pandas.core.methods.to_dict",
-    "pandas.plotting._matplotlib",
-    "tunelab.practice_runs",
-    "tunelab.domains.nl_sql",
 )
 DEFAULT_PRELOAD = KERNEL_PRELOAD + LESSON_PRELOAD + FIGURES
 #: Never imported in the zygote: it hooks into the IPython shell there is, and a kernel's
