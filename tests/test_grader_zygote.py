@@ -269,3 +269,29 @@ def test_the_preflight_and_the_class_share_one_zygote(tmp_path: Path, monkeypatc
     grader.run()
     assert seen == [("preflight", "autograde"), ("class", "autograde")]
     assert "NBGRADER_EXECUTION" not in os.environ, "restored after the run"
+
+
+def test_a_zygote_that_cannot_start_is_not_retried_and_kernels_start_without_it(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """Why: the zygote only saves time. An assignment's master may import a module that
+    starts a thread (a zygote must have one, and says so instead of starting): grading goes
+    on with kernels bubblewrap starts, and the zygote is not started again for each one."""
+    starts: list[int] = []
+
+    def threads_after_imports(self) -> None:
+        starts.append(1)
+        raise zygote.ZygoteError("the zygote did not start: it has 2 threads after its imports")
+
+    monkeypatch.setattr(zygote.Zygote, "_start", threads_after_imports)
+    cfg = Config()
+    cfg.Sandbox.zygote = True
+    cfg.Sandbox.zygote_preload = ["json", "tunelab.checks.probe"]  # a zygote of its own
+    for _ in range(2):
+        cells = [new_code_cell("print(6 * 7)")]
+        nb = new_notebook(cells=cells, metadata={"kernelspec": KERNELSPEC})
+        nb, _ = SandboxedExecute(timeout=60, config=cfg).preprocess(
+            nb, {"metadata": {"path": str(tmp_path)}}
+        )
+        assert nb.cells[0].outputs[0]["text"] == "42\n"
+    assert len(starts) == 1, "tried once, then the kernels started without it"

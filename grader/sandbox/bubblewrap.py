@@ -739,7 +739,10 @@ class SandboxedKernelManager(AsyncKernelManager):
 
     async def _zygote_fits(self, kernel_cmd: list[str], mode: str) -> bool:
         """Start the zygote if need be; False where a forked kernel would not fit: without
-        a control group RLIMIT_AS is the memory limit, and the preloaded modules take part."""
+        a control group RLIMIT_AS is the memory limit, and the preloaded modules take part.
+        False too where the zygote could not start: it only saves time, and bubblewrap
+        starts the kernel in the same sandbox (an assignment's master may import a module
+        that starts a thread, which a zygote must not have)."""
         from grader.sandbox.zygote import ZygoteError
 
         zygote = self._zygote(kernel_cmd)
@@ -747,7 +750,8 @@ class SandboxedKernelManager(AsyncKernelManager):
         try:
             await asyncio.get_running_loop().run_in_executor(None, zygote.ready)
         except ZygoteError as err:
-            raise SandboxUnavailable(str(err)) from err
+            self.log.warning("sandbox: %s; bubblewrap starts this kernel", err)
+            return False
         if zygote.starts != starts:
             self.log.info(
                 "sandbox: zygote started, its imports took %.2f CPU seconds and %d MB of "

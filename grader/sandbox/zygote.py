@@ -455,6 +455,8 @@ class Zygote:
         #: address space (MB) its imports take, which every forked kernel starts with
         self.preloaded_mb = 0
         self.starts = 0
+        #: why it could not start, once it could not (then it is not tried again)
+        self.start_failure: str | None = None
 
     def _start(self) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -495,11 +497,22 @@ class Zygote:
         self.starts += 1
 
     def ready(self) -> Zygote:
-        """Start the zygote unless it runs (its imports take seconds: call off the loop)."""
+        """Start the zygote unless it runs (its imports take seconds: call off the loop).
+
+        A zygote that could not start (one of its imports started a thread, say) is not
+        started again for every kernel: the reason is kept and raised at once, and the
+        kernels start without it (see ``SandboxedKernelManager._zygote_fits``).
+        """
         with self._lock:
+            if self.start_failure is not None:
+                raise ZygoteError(self.start_failure)
             if not self.alive():
                 self.close()
-                self._start()
+                try:
+                    self._start()
+                except ZygoteError as err:
+                    self.start_failure = str(err)
+                    raise
         return self
 
     def log_tail(self, lines: int = 5) -> str:
@@ -645,6 +658,8 @@ def close_all(keep_last: bool = False) -> None:
     with _zygotes_lock:
         keys = list(_zygotes)[:-1] if keep_last else list(_zygotes)
         zygotes = [_zygotes.pop(key) for key in keys]
+        for kept in _zygotes.values():
+            kept.start_failure = None  # the next run tries to start it again
     for zygote in zygotes:
         zygote.close()
 
