@@ -3,7 +3,7 @@
 Why per assignment: the zygote's imports are paid once per grading run, and a forked
 kernel gets them for free, but a module nobody imports is only cost. The quiz needs pandas,
 matplotlib and its own checks; importing seaborn, scipy, google.generativeai and the
-emulator's web stack for it too took about 1.4 of the zygote's 2.3 CPU seconds.
+emulator's web stack for it too took about 1.5 of the zygote's 2.3 CPU seconds.
 
 The list is read from the master (trusted, the instructor's): the modules its code cells
 import, in order, after what every kernel imports to start; then the probe's modules, then
@@ -93,7 +93,9 @@ def notebook_imports(path: Path) -> list[str]:
     return found
 
 
-def preload_for(masters: Iterable[Path], probe_module: str, extra: Iterable[str] = ()) -> tuple:
+def preload_for(
+    masters: Iterable[Path], probe_module: str, extra: Iterable[str] = ()
+) -> tuple[str, ...]:
     """The zygote's imports for an assignment: every kernel's, the masters', the probe's
     module (``tunelab.checks.PROBE_MODULE``), then ``extra``; each once, in that order."""
     wanted: list[str] = list(KERNEL_PRELOAD)
