@@ -83,3 +83,23 @@ def test_threads_grading_side_by_side_share_the_checks(tmp_path: Path, queries) 
     assert errors == []
     with api.Gradebook(url) as gb:
         assert sorted(s.id for s in gb.students) == ["ann", "s0", "s1", "s2", "s3"]
+
+
+def test_whatever_stood_before_a_run_is_what_stands_after(tmp_path: Path, monkeypatch) -> None:
+    """Why: another wrapper of ``Gradebook.__init__`` (a test's counter, a later patch) that
+    was in place when a run began must still be there, and still called, when it ends."""
+    url = _gradebook(tmp_path / "gradebook.db")
+    calls: list[str] = []
+    theirs = api.Gradebook.__init__
+
+    def wrapper(self, *args, **kwargs):
+        calls.append("wrapper")
+        theirs(self, *args, **kwargs)
+
+    monkeypatch.setattr(api.Gradebook, "__init__", wrapper)
+    with schema_checked_once():
+        for _ in range(2):
+            with api.Gradebook(url):
+                pass
+    assert api.Gradebook.__init__ is wrapper
+    assert calls == ["wrapper"]  # the first open checked (through it), the second did not

@@ -26,14 +26,16 @@ from sqlalchemy.orm import scoped_session, sessionmaker
 _lock = threading.Lock()
 _active = 0
 _checked: set[tuple[str, str]] = set()
-_nbgraders_init = api.Gradebook.__init__
+#: ``Gradebook.__init__`` as it was when the first of the runs now going began (restored
+#: when the last ends): taken then, not at import, so whatever stood there is kept
+_saved_init = api.Gradebook.__init__
 
 
 def _init(self, db_url: str, course_id: str = "default_course", authenticator=None) -> None:
     """nbgrader's ``Gradebook.__init__``, its checks skipped for a database checked before."""
     key = (str(db_url), course_id)
     if key not in _checked:
-        _nbgraders_init(self, db_url, course_id, authenticator)
+        _saved_init(self, db_url, course_id, authenticator)
         _checked.add(key)  # only once the checks passed
         return
     self.engine = create_engine(db_url, echo=False, future=True)
@@ -45,15 +47,17 @@ def _init(self, db_url: str, course_id: str = "default_course", authenticator=No
 @contextlib.contextmanager
 def schema_checked_once() -> Iterator[None]:
     """Within: each (database, course) is checked at its first open only."""
-    global _active
+    global _active, _saved_init
     with _lock:
+        if _active == 0:
+            _saved_init = api.Gradebook.__init__
+            api.Gradebook.__init__ = _init
         _active += 1
-        api.Gradebook.__init__ = _init
     try:
         yield
     finally:
         with _lock:
             _active -= 1
             if _active == 0:
-                api.Gradebook.__init__ = _nbgraders_init
+                api.Gradebook.__init__ = _saved_init
                 _checked.clear()
