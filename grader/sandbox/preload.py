@@ -104,10 +104,9 @@ def preload_for(
     if any(name.split(".")[0] == "matplotlib" for name in wanted):
         wanted += FIGURES  # what showing the first figure imports
     wanted += [f"tunelab.checks.{probe_module}", *extra]
-    out: list[str] = []
+    out: dict[str, str] = {}  # module -> as imported: optional only if never named plainly
     for name in wanted:
         plain = name.removeprefix(OPTIONAL)
-        if plain in out or f"{OPTIONAL}{plain}" in out or plain.split(".")[0] in NEVER:
-            continue
-        out.append(name)
-    return tuple(out)
+        if plain.split(".")[0] not in NEVER and (plain not in out or name == plain):
+            out[plain] = name  # a dict keeps the first position
+    return tuple(out.values())
